@@ -1,0 +1,113 @@
+// expo extrapolate: write theta1 + alpha * (theta1 - theta0) as a Hugging Face checkpoint.
+#include <cstdio>
+#include <memory>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/progress.h"
+#include "core/thread_pool.h"
+#include "core/units.h"
+#include "merge/extrapolate.h"
+
+namespace expo::cli {
+
+namespace {
+struct ExtrapolateArgs {
+  std::string sft, aligned, alpha, output, revision, sft_revision, aligned_revision;
+  std::string dtype, on_missing = "error", max_shard_size = "5GB";
+  std::vector<std::string> rules;
+  bool dry_run = false, force = false, allow_nonfinite = false, progress = false,
+       no_progress = false;
+  size_t threads = 0;
+};
+
+void run(const ExtrapolateArgs& args) {
+  PlanOptions plan_options;
+  ExtrapolateOptions options;
+  if (!args.dtype.empty()) {
+    plan_options.dtype = parse_user_float_dtype(args.dtype);
+    if (!plan_options.dtype) fail("--dtype: '", args.dtype, "' is not one of bf16, f16, f32, f64");
+    options.dtype = plan_options.dtype;
+  }
+  for (const auto& r : args.rules) plan_options.rules.push_back(parse_alpha_rule(r));
+  options.rule_texts = args.rules;
+  if (args.on_missing == "copy-aligned") plan_options.on_missing = OnMissing::kCopyAligned;
+  else if (args.on_missing != "error")
+    fail("--on-missing: '", args.on_missing, "' is not 'error' or 'copy-aligned'");
+  options.max_shard_size = parse_size(args.max_shard_size, "--max-shard-size");
+
+  const auto alphas = parse_alpha_list(args.alpha);
+  if (alphas.size() > 1 && args.output.find("{alpha}") == std::string::npos)
+    fail("--output: several alphas need {alpha} in the output name, e.g. 'model-expo-{alpha}'");
+  for (const auto& alpha : alphas) {
+    std::string dir = args.output;
+    for (size_t at; (at = dir.find("{alpha}")) != std::string::npos;)
+      dir.replace(at, 7, alpha.text);
+    options.outputs.push_back({dir, alpha});
+  }
+  options.force = args.force;
+  options.allow_nonfinite = args.allow_nonfinite;
+  options.progress = args.progress || (!args.no_progress && Progress::stderr_is_terminal());
+  options.command_line = command_line();
+
+  const auto sft = Checkpoint::open(args.sft, args.sft_revision.empty() ? args.revision : args.sft_revision);
+  const auto aligned =
+      Checkpoint::open(args.aligned, args.aligned_revision.empty() ? args.revision : args.aligned_revision);
+  const Plan plan = make_plan(sft, aligned, plan_options);
+  for (const auto& w : plan.warnings) std::fprintf(stderr, "expo: warning: %s\n", w.c_str());
+  if (args.dry_run) {
+    check_outputs(sft, aligned, options);
+    std::fputs(describe_plan(sft, aligned, plan, options).c_str(), stdout);
+    return;
+  }
+  for (const auto& n : plan.notes) std::fprintf(stderr, "expo: note: %s\n", n.c_str());
+  ThreadPool pool(args.threads);
+  extrapolate_checkpoints(sft, aligned, plan, options, pool);
+  const auto shards = plan_output_shards(plan, options.max_shard_size);
+  for (const auto& o : options.outputs)
+    std::printf("wrote %s: alpha %s, %zu tensors, %s in %zu shard(s)\n", o.dir.c_str(),
+                o.alpha.text.c_str(), plan.entries.size(), format_bytes(plan.out_bytes()).c_str(),
+                shards.size());
+}
+}  // namespace
+
+void add_extrapolate_command(CLI::App& app) {
+  auto args = std::make_shared<ExtrapolateArgs>();
+  auto* cmd = app.add_subcommand(
+      "extrapolate",
+      "Write theta1 + alpha * (theta1 - theta0): the ExPO model of an SFT/aligned pair.\n"
+      "Example: expo extrapolate --sft ./mistral-7b-sft-beta --aligned ./zephyr-7b-beta "
+      "--alpha 0.3 --output ./zephyr-7b-beta-expo");
+  cmd->add_option("--sft", args->sft,
+                  "theta0, the SFT checkpoint: a folder, a .safetensors file or a cached repo id")
+      ->required();
+  cmd->add_option("--aligned", args->aligned, "theta1, the DPO/RLHF checkpoint (same forms)")
+      ->required();
+  cmd->add_option("--alpha", args->alpha, "extrapolation strength, or a list: 0.1,0.3,0.5")
+      ->required();
+  cmd->add_option("--output", args->output,
+                  "output folder; with several alphas it must contain {alpha}")
+      ->required();
+  cmd->add_option("--dtype", args->dtype,
+                  "output dtype of floating tensors: bf16, f16, f32 or f64 (default: aligned's)");
+  cmd->add_option("--rule", args->rules,
+                  "per-tensor alpha REGEX=ALPHA, repeatable, first match wins "
+                  "(e.g. 'embed_tokens|lm_head=0')");
+  cmd->add_option("--on-missing", args->on_missing,
+                  "error (default) or copy-aligned: what to do with unmatched tensors");
+  cmd->add_option("--max-shard-size", args->max_shard_size,
+                  "largest output shard, e.g. 5GB (default), 2GB, 500MB");
+  cmd->add_option("--revision", args->revision, "revision of repo ids in the Hugging Face cache");
+  cmd->add_option("--sft-revision", args->sft_revision, "revision of --sft only");
+  cmd->add_option("--aligned-revision", args->aligned_revision, "revision of --aligned only");
+  cmd->add_option("--threads", args->threads, "worker threads (default: all cores)");
+  cmd->add_flag("--dry-run", args->dry_run, "print the plan and write nothing");
+  cmd->add_flag("--force", args->force, "replace an existing output");
+  cmd->add_flag("--allow-nonfinite", args->allow_nonfinite,
+                "carry NaN/Inf inputs through instead of failing");
+  cmd->add_flag("--progress", args->progress, "show progress even when stderr is not a terminal");
+  cmd->add_flag("--no-progress", args->no_progress, "never show progress");
+  cmd->callback([args] { run(*args); });
+}
+
+}  // namespace expo::cli

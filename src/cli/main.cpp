@@ -1,0 +1,59 @@
+// expo: the command-line front end. It parses arguments and prints; libexpo does the work.
+#include <cstdio>
+#include <expo/version.h>
+
+#include "cli/commands.h"
+#include "core/error.h"
+#include "core/interrupt.h"
+
+namespace expo::cli {
+
+namespace {
+std::string g_command_line;
+
+std::string shell_quote(const std::string& arg) {
+  if (!arg.empty() && arg.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                            "0123456789-_./=,:+@%") == std::string::npos)
+    return arg;
+  std::string quoted = "'";
+  for (char c : arg) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return quoted + "'";
+}
+}  // namespace
+
+const std::string& command_line() { return g_command_line; }
+
+void set_command_line(int argc, char** argv) {
+  g_command_line = "expo";
+  for (int i = 1; i < argc; ++i) g_command_line += " " + shell_quote(argv[i]);
+}
+
+}  // namespace expo::cli
+
+int main(int argc, char** argv) {
+  expo::cli::set_command_line(argc, argv);
+  expo::install_interrupt_handlers();
+  CLI::App app{
+      "expo: model extrapolation (ExPO) for aligned language models.\n"
+      "theta2 = theta1 + alpha * (theta1 - theta0), from an SFT checkpoint (theta0) and its\n"
+      "DPO/RLHF successor (theta1), on Hugging Face safetensors checkpoints.",
+      "expo"};
+  app.set_version_flag("--version", std::string("expo ") + EXPO_VERSION);
+  app.require_subcommand(1);
+  expo::cli::add_extrapolate_command(app);
+  expo::cli::add_inspect_command(app);
+  expo::cli::add_diff_command(app);
+  expo::cli::add_demo_command(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const expo::Error& e) {
+    std::fprintf(stderr, "expo: error: %s\n", e.what());
+    return expo::interrupted() ? 130 : 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "expo: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

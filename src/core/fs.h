@@ -1,0 +1,64 @@
+#pragma once
+// Files and folders: whole-file reads with errors that name the file, an output file that
+// reports a full disk clearly, and a staging folder that becomes the output only when complete.
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+
+namespace expo {
+
+namespace fs = std::filesystem;
+
+std::string read_text_file(const fs::path& path);
+void write_text_file(const fs::path& path, const std::string& text);
+// Copies the bytes of `from` (following symlinks, as in a Hugging Face cache) to a new `to`.
+void copy_file_contents(const fs::path& from, const fs::path& to);
+
+// A file opened for writing; every write is checked and a failure names the file.
+class OutputFile {
+ public:
+  explicit OutputFile(const fs::path& path);
+  ~OutputFile();
+  OutputFile(const OutputFile&) = delete;
+  OutputFile& operator=(const OutputFile&) = delete;
+  OutputFile(OutputFile&& other) noexcept
+      : path_(std::move(other.path_)), fd_(other.fd_), written_(other.written_) {
+    other.fd_ = -1;
+  }
+  void write(const void* data, size_t size);
+  uint64_t bytes_written() const { return written_; }
+  // Flushes the file's data to the disk (fsync), so a model that looks complete is complete.
+  void sync();
+  void close();
+  const fs::path& path() const { return path_; }
+
+ private:
+  fs::path path_;
+  int fd_ = -1;
+  uint64_t written_ = 0;
+};
+
+// A temporary folder beside `target` (same file system, so the final rename is atomic). It is
+// removed on destruction unless commit() moved it into place.
+class StagingDir {
+ public:
+  explicit StagingDir(const fs::path& target);
+  ~StagingDir();
+  StagingDir(const StagingDir&) = delete;
+  StagingDir& operator=(const StagingDir&) = delete;
+  const fs::path& path() const { return staging_; }
+  const fs::path& target() const { return target_; }
+  // Renames the staging folder to the target. An existing target is replaced only if `force`.
+  void commit(bool force);
+
+ private:
+  fs::path target_;
+  fs::path staging_;
+  bool committed_ = false;
+};
+
+// Refuses early (before any work) when `target` exists and `force` is not set.
+void check_output_target(const fs::path& target, bool force);
+
+}  // namespace expo

@@ -1,0 +1,315 @@
+#include "merge/extrapolate.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <set>
+
+#include <expo/version.h>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/interrupt.h"
+#include "core/progress.h"
+#include "core/units.h"
+#include "io/safetensors_writer.h"
+#include "io/sharding.h"
+#include "merge/aux_files.h"
+#include "merge/extrapolate_kernel.h"
+
+namespace expo {
+
+namespace {
+
+// Elements per streamed chunk (4 MB of BF16) and per task inside it: large enough to keep the
+// disk busy, small enough that RSS stays flat whatever the model size.
+constexpr uint64_t kChunkElements = uint64_t{1} << 21;
+constexpr uint64_t kTaskElements = uint64_t{1} << 16;
+
+std::string element_position(const std::vector<uint64_t>& shape, uint64_t flat) {
+  std::vector<uint64_t> coords(shape.size());
+  for (size_t d = shape.size(); d-- > 0;) {
+    coords[d] = shape[d] ? flat % shape[d] : 0;
+    flat = shape[d] ? flat / shape[d] : 0;
+  }
+  std::string s = "[";
+  for (size_t d = 0; d < coords.size(); ++d) s += (d ? ", " : "") + std::to_string(coords[d]);
+  return s + "]";
+}
+
+std::map<std::string, std::string> output_metadata(const Checkpoint& sft, const Checkpoint& aligned,
+                                                   const ExtrapolateOptions& options,
+                                                   const OutputSpec& output) {
+  std::map<std::string, std::string> metadata{{"format", "pt"},
+                                              {"expo_version", EXPO_VERSION},
+                                              {"expo_sft", sft.spec()},
+                                              {"expo_aligned", aligned.spec()},
+                                              {"expo_alpha", output.alpha.text}};
+  std::string rules;
+  for (const auto& r : options.rule_texts) rules += (rules.empty() ? "" : ";") + r;
+  if (!rules.empty()) metadata["expo_rules"] = rules;
+  return metadata;
+}
+
+fs::path canonical_or_absolute(const fs::path& p) {
+  std::error_code ec;
+  fs::path c = fs::weakly_canonical(fs::absolute(p), ec);
+  return ec ? fs::absolute(p).lexically_normal() : c;
+}
+
+bool is_same_or_ancestor(const fs::path& ancestor, const fs::path& path) {
+  auto a = ancestor.begin(), p = path.begin();
+  for (; a != ancestor.end(); ++a, ++p) {
+    if (a->empty()) continue;
+    if (p == path.end() || *a != *p) return false;
+  }
+  return true;
+}
+
+// Streams one plan entry into every output file.
+class EntryWriter {
+ public:
+  EntryWriter(const ExtrapolateOptions& options, ThreadPool& pool)
+      : options_(options), pool_(pool), buffers_(options.outputs.size()) {
+    for (auto& b : buffers_) b.resize(kChunkElements * sizeof(double));
+  }
+
+  void write(const PlanEntry& entry, std::vector<OutputFile>& files, Progress& progress) {
+    const CheckpointTensor& a = *entry.aligned;
+    const uint64_t n = entry.num_elements();
+    uint64_t extrapolated = 0;
+    if (entry.action == Action::kExtrapolate) extrapolated = n;
+    if (entry.action == Action::kExtrapolateRows)
+      extrapolated = entry.shared_rows * (entry.shape()[0] ? n / entry.shape()[0] : 0);
+
+    const size_t a_size = dtype_size(a.info->dtype);
+    for (uint64_t start = 0; start < n; start += kChunkElements) {
+      check_interrupted();
+      const uint64_t end = std::min(n, start + kChunkElements);
+      const uint64_t next_end = std::min(n, end + kChunkElements);
+      a.file->will_need(*a.info, end * a_size, (next_end - end) * a_size);
+      if (entry.sft) {
+        const size_t s_size = dtype_size(entry.sft->info->dtype);
+        entry.sft->file->will_need(*entry.sft->info, end * s_size, (next_end - end) * s_size);
+      }
+      // A chunk never straddles the end of the shared rows: split it there.
+      const uint64_t split = (start < extrapolated && end > extrapolated) ? extrapolated : end;
+      write_range(entry, start, split, start < extrapolated, files);
+      if (split < end) write_range(entry, split, end, false, files);
+      a.file->release(*a.info, start * a_size, (end - start) * a_size);
+      if (entry.sft) {
+        const size_t s_size = dtype_size(entry.sft->info->dtype);
+        entry.sft->file->release(*entry.sft->info, start * s_size, (end - start) * s_size);
+      }
+      progress.add(0, (end - start) * a_size);
+    }
+    progress.add(1, 0);
+  }
+
+ private:
+  // Elements [start, end) of the entry: extrapolated, or copied from aligned.
+  void write_range(const PlanEntry& entry, uint64_t start, uint64_t end, bool extrapolate,
+                   std::vector<OutputFile>& files) {
+    const CheckpointTensor& a = *entry.aligned;
+    const DType a_dtype = a.info->dtype;
+    const size_t a_size = dtype_size(a_dtype);
+    const size_t out_size = dtype_size(entry.out_dtype);
+    const uint64_t count = end - start;
+    if (!extrapolate && entry.out_dtype == a_dtype) {  // a byte copy
+      for (auto& f : files) f.write(a.data() + start * a_size, count * a_size);
+      return;
+    }
+    const CheckpointTensor* s = extrapolate ? entry.sft : nullptr;
+    const size_t s_size = s ? dtype_size(s->info->dtype) : 0;
+    const size_t outputs = files.size();
+    const size_t tasks_per_output = (count + kTaskElements - 1) / kTaskElements;
+    std::vector<KernelStatus> statuses(outputs * tasks_per_output);
+    pool_.parallel_for(statuses.size(), [&](size_t task) {
+      const size_t k = task / tasks_per_output;
+      const uint64_t first = (task % tasks_per_output) * kTaskElements;
+      KernelArgs args;
+      args.aligned = a.data() + (start + first) * a_size;
+      args.aligned_dtype = a_dtype;
+      args.sft = s ? s->data() + (start + first) * s_size : nullptr;
+      args.sft_dtype = s ? s->info->dtype : a_dtype;
+      args.out = buffers_[k].data() + first * out_size;
+      args.out_dtype = entry.out_dtype;
+      args.count = std::min<uint64_t>(kTaskElements, count - first);
+      args.alpha = entry.alpha_for(options_.outputs[k].alpha.value);
+      args.allow_nonfinite = options_.allow_nonfinite;
+      statuses[task] = extrapolate_fast(args);
+      statuses[task].index += start + first;
+    });
+    for (size_t k = 0; k < outputs; ++k) {
+      for (size_t t = 0; t < tasks_per_output; ++t) {
+        const KernelStatus& st = statuses[k * tasks_per_output + t];
+        if (!st.ok()) report(entry, st, s, entry.alpha_for(options_.outputs[k].alpha.value));
+      }
+      files[k].write(buffers_[k].data(), count * out_size);
+    }
+  }
+
+  [[noreturn]] void report(const PlanEntry& entry, const KernelStatus& st,
+                           const CheckpointTensor* s, double alpha) const {
+    const CheckpointTensor& a = *entry.aligned;
+    const std::string where = "tensor '" + entry.name() + "' element " +
+                              element_position(entry.shape(), st.index);
+    const double av = load_as_double(a.data(), a.info->dtype, st.index);
+    using Problem = KernelStatus::Problem;
+    if (st.problem == Problem::kNonFiniteAligned)
+      fail(where, " is ", format_double(av), " in the aligned model (", a.file->path().string(),
+           "); pass --allow-nonfinite to carry NaN/Inf through");
+    const double sv = s ? load_as_double(s->data(), s->info->dtype, st.index) : av;
+    if (st.problem == Problem::kNonFiniteSft)
+      fail(where, " is ", format_double(sv), " in the SFT model (", s->file->path().string(),
+           "); pass --allow-nonfinite to carry NaN/Inf through");
+    const double r = s ? av + alpha * (av - sv) : av;
+    fail(where, ": a + alpha * (a - s) = ", format_double(r), " (a = ", format_double(av),
+         ", s = ", format_double(sv), ", alpha = ", format_double(alpha), ") overflows ",
+         dtype_name(entry.out_dtype), "; use a wider --dtype (f32) or a smaller alpha");
+  }
+
+  const ExtrapolateOptions& options_;
+  ThreadPool& pool_;
+  std::vector<std::vector<uint8_t>> buffers_;
+};
+
+}  // namespace
+
+void check_outputs(const Checkpoint& sft, const Checkpoint& aligned,
+                   const ExtrapolateOptions& options) {
+  if (options.outputs.empty()) fail("no output given");
+  std::set<fs::path> seen;
+  std::vector<fs::path> inputs;
+  for (const Checkpoint* c : {&sft, &aligned}) {
+    if (!c->folder().empty()) inputs.push_back(canonical_or_absolute(c->folder()));
+    for (const auto& t : c->tensors()) inputs.push_back(canonical_or_absolute(t.file->path()));
+  }
+  for (const auto& out : options.outputs) {
+    const fs::path target = canonical_or_absolute(out.dir);
+    if (!seen.insert(target).second)
+      fail("output ", out.dir.string(), " is given twice; with several alphas, put {alpha} in "
+           "--output");
+    for (const auto& in : inputs)
+      if (is_same_or_ancestor(target, in))
+        fail("output ", out.dir.string(), " would overwrite an input (", in.string(),
+             "); choose another --output");
+    check_output_target(out.dir, options.force);
+  }
+}
+
+std::vector<std::vector<size_t>> plan_output_shards(const Plan& plan, uint64_t max_shard_size) {
+  std::vector<uint64_t> sizes;
+  for (const auto& e : plan.entries) sizes.push_back(e.out_bytes());
+  return plan_shards(sizes, max_shard_size);
+}
+
+std::string describe_plan(const Checkpoint& sft, const Checkpoint& aligned, const Plan& plan,
+                          const ExtrapolateOptions& options) {
+  const auto shards = plan_output_shards(plan, options.max_shard_size);
+  std::string s;
+  auto line = [&](const std::string& text) { s += text + "\n"; };
+  auto describe = [](const Checkpoint& c) {
+    return c.spec() + " (" + std::to_string(c.tensors().size()) + " tensors, " +
+           format_bytes(c.total_bytes()) + " in " + std::to_string(c.num_files()) + " file(s))";
+  };
+  line("dry run: nothing is written");
+  line("sft:     " + describe(sft));
+  line("aligned: " + describe(aligned));
+  line("tensors: " + std::to_string(plan.count(Action::kExtrapolate)) + " extrapolated, " +
+       std::to_string(plan.count(Action::kExtrapolateRows)) + " extrapolated on shared rows, " +
+       std::to_string(plan.count(Action::kCopyAligned)) + " copied from aligned");
+  for (const auto& e : plan.entries) {
+    if (e.action == Action::kExtrapolateRows)
+      line("  rows   " + e.name() + ": " + std::to_string(e.shared_rows) + " of " +
+           std::to_string(e.shape()[0]) + " rows extrapolated, " +
+           std::to_string(e.shape()[0] - e.shared_rows) + " copied");
+    else if (e.action == Action::kCopyAligned)
+      line("  copy   " + e.name() + " (" + std::string(dtype_name(e.aligned->info->dtype)) + ")");
+    if (e.rule)
+      line("  rule   " + e.name() + ": alpha " + e.rule->alpha.text + " (--rule " +
+           e.rule->pattern + ")");
+  }
+  for (const auto& n : plan.notes) line("note: " + n);
+  for (const auto& w : plan.warnings) line("warning: " + w);
+  if (plan.output_tied) line("output ties its embeddings, as the aligned model does");
+  line("each output: " + std::to_string(shards.size()) + " shard(s), " +
+       format_bytes(plan.out_bytes()) + " (max shard size " +
+       format_bytes(options.max_shard_size) + ")");
+  for (size_t i = 0; i < shards.size(); ++i) {
+    uint64_t bytes = 0;
+    for (size_t t : shards[i]) bytes += plan.entries[t].out_bytes();
+    line("  " + shard_file_name(i, shards.size()) + ": " + std::to_string(shards[i].size()) +
+         " tensors, " + format_bytes(bytes));
+  }
+  for (const auto& o : options.outputs)
+    line("output: " + o.dir.string() + " (alpha " + o.alpha.text + ")");
+  line("bytes to write: " + format_bytes(plan.out_bytes() * options.outputs.size()));
+  return s;
+}
+
+void extrapolate_checkpoints(const Checkpoint& sft, const Checkpoint& aligned, const Plan& plan,
+                             const ExtrapolateOptions& options, ThreadPool& pool) {
+  check_outputs(sft, aligned, options);
+  const auto shards = plan_output_shards(plan, options.max_shard_size);
+  const size_t num_outputs = options.outputs.size();
+
+  std::vector<std::unique_ptr<StagingDir>> staging;
+  for (const auto& o : options.outputs) staging.push_back(std::make_unique<StagingDir>(o.dir));
+
+  uint64_t input_bytes = 0;
+  for (const auto& e : plan.entries) input_bytes += e.aligned->info->num_bytes();
+  Progress progress("extrapolate", plan.entries.size(), input_bytes, options.progress);
+  EntryWriter writer(options, pool);
+
+  std::vector<std::string> names;
+  std::vector<size_t> shard_of;
+  for (size_t shard = 0; shard < shards.size(); ++shard) {
+    std::vector<TensorLayout> layouts;
+    for (size_t t : shards[shard]) {
+      const PlanEntry& e = plan.entries[t];
+      layouts.push_back({e.name(), e.out_dtype, e.shape()});
+      names.push_back(e.name());
+      shard_of.push_back(shard);
+    }
+    const std::string file_name = shard_file_name(shard, shards.size());
+    std::vector<OutputFile> files;
+    files.reserve(num_outputs);
+    for (size_t k = 0; k < num_outputs; ++k) {
+      const auto layout =
+          layout_safetensors(layouts, output_metadata(sft, aligned, options, options.outputs[k]));
+      files.emplace_back(staging[k]->path() / file_name);
+      files.back().write(layout.header_bytes.data(), layout.header_bytes.size());
+    }
+    for (size_t t : shards[shard]) writer.write(plan.entries[t], files, progress);
+    for (auto& f : files) {
+      f.sync();
+      f.close();
+    }
+  }
+  progress.finish();
+
+  for (size_t k = 0; k < num_outputs; ++k) {
+    const fs::path dir = staging[k]->path();
+    if (shards.size() > 1)
+      write_text_file(dir / "model.safetensors.index.json",
+                      make_shard_index(names, shard_of, shards.size(), plan.out_bytes()).dump(2) +
+                          "\n");
+    if (!aligned.folder().empty()) copy_auxiliary_files(aligned.folder(), dir, options.dtype);
+    ModelCard card;
+    card.sft = sft.spec();
+    card.aligned = aligned.spec();
+    card.alpha = options.outputs[k].alpha.text;
+    card.rules = options.rule_texts;
+    card.dtype = options.dtype ? std::string(dtype_name(*options.dtype)) : "";
+    card.command = options.command_line;
+    card.version = EXPO_VERSION;
+    write_text_file(dir / "README.md", render_model_card(card));
+  }
+  check_interrupted();
+  for (auto& s : staging) s->commit(options.force);
+}
+
+}  // namespace expo

@@ -1,0 +1,158 @@
+#include "merge/extrapolate_kernel.h"
+
+#include <bit>
+#include <cmath>
+#include <cstring>
+
+#include "core/error.h"
+
+namespace expo {
+
+namespace {
+using Problem = KernelStatus::Problem;
+
+// The definition, spelled out so that the compiler cannot reassociate or fuse it.
+inline double expo_formula(double a, double s, double alpha) {
+  const double delta = a - s;
+  const double step = alpha * delta;
+  return a + step;
+}
+}  // namespace
+
+KernelStatus extrapolate_reference(const KernelArgs& args) {
+  for (size_t i = 0; i < args.count; ++i) {
+    const double a = load_as_double(args.aligned, args.aligned_dtype, i);
+    const double s = args.sft ? load_as_double(args.sft, args.sft_dtype, i) : a;
+    if (!args.allow_nonfinite) {
+      if (!std::isfinite(a)) return {Problem::kNonFiniteAligned, i};
+      if (!std::isfinite(s)) return {Problem::kNonFiniteSft, i};
+    }
+    const double r = args.sft ? expo_formula(a, s, args.alpha) : a;
+    const bool rounded_to_infinity = store_from_double(args.out, args.out_dtype, i, r);
+    // Finite inputs must give a finite output: a result past the output dtype's range, or
+    // past float64's own, is an overflow. Non-finite inputs (when allowed) carry through.
+    if (std::isfinite(a) && std::isfinite(s) && (rounded_to_infinity || !std::isfinite(r)))
+      return {Problem::kOverflow, i};
+  }
+  return {};
+}
+
+namespace {
+
+constexpr size_t kBlock = 512;
+
+void decode_block(const void* data, DType dtype, size_t start, size_t n, double* out) {
+  switch (dtype) {
+    case DType::BF16: {
+      const auto* p = static_cast<const uint16_t*>(data) + start;
+      for (size_t i = 0; i < n; ++i)
+        out[i] = std::bit_cast<float>(static_cast<uint32_t>(p[i]) << 16);
+      break;
+    }
+    case DType::F16: {
+      const auto* p = static_cast<const uint16_t*>(data) + start;
+      for (size_t i = 0; i < n; ++i) out[i] = f16_to_double(p[i]);
+      break;
+    }
+    case DType::F32: {
+      const auto* p = static_cast<const float*>(data) + start;
+      for (size_t i = 0; i < n; ++i) out[i] = p[i];
+      break;
+    }
+    case DType::F64:
+      std::memcpy(out, static_cast<const double*>(data) + start, n * sizeof(double));
+      break;
+    default:
+      fail("internal: extrapolation of non-float dtype ", dtype_name(dtype));
+  }
+}
+
+// Rounds float64 to a binary16-sized format (bf16: E=8, M=7; f16: E=5, M=10) for values whose
+// result is a normal number, with the classic add-half-minus-one-plus-lowest-kept-bit trick
+// on the float64 bits. Anything else (zero, subnormal results, overflow, NaN) is flagged and
+// redone by the reference routine, so the result is always exactly the reference's.
+template <int E, int M>
+bool encode_block_16(const double* r, uint16_t* out, size_t n) {
+  constexpr int kDrop = 52 - M;
+  constexpr uint64_t kBias = (uint64_t{1} << (E - 1)) - 1;
+  constexpr uint64_t kRebias = 1023 - kBias;
+  constexpr uint64_t kMinExp = 1023 + 1 - kBias;  // smallest normal, as a float64 exponent
+  constexpr uint64_t kMaxExp = 1023 + kBias;      // largest finite
+  constexpr uint64_t kInf = ((uint64_t{1} << E) - 1) << M;
+  bool needs_fixup = false;
+  for (size_t i = 0; i < n; ++i) {
+    const uint64_t bits = std::bit_cast<uint64_t>(r[i]);
+    const uint64_t exponent = (bits >> 52) & 0x7ff;
+    const uint64_t magnitude = bits & 0x7fffffffffffffffull;
+    const uint64_t rounded =
+        (magnitude + ((uint64_t{1} << (kDrop - 1)) - 1) + ((magnitude >> kDrop) & 1)) >> kDrop;
+    const uint64_t result = rounded - (kRebias << M);
+    const uint64_t sign = (bits >> 63) << (E + M);
+    out[i] = static_cast<uint16_t>(sign | result);
+    needs_fixup |= (exponent < kMinExp) | (exponent > kMaxExp) | (result >= kInf);
+  }
+  return needs_fixup;
+}
+
+}  // namespace
+
+KernelStatus extrapolate_fast(const KernelArgs& args) {
+  alignas(64) double a[kBlock], s[kBlock], r[kBlock];
+  for (size_t start = 0; start < args.count; start += kBlock) {
+    const size_t n = std::min(kBlock, args.count - start);
+    decode_block(args.aligned, args.aligned_dtype, start, n, a);
+    bool nonfinite = false;
+    if (args.sft) {
+      decode_block(args.sft, args.sft_dtype, start, n, s);
+      for (size_t i = 0; i < n; ++i) {
+        r[i] = expo_formula(a[i], s[i], args.alpha);
+        nonfinite |= !(std::fabs(r[i]) <= std::numeric_limits<double>::max());
+      }
+    } else {
+      for (size_t i = 0; i < n; ++i) {
+        r[i] = a[i];
+        nonfinite |= !(std::fabs(r[i]) <= std::numeric_limits<double>::max());
+      }
+    }
+    bool needs_fixup = nonfinite;
+    switch (args.out_dtype) {
+      case DType::BF16:
+        needs_fixup |= encode_block_16<8, 7>(r, static_cast<uint16_t*>(args.out) + start, n);
+        break;
+      case DType::F16:
+        needs_fixup |= encode_block_16<5, 10>(r, static_cast<uint16_t*>(args.out) + start, n);
+        break;
+      case DType::F32: {
+        float* out = static_cast<float*>(args.out) + start;
+        for (size_t i = 0; i < n; ++i) {
+          out[i] = static_cast<float>(r[i]);
+          needs_fixup |= !(std::fabs(out[i]) <= std::numeric_limits<float>::max());
+        }
+        break;
+      }
+      case DType::F64:
+        std::memcpy(static_cast<double*>(args.out) + start, r, n * sizeof(double));
+        break;
+      default:
+        fail("internal: extrapolation into non-float dtype ", dtype_name(args.out_dtype));
+    }
+    if (needs_fixup) {
+      // Rare: zeros, subnormal results, non-finite values or overflow. The reference decides.
+      const size_t out_size = dtype_size(args.out_dtype);
+      KernelArgs block = args;
+      block.aligned = static_cast<const uint8_t*>(args.aligned) + start * dtype_size(args.aligned_dtype);
+      if (args.sft)
+        block.sft = static_cast<const uint8_t*>(args.sft) + start * dtype_size(args.sft_dtype);
+      block.out = static_cast<uint8_t*>(args.out) + start * out_size;
+      block.count = n;
+      KernelStatus status = extrapolate_reference(block);
+      if (!status.ok()) {
+        status.index += start;
+        return status;
+      }
+    }
+  }
+  return {};
+}
+
+}  // namespace expo
