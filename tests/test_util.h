@@ -1,0 +1,85 @@
+#pragma once
+// Helpers shared by the tests: temporary folders and small safetensors models built in memory.
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <filesystem>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "io/safetensors_writer.h"
+
+namespace expo::testing {
+
+// A fresh folder under the system temp dir, removed when the test ends.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (std::filesystem::temp_directory_path() / "expo-test-XXXXXX").string();
+    if (!::mkdtemp(pattern.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = pattern;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::filesystem::path& path() const { return path_; }
+  std::filesystem::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+inline TensorData tensor_from_doubles(const std::string& name, DType dtype,
+                                      std::vector<uint64_t> shape,
+                                      const std::vector<double>& values) {
+  TensorData t{{name, dtype, std::move(shape)}, {}};
+  t.bytes.resize(t.layout.num_bytes());
+  if (!is_arithmetic_float(dtype)) {  // integers: each value as a little-endian integer
+    const size_t size = dtype_size(dtype);
+    for (size_t i = 0; i < values.size(); ++i) {
+      const auto v = static_cast<int64_t>(values[i]);
+      std::memcpy(t.bytes.data() + i * size, &v, size);
+    }
+    return t;
+  }
+  for (size_t i = 0; i < values.size(); ++i) store_from_double(t.bytes.data(), dtype, i, values[i]);
+  return t;
+}
+
+inline TensorData random_tensor(const std::string& name, DType dtype, std::vector<uint64_t> shape,
+                                uint64_t seed, double scale = 0.02) {
+  uint64_t n = 1;
+  for (auto d : shape) n *= d;
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<double> normal(0.0, scale);
+  std::vector<double> values(n);
+  for (auto& v : values) v = normal(rng);
+  return tensor_from_doubles(name, dtype, std::move(shape), values);
+}
+
+inline void write_model(const std::filesystem::path& dir, const std::vector<TensorData>& tensors,
+                        const std::string& config_json = "") {
+  std::filesystem::create_directories(dir);
+  write_safetensors_file((dir / "model.safetensors").string(), tensors, {{"format", "pt"}});
+  if (!config_json.empty()) write_text_file(dir / "config.json", config_json);
+}
+
+// Runs `fn` and returns the expo::Error message it throws (fails the test if none).
+template <typename Fn>
+std::string error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  ADD_FAILURE() << "expected an expo::Error";
+  return "";
+}
+
+}  // namespace expo::testing
