@@ -11,6 +11,11 @@ std::vector<std::vector<size_t>> plan_shards(const std::vector<uint64_t>& sizes,
   uint64_t current_size = 0;
   for (size_t i = 0; i < sizes.size(); ++i) {
     if (sizes[i] > max_shard_size) {  // too big for any shard: alone in its own
+      // (huggingface_hub emits such a shard ahead of the one being filled; closing the current
+      // shard first keeps the files in the model's order, which loaders do not mind either way)
+      if (!current.empty()) shards.push_back(std::move(current));
+      current.clear();
+      current_size = 0;
       shards.push_back({i});
       continue;
     }

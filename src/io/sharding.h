@@ -1,7 +1,8 @@
 #pragma once
 // Splitting a checkpoint into shards the way transformers does: tensors in order, a new shard
 // when the next tensor would push the current one past the limit, and a tensor larger than the
-// limit alone in its own shard. Files are named model-00001-of-00003.safetensors, or
+// limit alone in its own shard (kept in
+// order). Files are named model-00001-of-00003.safetensors, or
 // model.safetensors when there is only one, with model.safetensors.index.json beside them.
 #include <cstdint>
 #include <string>
