@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Installs what expo needs to build and test on Debian 12, from Debian's archive only.
+# Skips apt entirely when everything is already there.
+set -euo pipefail
+packages=(
+  build-essential cmake g++ pkg-config
+  nlohmann-json3-dev libcli11-dev libgtest-dev   # JSON, command line, tests
+  python3 python3-numpy                          # independent numeric reference for tests/bench
+  clang libclang-rt-14-dev                       # libFuzzer + sanitizers for fuzz/run.sh
+)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+sudo=""
+[ "$(id -u)" -ne 0 ] && sudo="sudo"
+echo "installing: ${missing[*]}"
+$sudo apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Command-line behaviour of expo as a user meets it: help, version, exit codes, error messages
+# naming the file or tensor, nothing written on failure, Ctrl-C during a run.
+# Usage: bash tests/cli/cli_test.sh path/to/expo
+set -u
+expo="$(cd "$(dirname "${1:-build/expo}")" && pwd)/$(basename "${1:-build/expo}")"
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+passed=0
+failed=0
+
+check() {  # check NAME COMMAND...: the command must succeed
+  local name="$1"; shift
+  if "$@" >"$work/out" 2>"$work/err"; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: $name"; sed 's/^/  | /' "$work/out" "$work/err" | head -20; fi
+}
+# expect_error NAME PATTERN COMMAND...: non-zero exit and PATTERN in stderr
+expect_error() {
+  local name="$1" pattern="$2"; shift 2
+  if "$@" >"$work/out" 2>"$work/err"; then
+    failed=$((failed + 1)); echo "FAIL: $name (exit 0)"; return; fi
+  if grep -qE -- "$pattern" "$work/err"; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: $name (no /$pattern/ in stderr)"; sed 's/^/  | /' "$work/err" | head -20; fi
+}
+nothing_beside() {  # only the given entries exist in $work/runs
+  [ "$(ls -A "$work/runs" | sort | tr '\n' ' ')" = "$1" ]
+}
+
+cd "$work"
+check "--version" bash -c "'$expo' --version | grep -qE '^expo [0-9]+\.[0-9]+\.[0-9]+'"
+check "--help lists commands" bash -c "'$expo' --help | grep -q extrapolate && '$expo' --help | grep -q inspect && '$expo' --help | grep -q diff"
+check "extrapolate --help" bash -c "'$expo' extrapolate --help | grep -q -- --max-shard-size"
+expect_error "no command" "required|subcommand" "$expo"
+expect_error "unknown flag" "--bogus" "$expo" inspect . --bogus
+
+check "demo" "$expo" demo --dir demo
+check "demo output" test -f demo/expo-alpha0.3/model.safetensors -a -f demo/expo-alpha0.3/README.md -a -f demo/expo-alpha0.3/config.json
+expect_error "demo twice" "--force" "$expo" demo --dir demo
+
+mkdir runs
+S=demo/sft A=demo/aligned
+check "extrapolate" "$expo" extrapolate --sft $S --aligned $A --alpha 0.3 --output runs/x
+check "sharded output" "$expo" extrapolate --sft $S --aligned $A --alpha 0.3 --output runs/sharded --max-shard-size 500KB
+check "index written" test -f runs/sharded/model.safetensors.index.json -a -f runs/sharded/model-00005-of-00005.safetensors
+check "same bytes sharded or not" bash -c "'$expo' inspect runs/x --json | grep -c '\"name\"' | grep -qx 39"
+expect_error "exists" "already exists.*--force" "$expo" extrapolate --sft $S --aligned $A --alpha 0.3 --output runs/x
+check "force" "$expo" extrapolate --sft $S --aligned $A --alpha 0.3 --output runs/x --force
+expect_error "several alphas need {alpha}" "\{alpha\}" "$expo" extrapolate --sft $S --aligned $A --alpha 0.1,0.5 --output runs/y
+check "several alphas" "$expo" extrapolate --sft $S --aligned $A --alpha 0.1,0.5 --output 'runs/m-{alpha}'
+check "several alphas written" test -f runs/m-0.1/model.safetensors -a -f runs/m-0.5/model.safetensors
+check "dry run" bash -c "'$expo' extrapolate --sft $S --aligned $A --alpha 0.3 --output runs/dry --dry-run | grep -q 'bytes to write'"
+check "dry run writes nothing" test ! -e runs/dry
+check "rule" "$expo" extrapolate --sft $S --aligned $A --alpha 0.3 --rule 'embed_tokens|lm_head=0' --output runs/rule
+check "rule keeps aligned embeddings" bash -c "cmp <(tail -c 256000 runs/rule/model.safetensors) <(tail -c 256000 runs/x/model.safetensors) >/dev/null; test \$? -ne 0"
+check "dtype f32" "$expo" extrapolate --sft $S --aligned $A --alpha 0.3 --dtype f32 --output runs/f32
+check "dtype f32 in config" grep -q '"torch_dtype": "float32"' runs/f32/config.json
+expect_error "bad dtype" "--dtype.*q8" "$expo" extrapolate --sft $S --aligned $A --alpha 0.3 --dtype q8 --output runs/q
+expect_error "bad alpha" "--alpha.*abc" "$expo" extrapolate --sft $S --aligned $A --alpha abc --output runs/q
+expect_error "bad shard size" "--max-shard-size" "$expo" extrapolate --sft $S --aligned $A --alpha 1 --max-shard-size 5XB --output runs/q
+expect_error "missing input" "nope: no such file" "$expo" extrapolate --sft nope --aligned $A --alpha 0.3 --output runs/q
+expect_error "repo id not cached" "Hugging Face cache" env HF_HUB_CACHE="$work/hub" "$expo" extrapolate --sft org/none --aligned $A --alpha 0.3 --output runs/q
+
+# Broken inputs: each names the file, exits non-zero and writes nothing.
+mkdir bad && cp -r $A bad/trunc && cp -r $A bad/json
+f=bad/trunc/model-00002-of-00002.safetensors
+truncate -s $(( $(stat -c %s $f) - 100 )) $f
+expect_error "truncated shard" "model-00002-of-00002.safetensors.*(truncated|past the end)" "$expo" extrapolate --sft $S --aligned bad/trunc --alpha 0.3 --output runs/q
+printf 'x' | dd of=bad/json/model-00001-of-00002.safetensors bs=1 seek=8 conv=notrunc 2>/dev/null
+expect_error "invalid JSON header" "model-00001-of-00002.safetensors.*not valid JSON" "$expo" inspect bad/json
+check "nothing written after failures" nothing_beside "f32 m-0.1 m-0.5 rule sharded x "
+
+# Mismatched models: every tensor is listed.
+mkdir -p other && "$expo" demo --dir other/d >/dev/null
+expect_error "mismatch lists tensors" "tensor 'model.layers.3.mlp.down_proj.weight'.*only in the SFT model" "$expo" extrapolate --sft other/d/sft --aligned runs/sharded/model-00001-of-00005.safetensors --alpha 0.3 --output runs/q
+
+check "inspect" bash -c "'$expo' inspect $A | grep -q 'architecture: LlamaForCausalLM'"
+check "inspect --json" bash -c "'$expo' inspect $A --json | grep -q '\"parameters\": 982144'"
+check "diff" bash -c "'$expo' diff --sft $S --aligned $A | grep -q 'layer 3'"
+check "diff --json" bash -c "'$expo' diff --sft $S --aligned $A --json | grep -q '\"relative_delta\"'"
+
+# Ctrl-C in the middle of a run: exit 130, no output, no temporary folder.
+mkdir big
+/usr/bin/env python3 - <<'PY'
+import json, struct
+n = 160 * 1024 * 1024  # elements of BF16 zeros: slow enough to interrupt, sparse on disk
+for name in ("sft", "aligned"):
+    import os; os.makedirs("big/" + name, exist_ok=True)
+    h = json.dumps({"w": {"dtype": "BF16", "shape": [n], "data_offsets": [0, 2 * n]}}).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(f"big/{name}/model.safetensors", "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h)
+        f.truncate(8 + len(h) + 2 * n)
+PY
+mkdir -p runs2
+"$expo" extrapolate --sft big/sft --aligned big/aligned --alpha 0.3 --output runs2/int >"$work/out" 2>"$work/err" &
+pid=$!
+sleep 0.7
+kill -INT $pid
+wait $pid
+status=$?
+if [ $status -eq 130 ] && [ -z "$(ls -A runs2)" ] && grep -q interrupted "$work/err"; then
+  passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: interrupt (exit $status, left: $(ls -A runs2))"; cat "$work/err"; fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
