@@ -47,9 +47,12 @@ struct Bf16Table {
     const auto& lower = *(it - 1);
     const double mid = (lower.first + upper.first) / 2;  // exact
     uint16_t bits;
-    if (v < mid) bits = lower.second;
-    else if (v > mid) bits = upper.second;
-    else bits = (lower.second & 1) ? upper.second : lower.second;
+    if (v < mid)
+      bits = lower.second;
+    else if (v > mid)
+      bits = upper.second;
+    else
+      bits = (lower.second & 1) ? upper.second : lower.second;
     // Zero results keep the sign of v.
     if ((bits & 0x7fff) == 0) bits = std::signbit(v) ? 0x8000 : 0x0000;
     return bits;
@@ -58,9 +61,23 @@ struct Bf16Table {
 
 std::vector<double> hard_values(uint64_t seed, size_t n) {
   std::mt19937_64 rng(seed);
-  std::vector<double> values = {0.0, -0.0, 1.0, -1.0, 1e-45, -1e-45, 5e-324, 1e-300,
-                                std::numeric_limits<double>::max() / 2, 3.3895313892515355e38,
-                                3.4e38, 65504.0, 65519.99, 65520.0, 6.1e-5, 5.96e-8, 2.98e-8};
+  std::vector<double> values = {0.0,
+                                -0.0,
+                                1.0,
+                                -1.0,
+                                1e-45,
+                                -1e-45,
+                                5e-324,
+                                1e-300,
+                                std::numeric_limits<double>::max() / 2,
+                                3.3895313892515355e38,
+                                3.4e38,
+                                65504.0,
+                                65519.99,
+                                65520.0,
+                                6.1e-5,
+                                5.96e-8,
+                                2.98e-8};
   std::uniform_int_distribution<int> exponent(-150, 130);
   std::uniform_real_distribution<double> mantissa(1.0, 2.0);
   for (size_t i = 0; i < n; ++i) {
@@ -129,8 +146,8 @@ TEST(DType, SpecialValues) {
   EXPECT_FALSE(round_to_bf16(std::numeric_limits<double>::infinity()).overflow);
   EXPECT_EQ(round_to_bf16(std::nan("")).bits & 0x7fc0u, 0x7fc0u);
   EXPECT_TRUE(round_to_bf16(1e39).overflow);
-  EXPECT_EQ(round_to_f16(65519.0).bits, 0x7bffu);  // just below the tie to infinity
-  EXPECT_TRUE(round_to_f16(65520.0).overflow);     // the tie goes to even: infinity
+  EXPECT_EQ(round_to_f16(65519.0).bits, 0x7bffu);               // just below the tie to infinity
+  EXPECT_TRUE(round_to_f16(65520.0).overflow);                  // the tie goes to even: infinity
   EXPECT_EQ(round_to_f16(std::ldexp(1.0, -25)).bits, 0x0000u);  // half the smallest: even
   EXPECT_EQ(round_to_f16(std::ldexp(1.5, -25)).bits, 0x0001u);
   EXPECT_EQ(round_to_bf16(std::ldexp(1.0, -134)).bits, 0x0000u);

@@ -80,7 +80,8 @@ TEST(Extrapolate, ShardedPairToShardedOutput) {
   const auto out = Checkpoint::open((dir / "out").string());
   expect_extrapolated(sft, aligned, out, 0.3);
   EXPECT_GT(out.num_files(), 1u);
-  const auto index = nlohmann::json::parse(read_text_file(dir / "out" / "model.safetensors.index.json"));
+  const auto index =
+      nlohmann::json::parse(read_text_file(dir / "out" / "model.safetensors.index.json"));
   EXPECT_EQ(index["metadata"]["total_size"].get<uint64_t>(), plan.out_bytes());
   EXPECT_EQ(index["weight_map"].size(), aligned.tensors().size());
   for (const auto& e : fs::directory_iterator(dir / "out")) {
@@ -129,9 +130,9 @@ TEST(Extrapolate, RefusesExistingOutputUnlessForced) {
   write_text_file(dir / "out" / "keep.txt", "mine");
   ThreadPool pool(1);
   auto options = options_for(dir / "out", 0.3, "0.3");
-  EXPECT_NE(error_of([&] { extrapolate_checkpoints(sft, aligned, plan, options, pool); })
-                .find("--force"),
-            std::string::npos);
+  EXPECT_NE(
+      error_of([&] { extrapolate_checkpoints(sft, aligned, plan, options, pool); }).find("--force"),
+      std::string::npos);
   EXPECT_TRUE(fs::exists(dir / "out" / "keep.txt"));
   options.force = true;
   extrapolate_checkpoints(sft, aligned, plan, options, pool);
@@ -152,13 +153,15 @@ TEST(Extrapolate, RefusesToOverwriteAnInput) {
   ThreadPool pool(1);
   auto options = options_for(dir / "aligned", 0.3, "0.3");
   options.force = true;
-  EXPECT_NE(error_of([&] { extrapolate_checkpoints(sft, aligned, plan, options, pool); })
-                .find("overwrite an input"),
+  EXPECT_NE(error_of([&] {
+              extrapolate_checkpoints(sft, aligned, plan, options, pool);
+            }).find("overwrite an input"),
             std::string::npos);
   options = options_for(dir.path(), 0.3, "0.3");
   options.force = true;
-  EXPECT_NE(error_of([&] { extrapolate_checkpoints(sft, aligned, plan, options, pool); })
-                .find("overwrite an input"),
+  EXPECT_NE(error_of([&] {
+              extrapolate_checkpoints(sft, aligned, plan, options, pool);
+            }).find("overwrite an input"),
             std::string::npos);
 }
 
@@ -216,12 +219,15 @@ TEST(Extrapolate, NonFiniteInputIsAnErrorUnlessAllowed) {
 
 TEST(Extrapolate, RowsTiesAndDtypeOverride) {
   TempDir dir;
-  const char* tied = R"({"architectures":["LlamaForCausalLM"],"tie_word_embeddings":true,"torch_dtype":"bfloat16"})";
-  write_model(dir / "s", {random_tensor("model.embed_tokens.weight", DType::BF16, {6, 4}, 1),
-                          random_tensor("model.norm.weight", DType::BF16, {4}, 2)},
+  const char* tied =
+      R"({"architectures":["LlamaForCausalLM"],"tie_word_embeddings":true,"torch_dtype":"bfloat16"})";
+  write_model(dir / "s",
+              {random_tensor("model.embed_tokens.weight", DType::BF16, {6, 4}, 1),
+               random_tensor("model.norm.weight", DType::BF16, {4}, 2)},
               tied);
-  write_model(dir / "a", {random_tensor("model.embed_tokens.weight", DType::BF16, {7, 4}, 3),
-                          random_tensor("model.norm.weight", DType::BF16, {4}, 4)},
+  write_model(dir / "a",
+              {random_tensor("model.embed_tokens.weight", DType::BF16, {7, 4}, 3),
+               random_tensor("model.norm.weight", DType::BF16, {4}, 4)},
               tied);
   const auto sft = Checkpoint::open((dir / "s").string());
   const auto aligned = Checkpoint::open((dir / "a").string());

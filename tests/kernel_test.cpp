@@ -22,11 +22,20 @@ std::vector<uint8_t> make_values(DType dtype, size_t n, uint64_t seed, bool spec
     double v = normal(rng);
     if (specials) {
       switch (rng() % 8) {
-        case 0: v = 0.0; break;
-        case 1: v = -0.0; break;
-        case 2: v = std::ldexp(1.0 + (rng() % 1000) / 1000.0, exponent(rng)); break;
-        case 3: v = (rng() & 1 ? 1 : -1) * std::ldexp(1.0, -(int)(rng() % 30)); break;
-        default: break;
+        case 0:
+          v = 0.0;
+          break;
+        case 1:
+          v = -0.0;
+          break;
+        case 2:
+          v = std::ldexp(1.0 + (rng() % 1000) / 1000.0, exponent(rng));
+          break;
+        case 3:
+          v = (rng() & 1 ? 1 : -1) * std::ldexp(1.0, -(int)(rng() % 30));
+          break;
+        default:
+          break;
       }
     }
     store_from_double(bytes.data(), dtype, i, v);
@@ -63,17 +72,16 @@ TEST_P(KernelAgreement, FastEqualsReference) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Dtypes, KernelAgreement,
-    ::testing::Values(Case{DType::BF16, DType::BF16, DType::BF16},
-                      Case{DType::F16, DType::F16, DType::F16},
-                      Case{DType::F32, DType::F32, DType::F32},
-                      Case{DType::F64, DType::F64, DType::F64},
-                      Case{DType::BF16, DType::F32, DType::BF16},
-                      Case{DType::F32, DType::BF16, DType::F16},
-                      Case{DType::BF16, DType::BF16, DType::F32},
-                      Case{DType::F16, DType::BF16, DType::F64},
-                      Case{DType::F64, DType::F32, DType::BF16}));
+INSTANTIATE_TEST_SUITE_P(Dtypes, KernelAgreement,
+                         ::testing::Values(Case{DType::BF16, DType::BF16, DType::BF16},
+                                           Case{DType::F16, DType::F16, DType::F16},
+                                           Case{DType::F32, DType::F32, DType::F32},
+                                           Case{DType::F64, DType::F64, DType::F64},
+                                           Case{DType::BF16, DType::F32, DType::BF16},
+                                           Case{DType::F32, DType::BF16, DType::F16},
+                                           Case{DType::BF16, DType::BF16, DType::F32},
+                                           Case{DType::F16, DType::BF16, DType::F64},
+                                           Case{DType::F64, DType::F32, DType::BF16}));
 
 TEST(Kernel, DefinitionOrderWithoutFma) {
   // a + alpha * (a - s) in float64, three roundings; output f64 shows the raw value.

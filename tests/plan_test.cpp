@@ -18,11 +18,11 @@ const char* kTied = R"({"architectures":["LlamaForCausalLM"],"tie_word_embedding
 
 TEST(Plan, SameNamesAndShapesExtrapolate) {
   TempDir dir;
-  write_model(dir / "s", {random_tensor("a", DType::BF16, {4, 4}, 1),
-                          random_tensor("b", DType::F32, {3}, 2)});
-  write_model(dir / "a", {random_tensor("a", DType::BF16, {4, 4}, 3),
-                          random_tensor("b", DType::F32, {3}, 4),
-                          testing::tensor_from_doubles("ids", DType::I64, {2}, {0, 0})});
+  write_model(dir / "s",
+              {random_tensor("a", DType::BF16, {4, 4}, 1), random_tensor("b", DType::F32, {3}, 2)});
+  write_model(dir / "a",
+              {random_tensor("a", DType::BF16, {4, 4}, 3), random_tensor("b", DType::F32, {3}, 4),
+               testing::tensor_from_doubles("ids", DType::I64, {2}, {0, 0})});
   // ids is an integer tensor only in aligned: it passes through unchanged.
   auto s = Checkpoint::open((dir / "s").string());
   auto a = Checkpoint::open((dir / "a").string());
@@ -59,11 +59,13 @@ TEST(Plan, ListsEveryMismatch) {
 
 TEST(Plan, ExtraVocabularyRows) {
   TempDir dir;
-  write_model(dir / "s", {random_tensor("model.embed_tokens.weight", DType::BF16, {8, 4}, 1),
-                          random_tensor("lm_head.weight", DType::BF16, {8, 4}, 2)},
+  write_model(dir / "s",
+              {random_tensor("model.embed_tokens.weight", DType::BF16, {8, 4}, 1),
+               random_tensor("lm_head.weight", DType::BF16, {8, 4}, 2)},
               kUntied);
-  write_model(dir / "a", {random_tensor("model.embed_tokens.weight", DType::BF16, {9, 4}, 1),
-                          random_tensor("lm_head.weight", DType::BF16, {9, 4}, 2)},
+  write_model(dir / "a",
+              {random_tensor("model.embed_tokens.weight", DType::BF16, {9, 4}, 1),
+               random_tensor("lm_head.weight", DType::BF16, {9, 4}, 2)},
               kUntied);
   auto s = Checkpoint::open((dir / "s").string());
   auto a = Checkpoint::open((dir / "a").string());
@@ -78,8 +80,9 @@ TEST(Plan, TiedSftUsesEmbeddingAsHead) {
   TempDir dir;
   write_model(dir / "s", {random_tensor("model.embed_tokens.weight", DType::BF16, {8, 4}, 1)},
               kTied);
-  write_model(dir / "a", {random_tensor("model.embed_tokens.weight", DType::BF16, {8, 4}, 1),
-                          random_tensor("lm_head.weight", DType::BF16, {8, 4}, 2)},
+  write_model(dir / "a",
+              {random_tensor("model.embed_tokens.weight", DType::BF16, {8, 4}, 1),
+               random_tensor("lm_head.weight", DType::BF16, {8, 4}, 2)},
               kUntied);
   auto s = Checkpoint::open((dir / "s").string());
   auto a = Checkpoint::open((dir / "a").string());
@@ -92,8 +95,9 @@ TEST(Plan, TiedSftUsesEmbeddingAsHead) {
 
 TEST(Plan, TiedAlignedStaysTied) {
   TempDir dir;
-  write_model(dir / "s", {random_tensor("model.embed_tokens.weight", DType::BF16, {8, 4}, 1),
-                          random_tensor("lm_head.weight", DType::BF16, {8, 4}, 2)},
+  write_model(dir / "s",
+              {random_tensor("model.embed_tokens.weight", DType::BF16, {8, 4}, 1),
+               random_tensor("lm_head.weight", DType::BF16, {8, 4}, 2)},
               kUntied);
   write_model(dir / "a", {random_tensor("model.embed_tokens.weight", DType::BF16, {8, 4}, 1)},
               kTied);

@@ -29,12 +29,12 @@ std::string parse_error(const std::string& bytes) {
 }
 
 TEST(Safetensors, ParsesValidHeaderInDataOrder) {
-  const std::string bytes = file_with_header(
-      R"({"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]},)"
-      R"("a":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]},)"
-      R"("z":{"dtype":"I64","shape":[0],"data_offsets":[12,12]},)"
-      R"("__metadata__":{"format":"pt"}})",
-      12);
+  const std::string bytes =
+      file_with_header(R"({"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]},)"
+                       R"("a":{"dtype":"BF16","shape":[2],"data_offsets":[0,4]},)"
+                       R"("z":{"dtype":"I64","shape":[0],"data_offsets":[12,12]},)"
+                       R"("__metadata__":{"format":"pt"}})",
+                       12);
   const auto header = parse_safetensors_header(reinterpret_cast<const uint8_t*>(bytes.data()),
                                                bytes.size(), bytes.size(), "ok.safetensors");
   ASSERT_EQ(header.tensors.size(), 3u);
@@ -80,63 +80,63 @@ TEST(Safetensors, RejectsHugeHeader) {
 
 TEST(Safetensors, RejectsInvalidJson) {
   EXPECT_NE(parse_error(file_with_header("{\"a\":", 0)).find("not valid JSON"), std::string::npos);
-  EXPECT_NE(parse_error(file_with_header("[1,2]", 0)).find("not a JSON object"),
-            std::string::npos);
+  EXPECT_NE(parse_error(file_with_header("[1,2]", 0)).find("not a JSON object"), std::string::npos);
 }
 
 TEST(Safetensors, RejectsUnknownDtype) {
-  const auto msg = parse_error(
-      file_with_header(R"({"w":{"dtype":"Q4","shape":[1],"data_offsets":[0,1]}})", 1));
+  const auto msg =
+      parse_error(file_with_header(R"({"w":{"dtype":"Q4","shape":[1],"data_offsets":[0,1]}})", 1));
   EXPECT_NE(msg.find("tensor 'w'"), std::string::npos);
   EXPECT_NE(msg.find("unknown dtype 'Q4'"), std::string::npos);
 }
 
 TEST(Safetensors, RejectsOverlapGapAndOverrun) {
-  const auto overlap = parse_error(file_with_header(
-      R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},)"
-      R"("b":{"dtype":"U8","shape":[4],"data_offsets":[2,6]}})",
-      6));
+  const auto overlap =
+      parse_error(file_with_header(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},)"
+                                   R"("b":{"dtype":"U8","shape":[4],"data_offsets":[2,6]}})",
+                                   6));
   EXPECT_NE(overlap.find("overlap"), std::string::npos);
   EXPECT_NE(overlap.find("tensor 'b'"), std::string::npos);
 
-  const auto gap = parse_error(file_with_header(
-      R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},)"
-      R"("b":{"dtype":"U8","shape":[2],"data_offsets":[6,8]}})",
-      8));
+  const auto gap =
+      parse_error(file_with_header(R"({"a":{"dtype":"U8","shape":[4],"data_offsets":[0,4]},)"
+                                   R"("b":{"dtype":"U8","shape":[2],"data_offsets":[6,8]}})",
+                                   8));
   EXPECT_NE(gap.find("gap"), std::string::npos);
 
-  const auto overrun = parse_error(
-      file_with_header(R"({"a":{"dtype":"U8","shape":[8],"data_offsets":[0,8]}})", 4));
+  const auto overrun =
+      parse_error(file_with_header(R"({"a":{"dtype":"U8","shape":[8],"data_offsets":[0,8]}})", 4));
   EXPECT_NE(overrun.find("past the end"), std::string::npos);
 
-  const auto trailing = parse_error(
-      file_with_header(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}})", 4));
+  const auto trailing =
+      parse_error(file_with_header(R"({"a":{"dtype":"U8","shape":[2],"data_offsets":[0,2]}})", 4));
   EXPECT_NE(trailing.find("not described"), std::string::npos);
 }
 
 TEST(Safetensors, RejectsShapeSizeMismatch) {
-  const auto msg = parse_error(
-      file_with_header(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8));
+  const auto msg =
+      parse_error(file_with_header(R"({"w":{"dtype":"F32","shape":[3],"data_offsets":[0,8]}})", 8));
   EXPECT_NE(msg.find("tensor 'w'"), std::string::npos);
   EXPECT_NE(msg.find("12 bytes"), std::string::npos);
 }
 
 TEST(Safetensors, RejectsOverflowingShapeAndBadFields) {
-  EXPECT_NE(parse_error(file_with_header(
-                R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", 0))
-                .find("overflows"),
-            std::string::npos);
-  EXPECT_NE(parse_error(file_with_header(
-                R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}})", 0))
-                .find("non-negative"),
-            std::string::npos);
-  EXPECT_NE(parse_error(file_with_header(R"({"w":{"dtype":"F32","shape":[1]}})", 4))
-                .find("data_offsets"),
-            std::string::npos);
-  EXPECT_NE(parse_error(file_with_header(
-                R"({"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},)"
-                R"("w":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}})",
-                2))
+  EXPECT_NE(
+      parse_error(
+          file_with_header(
+              R"({"w":{"dtype":"F32","shape":[4294967296,4294967296],"data_offsets":[0,0]}})", 0))
+          .find("overflows"),
+      std::string::npos);
+  EXPECT_NE(
+      parse_error(file_with_header(R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,0]}})", 0))
+          .find("non-negative"),
+      std::string::npos);
+  EXPECT_NE(
+      parse_error(file_with_header(R"({"w":{"dtype":"F32","shape":[1]}})", 4)).find("data_offsets"),
+      std::string::npos);
+  EXPECT_NE(parse_error(file_with_header(R"({"w":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},)"
+                                         R"("w":{"dtype":"U8","shape":[1],"data_offsets":[1,2]}})",
+                                         2))
                 .find("appears twice"),
             std::string::npos);
   EXPECT_NE(parse_error(file_with_header(R"({"__metadata__":{"x":1}})", 0)).find("__metadata__"),

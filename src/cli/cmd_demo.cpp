@@ -49,9 +49,10 @@ void run(const DemoArgs& args) {
   PlanOptions plan_options;
   const Plan plan = make_plan(sft, aligned, plan_options);
   const auto report = diff_checkpoints(plan, pool, false);
-  std::printf("2. expo diff: alignment moved the weights by %.4g (%.3f%% of their norm), "
-              "cosine %.6f\n",
-              report.total.delta_norm(), 100 * report.total.relative(), report.total.cosine());
+  std::printf(
+      "2. expo diff: alignment moved the weights by %.4g (%.3f%% of their norm), "
+      "cosine %.6f\n",
+      report.total.delta_norm(), 100 * report.total.relative(), report.total.cosine());
 
   ExtrapolateOptions options;
   for (const auto& alpha : parse_alpha_list(args.alpha))
@@ -62,17 +63,19 @@ void run(const DemoArgs& args) {
     std::printf("3. expo extrapolate --alpha %s: wrote %s (%s)\n", o.alpha.text.c_str(),
                 o.dir.c_str(), format_bytes(plan.out_bytes()).c_str());
   }
-  std::printf("\nTry it on your own pair:\n  build/expo extrapolate --sft %s --aligned %s "
-              "--alpha 0.3 --output %s/my-expo\n",
-              sft_dir.c_str(), aligned_dir.c_str(), root.c_str());
+  std::printf(
+      "\nTry it on your own pair:\n  build/expo extrapolate --sft %s --aligned %s "
+      "--alpha 0.3 --output %s/my-expo\n",
+      sft_dir.c_str(), aligned_dir.c_str(), root.c_str());
 }
 }  // namespace
 
 void add_demo_command(CLI::App& app) {
   auto args = std::make_shared<DemoArgs>();
-  auto* cmd = app.add_subcommand(
-      "demo", "Run expo end to end on a generated random Llama SFT/aligned pair.\n"
-              "Example: expo demo --dir expo-demo --alpha 0.3");
+  auto* cmd =
+      app.add_subcommand("demo",
+                         "Run expo end to end on a generated random Llama SFT/aligned pair.\n"
+                         "Example: expo demo --dir expo-demo --alpha 0.3");
   cmd->add_option("--dir", args->dir, "folder for the demo's models (default: expo-demo)");
   cmd->add_option("--alpha", args->alpha, "alpha, or a list such as 0.1,0.3,0.5");
   cmd->add_flag("--force", args->force, "replace the folder if it exists");

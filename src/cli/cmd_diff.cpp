@@ -24,8 +24,10 @@ void run(const DiffArgs& args) {
   const Plan plan = make_plan(sft, aligned, options);
   ThreadPool pool(args.threads);
   const auto report = diff_checkpoints(plan, pool, !args.json && Progress::stderr_is_terminal());
-  if (args.json) std::fputs(format_diff_json(report, sft.spec(), aligned.spec()).c_str(), stdout);
-  else std::fputs(format_diff_table(report).c_str(), stdout);
+  if (args.json)
+    std::fputs(format_diff_json(report, sft.spec(), aligned.spec()).c_str(), stdout);
+  else
+    std::fputs(format_diff_table(report).c_str(), stdout);
 }
 }  // namespace
 

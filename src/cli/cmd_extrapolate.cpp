@@ -31,7 +31,8 @@ void run(const ExtrapolateArgs& args) {
   }
   for (const auto& r : args.rules) plan_options.rules.push_back(parse_alpha_rule(r));
   options.rule_texts = args.rules;
-  if (args.on_missing == "copy-aligned") plan_options.on_missing = OnMissing::kCopyAligned;
+  if (args.on_missing == "copy-aligned")
+    plan_options.on_missing = OnMissing::kCopyAligned;
   else if (args.on_missing != "error")
     fail("--on-missing: '", args.on_missing, "' is not 'error' or 'copy-aligned'");
   options.max_shard_size = parse_size(args.max_shard_size, "--max-shard-size");
@@ -50,9 +51,10 @@ void run(const ExtrapolateArgs& args) {
   options.progress = args.progress || (!args.no_progress && Progress::stderr_is_terminal());
   options.command_line = command_line();
 
-  const auto sft = Checkpoint::open(args.sft, args.sft_revision.empty() ? args.revision : args.sft_revision);
-  const auto aligned =
-      Checkpoint::open(args.aligned, args.aligned_revision.empty() ? args.revision : args.aligned_revision);
+  const auto sft =
+      Checkpoint::open(args.sft, args.sft_revision.empty() ? args.revision : args.sft_revision);
+  const auto aligned = Checkpoint::open(
+      args.aligned, args.aligned_revision.empty() ? args.revision : args.aligned_revision);
   const Plan plan = make_plan(sft, aligned, plan_options);
   for (const auto& w : plan.warnings) std::fprintf(stderr, "expo: warning: %s\n", w.c_str());
   if (args.dry_run) {

@@ -52,8 +52,9 @@ void run(const InspectArgs& args) {
 void add_inspect_command(CLI::App& app) {
   auto args = std::make_shared<InspectArgs>();
   auto* cmd = app.add_subcommand(
-      "inspect", "List a checkpoint's tensors (name, dtype, shape), totals and architecture.\n"
-                 "Example: expo inspect ./zephyr-7b-beta --json");
+      "inspect",
+      "List a checkpoint's tensors (name, dtype, shape), totals and architecture.\n"
+      "Example: expo inspect ./zephyr-7b-beta --json");
   cmd->add_option("path", args->path, "a model folder, a .safetensors file or a cached repo id")
       ->required();
   cmd->add_option("--revision", args->revision, "revision of a repo id in the Hugging Face cache");

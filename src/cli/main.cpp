@@ -1,6 +1,6 @@
 // expo: the command-line front end. It parses arguments and prints; libexpo does the work.
-#include <cstdio>
 #include <expo/version.h>
+#include <cstdio>
 
 #include "cli/commands.h"
 #include "core/error.h"

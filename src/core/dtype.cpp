@@ -1,10 +1,10 @@
 #include "core/dtype.h"
 
 #include <bit>
-#include <cmath>
-#include <limits>
 #include <cctype>
+#include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "core/error.h"
 
@@ -17,12 +17,11 @@ struct DTypeInfo {
   size_t size;
 };
 constexpr DTypeInfo kDTypes[] = {
-    {DType::BOOL, "BOOL", 1},       {DType::U8, "U8", 1},   {DType::I8, "I8", 1},
-    {DType::U16, "U16", 2},         {DType::I16, "I16", 2}, {DType::U32, "U32", 4},
-    {DType::I32, "I32", 4},         {DType::U64, "U64", 8}, {DType::I64, "I64", 8},
-    {DType::F8_E4M3, "F8_E4M3", 1}, {DType::F8_E5M2, "F8_E5M2", 1},
-    {DType::F16, "F16", 2},         {DType::BF16, "BF16", 2},
-    {DType::F32, "F32", 4},         {DType::F64, "F64", 8},
+    {DType::BOOL, "BOOL", 1},       {DType::U8, "U8", 1},           {DType::I8, "I8", 1},
+    {DType::U16, "U16", 2},         {DType::I16, "I16", 2},         {DType::U32, "U32", 4},
+    {DType::I32, "I32", 4},         {DType::U64, "U64", 8},         {DType::I64, "I64", 8},
+    {DType::F8_E4M3, "F8_E4M3", 1}, {DType::F8_E5M2, "F8_E5M2", 1}, {DType::F16, "F16", 2},
+    {DType::BF16, "BF16", 2},       {DType::F32, "F32", 4},         {DType::F64, "F64", 8},
 };
 }  // namespace
 
@@ -37,8 +36,10 @@ std::optional<DType> parse_user_float_dtype(std::string_view name) {
   for (char c : name) lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   if (lower == "bf16" || lower == "bfloat16") return DType::BF16;
   if (lower == "f16" || lower == "fp16" || lower == "float16" || lower == "half") return DType::F16;
-  if (lower == "f32" || lower == "fp32" || lower == "float32" || lower == "float") return DType::F32;
-  if (lower == "f64" || lower == "fp64" || lower == "float64" || lower == "double") return DType::F64;
+  if (lower == "f32" || lower == "fp32" || lower == "float32" || lower == "float")
+    return DType::F32;
+  if (lower == "f64" || lower == "fp64" || lower == "float64" || lower == "double")
+    return DType::F64;
   return std::nullopt;
 }
 

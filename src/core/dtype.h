@@ -13,7 +13,21 @@
 namespace expo {
 
 enum class DType : uint8_t {
-  BOOL, U8, I8, U16, I16, U32, I32, U64, I64, F8_E4M3, F8_E5M2, F16, BF16, F32, F64,
+  BOOL,
+  U8,
+  I8,
+  U16,
+  I16,
+  U32,
+  I32,
+  U64,
+  I64,
+  F8_E4M3,
+  F8_E5M2,
+  F16,
+  BF16,
+  F32,
+  F64,
 };
 
 // Parses the safetensors spelling ("BF16", "F32", ...). Returns nullopt for anything else.
@@ -32,8 +46,8 @@ double f16_to_double(uint16_t bits);
 
 // Result of rounding a float64 into a narrower format.
 struct Rounded {
-  uint64_t bits;   // the encoded value in the target format (low bits used)
-  bool overflow;   // a finite input became infinite
+  uint64_t bits;  // the encoded value in the target format (low bits used)
+  bool overflow;  // a finite input became infinite
 };
 
 // Correctly rounded (nearest, ties to even) conversion of a float64 to a binary format with

@@ -93,7 +93,8 @@ StagingDir::StagingDir(const fs::path& target) : target_(fs::absolute(target).le
   std::error_code ec;
   fs::create_directories(parent, ec);
   if (ec) fail(parent.string(), ": cannot create output's parent folder: ", ec.message());
-  std::string pattern = (parent / ("." + target_.filename().string() + ".expo-tmp-XXXXXX")).string();
+  std::string pattern =
+      (parent / ("." + target_.filename().string() + ".expo-tmp-XXXXXX")).string();
   if (::mkdtemp(pattern.data()) == nullptr)
     fail(parent.string(), ": cannot create a temporary folder: ", std::strerror(errno));
   staging_ = pattern;

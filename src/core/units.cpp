@@ -18,15 +18,24 @@ uint64_t parse_size(std::string_view text, std::string_view what) {
   for (char c : text.substr(i))
     if (c != ' ') unit += static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   double multiplier = 0;
-  if (unit.empty() || unit == "B") multiplier = 1;
-  else if (unit == "KB") multiplier = 1e3;
-  else if (unit == "MB") multiplier = 1e6;
-  else if (unit == "GB") multiplier = 1e9;
-  else if (unit == "TB") multiplier = 1e12;
-  else if (unit == "KIB") multiplier = 1024.0;
-  else if (unit == "MIB") multiplier = 1024.0 * 1024;
-  else if (unit == "GIB") multiplier = 1024.0 * 1024 * 1024;
-  else if (unit == "TIB") multiplier = 1024.0 * 1024 * 1024 * 1024;
+  if (unit.empty() || unit == "B")
+    multiplier = 1;
+  else if (unit == "KB")
+    multiplier = 1e3;
+  else if (unit == "MB")
+    multiplier = 1e6;
+  else if (unit == "GB")
+    multiplier = 1e9;
+  else if (unit == "TB")
+    multiplier = 1e12;
+  else if (unit == "KIB")
+    multiplier = 1024.0;
+  else if (unit == "MIB")
+    multiplier = 1024.0 * 1024;
+  else if (unit == "GIB")
+    multiplier = 1024.0 * 1024 * 1024;
+  else if (unit == "TIB")
+    multiplier = 1024.0 * 1024 * 1024 * 1024;
   char* end = nullptr;
   const double value = number.empty() ? -1 : std::strtod(number.c_str(), &end);
   if (multiplier == 0 || number.empty() || end != number.c_str() + number.size() || value <= 0 ||
@@ -37,10 +46,14 @@ uint64_t parse_size(std::string_view text, std::string_view what) {
 
 std::string format_bytes(uint64_t bytes) {
   char buf[64];
-  if (bytes >= 1000000000ull) std::snprintf(buf, sizeof buf, "%.2f GB", bytes / 1e9);
-  else if (bytes >= 1000000ull) std::snprintf(buf, sizeof buf, "%.2f MB", bytes / 1e6);
-  else if (bytes >= 1000ull) std::snprintf(buf, sizeof buf, "%.2f kB", bytes / 1e3);
-  else std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(bytes));
+  if (bytes >= 1000000000ull)
+    std::snprintf(buf, sizeof buf, "%.2f GB", bytes / 1e9);
+  else if (bytes >= 1000000ull)
+    std::snprintf(buf, sizeof buf, "%.2f MB", bytes / 1e6);
+  else if (bytes >= 1000ull)
+    std::snprintf(buf, sizeof buf, "%.2f kB", bytes / 1e3);
+  else
+    std::snprintf(buf, sizeof buf, "%llu B", static_cast<unsigned long long>(bytes));
   return buf;
 }
 

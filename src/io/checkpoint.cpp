@@ -15,12 +15,20 @@ using nlohmann::json;
 namespace {
 
 const char* const kEmbeddingNames[] = {
-    "model.embed_tokens.weight",    "model.tok_embeddings.weight", "transformer.wte.weight",
-    "gpt_neox.embed_in.weight",     "embed_tokens.weight",         "tok_embeddings.weight",
-    "model.language_model.embed_tokens.weight", "transformer.word_embeddings.weight",
+    "model.embed_tokens.weight",
+    "model.tok_embeddings.weight",
+    "transformer.wte.weight",
+    "gpt_neox.embed_in.weight",
+    "embed_tokens.weight",
+    "tok_embeddings.weight",
+    "model.language_model.embed_tokens.weight",
+    "transformer.word_embeddings.weight",
 };
 const char* const kOutputHeadNames[] = {
-    "lm_head.weight", "output.weight", "embed_out.weight", "model.lm_head.weight",
+    "lm_head.weight",
+    "output.weight",
+    "embed_out.weight",
+    "model.lm_head.weight",
 };
 
 json load_json(const fs::path& path) {

@@ -42,7 +42,8 @@ fs::path resolve_hf_snapshot(const std::string& repo_id, const std::string& revi
   const fs::path snapshots = repo_dir / "snapshots";
   std::error_code ec;
   if (!fs::is_directory(snapshots, ec))
-    fail("'", repo_id, "' is neither a local path nor a model in the Hugging Face cache (looked in ",
+    fail("'", repo_id,
+         "' is neither a local path nor a model in the Hugging Face cache (looked in ",
          repo_dir.string(), "; set HF_HUB_CACHE or HF_HOME if your cache is elsewhere)");
 
   std::vector<fs::directory_entry> entries;

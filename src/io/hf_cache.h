@@ -16,7 +16,6 @@ bool looks_like_repo_id(const std::string& text);
 
 // The snapshot folder of `repo_id`: for `revision` a commit hash (or its prefix) or a ref
 // name (branch or tag); without one, the newest snapshot. Throws naming what was looked for.
-std::filesystem::path resolve_hf_snapshot(const std::string& repo_id,
-                                          const std::string& revision);
+std::filesystem::path resolve_hf_snapshot(const std::string& repo_id, const std::string& revision);
 
 }  // namespace expo

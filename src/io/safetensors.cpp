@@ -90,10 +90,11 @@ SafetensorsHeader parse_safetensors_header(const uint8_t* bytes, uint64_t availa
     fail(label, ": truncated: ", file_size, " bytes, too short for a safetensors header");
   const uint64_t header_len = read_u64_le(bytes);
   if (header_len > kMaxSafetensorsHeader)
-    fail(label, ": header length ", header_len, " is over the 100 MB limit; not a safetensors file?");
+    fail(label, ": header length ", header_len,
+         " is over the 100 MB limit; not a safetensors file?");
   if (header_len > file_size - 8)
-    fail(label, ": header length ", header_len, " runs past the end of the file (",
-         file_size, " bytes); the file is truncated or not safetensors");
+    fail(label, ": header length ", header_len, " runs past the end of the file (", file_size,
+         " bytes); the file is truncated or not safetensors");
   if (header_len > available - 8) fail(label, ": truncated header");
 
   SafetensorsHeader header;
@@ -124,8 +125,7 @@ SafetensorsHeader parse_safetensors_header(const uint8_t* bytes, uint64_t availa
     if (name == "__metadata__") {
       if (!entry.is_object()) fail(label, ": __metadata__ is not a JSON object");
       for (const auto& [key, value] : entry.items()) {
-        if (!value.is_string())
-          fail(label, ": __metadata__ value of '", key, "' is not a string");
+        if (!value.is_string()) fail(label, ": __metadata__ value of '", key, "' is not a string");
         header.metadata[key] = value.get<std::string>();
       }
       continue;

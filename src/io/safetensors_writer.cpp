@@ -42,8 +42,8 @@ void write_safetensors_file(const std::string& path, const std::vector<TensorDat
   std::vector<TensorLayout> layouts;
   for (const auto& t : tensors) {
     if (t.bytes.size() != t.layout.num_bytes())
-      fail("internal: tensor '", t.layout.name, "' has ", t.bytes.size(), " bytes, its shape needs ",
-           t.layout.num_bytes());
+      fail("internal: tensor '", t.layout.name, "' has ", t.bytes.size(),
+           " bytes, its shape needs ", t.layout.num_bytes());
     layouts.push_back(t.layout);
   }
   const auto layout = layout_safetensors(layouts, metadata);

@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "core/dtype.h"
 #include <cstdint>
+#include "core/dtype.h"
 
 namespace expo {
 

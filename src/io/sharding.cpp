@@ -39,8 +39,8 @@ std::string shard_file_name(size_t shard, size_t num_shards) {
 }
 
 nlohmann::json make_shard_index(const std::vector<std::string>& names,
-                                        const std::vector<size_t>& shard_of_tensor,
-                                        size_t num_shards, uint64_t total_size) {
+                                const std::vector<size_t>& shard_of_tensor, size_t num_shards,
+                                uint64_t total_size) {
   nlohmann::json index;
   index["metadata"] = {{"total_size", total_size}};
   nlohmann::json weight_map = nlohmann::json::object();

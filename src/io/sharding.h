@@ -19,7 +19,7 @@ std::string shard_file_name(size_t shard, size_t num_shards);
 // model.safetensors.index.json for tensor `names` with their shard numbers (keys sorted, as
 // transformers writes them).
 nlohmann::json make_shard_index(const std::vector<std::string>& names,
-                                        const std::vector<size_t>& shard_of_tensor,
-                                        size_t num_shards, uint64_t total_size);
+                                const std::vector<size_t>& shard_of_tensor, size_t num_shards,
+                                uint64_t total_size);
 
 }  // namespace expo

@@ -19,7 +19,8 @@ std::vector<AlphaValue> parse_alpha_list(const std::string& text) {
   size_t start = 0;
   for (;;) {
     const size_t comma = text.find(',', start);
-    const std::string item = trim(text.substr(start, comma == std::string::npos ? comma : comma - start));
+    const std::string item =
+        trim(text.substr(start, comma == std::string::npos ? comma : comma - start));
     if (item.empty()) fail("--alpha: empty value in '", text, "'");
     const double value = parse_double(item, "--alpha");
     for (const auto& a : alphas)

@@ -10,8 +10,13 @@ namespace expo {
 
 bool is_weight_file(const std::string& name) {
   static const char* const kWeightSuffixes[] = {
-      ".safetensors", ".safetensors.index.json", ".bin", ".bin.index.json", ".pt", ".pth",
-      ".ckpt", ".h5", ".msgpack", ".msgpack.index.json", ".gguf", ".onnx", ".ot", ".tflite",
+      ".safetensors", ".safetensors.index.json",
+      ".bin",         ".bin.index.json",
+      ".pt",          ".pth",
+      ".ckpt",        ".h5",
+      ".msgpack",     ".msgpack.index.json",
+      ".gguf",        ".onnx",
+      ".ot",          ".tflite",
   };
   for (const char* suffix : kWeightSuffixes)
     if (name.ends_with(suffix)) return true;
@@ -35,11 +40,16 @@ std::vector<fs::path> auxiliary_files(const fs::path& folder) {
 
 std::string torch_dtype_name(DType dtype) {
   switch (dtype) {
-    case DType::BF16: return "bfloat16";
-    case DType::F16: return "float16";
-    case DType::F32: return "float32";
-    case DType::F64: return "float64";
-    default: return std::string(dtype_name(dtype));
+    case DType::BF16:
+      return "bfloat16";
+    case DType::F16:
+      return "float16";
+    case DType::F32:
+      return "float32";
+    case DType::F64:
+      return "float64";
+    default:
+      return std::string(dtype_name(dtype));
   }
 }
 
@@ -77,8 +87,9 @@ std::string render_model_card(const ModelCard& card) {
   s += "- theta1, the aligned (DPO/RLHF) checkpoint: `" + card.aligned + "`\n";
   s += "- alpha: " + card.alpha + "\n";
   if (!rules.empty()) s += "- per-tensor alpha rules (first match wins):" + rules + "\n";
-  s += "- weights: " + (card.dtype.empty() ? std::string("the aligned model's dtype") : card.dtype) +
-       ", each value computed in float64 and rounded once to nearest-even\n\n";
+  s +=
+      "- weights: " + (card.dtype.empty() ? std::string("the aligned model's dtype") : card.dtype) +
+      ", each value computed in float64 and rounded once to nearest-even\n\n";
   s += "Every other file (config, tokenizer, chat template) is the aligned model's. Load it as you "
        "would load the aligned model.\n\n";
   s += "Made with expo " + card.version + ":\n\n```\n" + card.command + "\n```\n\n";

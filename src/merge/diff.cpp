@@ -61,9 +61,10 @@ DiffReport diff_checkpoints(const Plan& plan, ThreadPool& pool, bool show_progre
     check_interrupted();
     const CheckpointTensor& a = *e.aligned;
     if (e.action == Action::kCopyAligned) {
-      report.skipped.push_back(e.name() + (e.sft ? "" : is_arithmetic_float(a.info->dtype)
-                                                            ? ": not in both models"
-                                                            : ": not a float tensor"));
+      report.skipped.push_back(e.name() + (e.sft ? ""
+                                           : is_arithmetic_float(a.info->dtype)
+                                               ? ": not in both models"
+                                               : ": not a float tensor"));
       progress.add(1, a.info->num_bytes());
       continue;
     }

@@ -154,8 +154,8 @@ class EntryWriter {
   [[noreturn]] void report(const PlanEntry& entry, const KernelStatus& st,
                            const CheckpointTensor* s, double alpha) const {
     const CheckpointTensor& a = *entry.aligned;
-    const std::string where = "tensor '" + entry.name() + "' element " +
-                              element_position(entry.shape(), st.index);
+    const std::string where =
+        "tensor '" + entry.name() + "' element " + element_position(entry.shape(), st.index);
     const double av = load_as_double(a.data(), a.info->dtype, st.index);
     using Problem = KernelStatus::Problem;
     if (st.problem == Problem::kNonFiniteAligned)
@@ -190,7 +190,8 @@ void check_outputs(const Checkpoint& sft, const Checkpoint& aligned,
   for (const auto& out : options.outputs) {
     const fs::path target = canonical_or_absolute(out.dir);
     if (!seen.insert(target).second)
-      fail("output ", out.dir.string(), " is given twice; with several alphas, put {alpha} in "
+      fail("output ", out.dir.string(),
+           " is given twice; with several alphas, put {alpha} in "
            "--output");
     for (const auto& in : inputs)
       if (is_same_or_ancestor(target, in))
@@ -236,8 +237,8 @@ std::string describe_plan(const Checkpoint& sft, const Checkpoint& aligned, cons
   for (const auto& w : plan.warnings) line("warning: " + w);
   if (plan.output_tied) line("output ties its embeddings, as the aligned model does");
   line("each output: " + std::to_string(shards.size()) + " shard(s), " +
-       format_bytes(plan.out_bytes()) + " (max shard size " +
-       format_bytes(options.max_shard_size) + ")");
+       format_bytes(plan.out_bytes()) + " (max shard size " + format_bytes(options.max_shard_size) +
+       ")");
   for (size_t i = 0; i < shards.size(); ++i) {
     uint64_t bytes = 0;
     for (size_t t : shards[i]) bytes += plan.entries[t].out_bytes();
@@ -294,9 +295,9 @@ void extrapolate_checkpoints(const Checkpoint& sft, const Checkpoint& aligned, c
   for (size_t k = 0; k < num_outputs; ++k) {
     const fs::path dir = staging[k]->path();
     if (shards.size() > 1)
-      write_text_file(dir / "model.safetensors.index.json",
-                      make_shard_index(names, shard_of, shards.size(), plan.out_bytes()).dump(2) +
-                          "\n");
+      write_text_file(
+          dir / "model.safetensors.index.json",
+          make_shard_index(names, shard_of, shards.size(), plan.out_bytes()).dump(2) + "\n");
     if (!aligned.folder().empty()) copy_auxiliary_files(aligned.folder(), dir, options.dtype);
     ModelCard card;
     card.sft = sft.spec();

@@ -140,7 +140,8 @@ KernelStatus extrapolate_fast(const KernelArgs& args) {
       // Rare: zeros, subnormal results, non-finite values or overflow. The reference decides.
       const size_t out_size = dtype_size(args.out_dtype);
       KernelArgs block = args;
-      block.aligned = static_cast<const uint8_t*>(args.aligned) + start * dtype_size(args.aligned_dtype);
+      block.aligned =
+          static_cast<const uint8_t*>(args.aligned) + start * dtype_size(args.aligned_dtype);
       if (args.sft)
         block.sft = static_cast<const uint8_t*>(args.sft) + start * dtype_size(args.sft_dtype);
       block.out = static_cast<uint8_t*>(args.out) + start * out_size;

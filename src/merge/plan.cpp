@@ -43,8 +43,8 @@ Plan make_plan(const Checkpoint& sft, const Checkpoint& aligned, const PlanOptio
   const CheckpointTensor* sft_head = find_output_head(sft);
   const bool sft_tied = sft_head == nullptr && sft_embedding != nullptr && sft.ties_embeddings();
   const CheckpointTensor* aligned_head = find_output_head(aligned);
-  plan.output_tied = aligned_head == nullptr && find_embedding(aligned) != nullptr &&
-                     aligned.ties_embeddings();
+  plan.output_tied =
+      aligned_head == nullptr && find_embedding(aligned) != nullptr && aligned.ties_embeddings();
 
   for (const auto& a : aligned.tensors()) {
     PlanEntry entry;
@@ -119,20 +119,24 @@ Plan make_plan(const Checkpoint& sft, const Checkpoint& aligned, const PlanOptio
   for (const auto& s : sft.tensors()) {
     if (sft_used.count(s.name())) continue;
     if (plan.output_tied && is_output_head_name(s.name())) {
-      plan.notes.push_back("the aligned model ties its embeddings, so the output does too; the "
-                           "SFT model's " + s.name() + " is not used");
+      plan.notes.push_back(
+          "the aligned model ties its embeddings, so the output does too; the "
+          "SFT model's " +
+          s.name() + " is not used");
       continue;
     }
     const std::string problem =
         "tensor '" + s.name() + "' (" + shape_of(s) + ") is only in the SFT model";
-    if (copy_on_missing) plan.warnings.push_back(problem + "; left out (--on-missing copy-aligned)");
-    else problems.push_back(problem);
+    if (copy_on_missing)
+      plan.warnings.push_back(problem + "; left out (--on-missing copy-aligned)");
+    else
+      problems.push_back(problem);
   }
 
   if (!problems.empty()) {
-    std::string message = std::to_string(problems.size()) +
-                          " tensor(s) of the SFT model (" + sft.spec() +
-                          ") and the aligned model (" + aligned.spec() + ") do not match:";
+    std::string message = std::to_string(problems.size()) + " tensor(s) of the SFT model (" +
+                          sft.spec() + ") and the aligned model (" + aligned.spec() +
+                          ") do not match:";
     for (const auto& p : problems) message += "\n  " + p;
     message +=
         "\nAre these two checkpoints of the same model? To copy such tensors from the aligned "

@@ -31,8 +31,8 @@ struct PlanEntry {
   const CheckpointTensor* sft = nullptr;  // null for kCopyAligned
   Action action = Action::kExtrapolate;
   DType out_dtype;
-  uint64_t shared_rows = 0;              // kExtrapolateRows only
-  const AlphaRule* rule = nullptr;       // the --rule that sets this tensor's alpha, if any
+  uint64_t shared_rows = 0;         // kExtrapolateRows only
+  const AlphaRule* rule = nullptr;  // the --rule that sets this tensor's alpha, if any
 
   const std::string& name() const { return aligned->name(); }
   const std::vector<uint64_t>& shape() const { return aligned->info->shape; }
