@@ -41,17 +41,27 @@ namespace {
 
 constexpr size_t kBlock = 512;
 
-void decode_block(const void* data, DType dtype, size_t start, size_t n, double* out) {
+[[gnu::always_inline]] inline void decode_block(const void* data, DType dtype, size_t start,
+                                                size_t n, double* out) {
   switch (dtype) {
     case DType::BF16: {
       const auto* p = static_cast<const uint16_t*>(data) + start;
       for (size_t i = 0; i < n; ++i)
-        out[i] = std::bit_cast<float>(static_cast<uint32_t>(p[i]) << 16);
+        out[i] = static_cast<double>(std::bit_cast<float>(static_cast<uint32_t>(p[i]) << 16));
       break;
     }
     case DType::F16: {
       const auto* p = static_cast<const uint16_t*>(data) + start;
-      for (size_t i = 0; i < n; ++i) out[i] = f16_to_double(p[i]);
+      // The F16 bits moved into a float's exponent and mantissa fields, scaled by 2^112, are
+      // the value exactly (subnormals included); only Inf/NaN need their own case.
+      for (size_t i = 0; i < n; ++i) {
+        const uint32_t h = p[i];
+        double v = static_cast<double>(std::bit_cast<float>((h & 0x7fffu) << 13)) * 0x1p112;
+        if ((h & 0x7c00u) == 0x7c00u)
+          v = (h & 0x3ffu) ? std::numeric_limits<double>::quiet_NaN()
+                           : std::numeric_limits<double>::infinity();
+        out[i] = (h & 0x8000u) ? -v : v;
+      }
       break;
     }
     case DType::F32: {
@@ -71,50 +81,57 @@ void decode_block(const void* data, DType dtype, size_t start, size_t n, double*
 // result is a normal number, with the classic add-half-minus-one-plus-lowest-kept-bit trick
 // on the float64 bits. Anything else (zero, subnormal results, overflow, NaN) is flagged and
 // redone by the reference routine, so the result is always exactly the reference's.
+// Signed 64-bit lanes throughout: AVX2 compares signed 64-bit integers only, and the
+// flags are an integer OR-reduction, so the loop vectorizes.
 template <int E, int M>
-bool encode_block_16(const double* r, uint16_t* out, size_t n) {
+[[gnu::always_inline]] inline bool encode_block_16(const double* r, uint16_t* out, size_t n) {
   constexpr int kDrop = 52 - M;
-  constexpr uint64_t kBias = (uint64_t{1} << (E - 1)) - 1;
-  constexpr uint64_t kRebias = 1023 - kBias;
-  constexpr uint64_t kMinExp = 1023 + 1 - kBias;  // smallest normal, as a float64 exponent
-  constexpr uint64_t kMaxExp = 1023 + kBias;      // largest finite
-  constexpr uint64_t kInf = ((uint64_t{1} << E) - 1) << M;
-  bool needs_fixup = false;
+  constexpr int64_t kBias = (int64_t{1} << (E - 1)) - 1;
+  constexpr int64_t kRebias = 1023 - kBias;
+  constexpr int64_t kMinExp = 1023 + 1 - kBias;  // smallest normal, as a float64 exponent
+  constexpr int64_t kMaxExp = 1023 + kBias;      // largest finite
+  constexpr int64_t kInf = ((int64_t{1} << E) - 1) << M;
+  int64_t needs_fixup = 0;
   for (size_t i = 0; i < n; ++i) {
-    const uint64_t bits = std::bit_cast<uint64_t>(r[i]);
-    const uint64_t exponent = (bits >> 52) & 0x7ff;
-    const uint64_t magnitude = bits & 0x7fffffffffffffffull;
-    const uint64_t rounded =
-        (magnitude + ((uint64_t{1} << (kDrop - 1)) - 1) + ((magnitude >> kDrop) & 1)) >> kDrop;
-    const uint64_t result = rounded - (kRebias << M);
-    const uint64_t sign = (bits >> 63) << (E + M);
+    const int64_t bits = std::bit_cast<int64_t>(r[i]);
+    const int64_t magnitude = bits & 0x7fffffffffffffffll;
+    const int64_t exponent = magnitude >> 52;
+    const int64_t rounded =
+        (magnitude + ((int64_t{1} << (kDrop - 1)) - 1) + ((magnitude >> kDrop) & 1)) >> kDrop;
+    const int64_t result = rounded - (kRebias << M);
+    const int64_t sign = (bits < 0) ? (int64_t{1} << (E + M)) : 0;
     out[i] = static_cast<uint16_t>(sign | result);
-    needs_fixup |= (exponent < kMinExp) | (exponent > kMaxExp) | (result >= kInf);
+    needs_fixup |= static_cast<int64_t>(exponent < kMinExp) |
+                   static_cast<int64_t>(exponent > kMaxExp) | static_cast<int64_t>(result >= kInf);
   }
-  return needs_fixup;
+  return needs_fixup != 0;
 }
 
 }  // namespace
 
-KernelStatus extrapolate_fast(const KernelArgs& args) {
+// Compiled twice, for AVX2 and for baseline x86-64, and chosen at run time by the CPU.
+__attribute__((target_clones("avx2", "default"))) KernelStatus extrapolate_fast(
+    const KernelArgs& args) {
   alignas(64) double a[kBlock], s[kBlock], r[kBlock];
   for (size_t start = 0; start < args.count; start += kBlock) {
     const size_t n = std::min(kBlock, args.count - start);
     decode_block(args.aligned, args.aligned_dtype, start, n, a);
-    bool nonfinite = false;
+    int64_t nonfinite = 0;  // integer OR-reduction: vectorizes
     if (args.sft) {
       decode_block(args.sft, args.sft_dtype, start, n, s);
       for (size_t i = 0; i < n; ++i) {
         r[i] = expo_formula(a[i], s[i], args.alpha);
-        nonfinite |= !(std::fabs(r[i]) <= std::numeric_limits<double>::max());
+        nonfinite |= static_cast<int64_t>((std::bit_cast<int64_t>(r[i]) & 0x7ff0000000000000ll) ==
+                                          0x7ff0000000000000ll);
       }
     } else {
       for (size_t i = 0; i < n; ++i) {
         r[i] = a[i];
-        nonfinite |= !(std::fabs(r[i]) <= std::numeric_limits<double>::max());
+        nonfinite |= static_cast<int64_t>((std::bit_cast<int64_t>(r[i]) & 0x7ff0000000000000ll) ==
+                                          0x7ff0000000000000ll);
       }
     }
-    bool needs_fixup = nonfinite;
+    bool needs_fixup = nonfinite != 0;
     switch (args.out_dtype) {
       case DType::BF16:
         needs_fixup |= encode_block_16<8, 7>(r, static_cast<uint16_t*>(args.out) + start, n);
