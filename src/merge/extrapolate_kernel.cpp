@@ -107,6 +107,22 @@ template <int E, int M>
   return needs_fixup != 0;
 }
 
+// Whether the fast path's result for r may differ from the reference: results outside the
+// output format's normal range (zero, subnormal, overflow) and non-finite values.
+[[gnu::always_inline]] inline bool needs_reference(double r, DType out) {
+  const int64_t exponent = (std::bit_cast<int64_t>(r) >> 52) & 0x7ff;
+  switch (out) {
+    case DType::BF16:
+      return exponent < 1023 - 126 || exponent >= 1023 + 127;
+    case DType::F16:
+      return exponent < 1023 - 14 || exponent >= 1023 + 15;
+    case DType::F32:
+      return exponent == 0x7ff || std::isinf(static_cast<float>(r));
+    default:
+      return exponent == 0x7ff;
+  }
+}
+
 }  // namespace
 
 // Compiled twice, for AVX2 and for baseline x86-64, and chosen at run time by the CPU.
@@ -154,19 +170,23 @@ __attribute__((target_clones("avx2", "default"))) KernelStatus extrapolate_fast(
         fail("internal: extrapolation into non-float dtype ", dtype_name(args.out_dtype));
     }
     if (needs_fixup) {
-      // Rare: zeros, subnormal results, non-finite values or overflow. The reference decides.
+      // Rare: zeros, subnormal results, non-finite values or overflow. The reference decides,
+      // element by element, for just the elements the fast path cannot vouch for.
+      const size_t a_size = dtype_size(args.aligned_dtype), s_size = dtype_size(args.sft_dtype);
       const size_t out_size = dtype_size(args.out_dtype);
-      KernelArgs block = args;
-      block.aligned =
-          static_cast<const uint8_t*>(args.aligned) + start * dtype_size(args.aligned_dtype);
-      if (args.sft)
-        block.sft = static_cast<const uint8_t*>(args.sft) + start * dtype_size(args.sft_dtype);
-      block.out = static_cast<uint8_t*>(args.out) + start * out_size;
-      block.count = n;
-      KernelStatus status = extrapolate_reference(block);
-      if (!status.ok()) {
-        status.index += start;
-        return status;
+      for (size_t i = 0; i < n; ++i) {
+        if (!needs_reference(r[i], args.out_dtype)) continue;
+        const size_t at = start + i;
+        KernelArgs one = args;
+        one.aligned = static_cast<const uint8_t*>(args.aligned) + at * a_size;
+        if (args.sft) one.sft = static_cast<const uint8_t*>(args.sft) + at * s_size;
+        one.out = static_cast<uint8_t*>(args.out) + at * out_size;
+        one.count = 1;
+        KernelStatus status = extrapolate_reference(one);
+        if (!status.ok()) {
+          status.index = at;
+          return status;
+        }
       }
     }
   }
