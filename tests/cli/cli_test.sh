@@ -60,6 +60,21 @@ expect_error "bad shard size" "--max-shard-size" "$expo" extrapolate --sft $S --
 expect_error "missing input" "nope: no such file" "$expo" extrapolate --sft nope --aligned $A --alpha 0.3 --output runs/q
 expect_error "repo id not cached" "Hugging Face cache" env HF_HUB_CACHE="$work/hub" "$expo" extrapolate --sft org/none --aligned $A --alpha 0.3 --output runs/q
 
+# Progress is drawn on stderr when asked (or when stderr is a terminal).
+check "progress" bash -c "'$expo' extrapolate --sft $S --aligned $A --alpha 0.3 --output runs/p --progress 2>&1 >/dev/null | grep -q 'tensors, .* GB/s' && rm -rf runs/p"
+
+# A Hugging Face cache: snapshot files are symlinks into blobs/; the output gets real files.
+hub="$work/hub/models--org--tiny"
+mkdir -p "$hub/blobs" "$hub/snapshots/abc123" "$hub/refs"
+for f in $A/*; do
+  cp "$f" "$hub/blobs/$(basename "$f").blob"
+  ln -s "../../blobs/$(basename "$f").blob" "$hub/snapshots/abc123/$(basename "$f")"
+done
+echo abc123 > "$hub/refs/main"
+check "repo id from cache" env HF_HUB_CACHE="$work/hub" "$expo" extrapolate --sft $S --aligned org/tiny --alpha 0.3 --output runs/hub
+check "cache output has real files" bash -c "test -f runs/hub/config.json -a ! -L runs/hub/config.json && grep -q 'base_model: org/tiny' runs/hub/README.md && rm -rf runs/hub"
+check "revision" env HF_HUB_CACHE="$work/hub" "$expo" inspect org/tiny --revision main
+
 # Broken inputs: each names the file, exits non-zero and writes nothing.
 mkdir bad && cp -r $A bad/trunc && cp -r $A bad/json
 f=bad/trunc/model-00002-of-00002.safetensors
