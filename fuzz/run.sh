@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-60}"
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DEXPO_BUILD_FUZZERS=ON -DEXPO_BUILD_TESTS=OFF -DEXPO_SANITIZE=ON >/dev/null
+  -DEXPO_BUILD_FUZZERS=ON -DEXPO_SANITIZE=ON >/dev/null
 cmake --build build-fuzz --target safetensors_header_fuzz -j"$(nproc)" >/dev/null
 rm -rf fuzz/corpus-run && mkdir -p fuzz/corpus-run && cp fuzz/corpus/* fuzz/corpus-run/
 echo "fuzzing the safetensors header parser for ${seconds}s (ASan + UBSan)"

@@ -130,3 +130,27 @@ TEST(Kernel, CopyModeConvertsExactly) {
 
 }  // namespace
 }  // namespace expo
+
+namespace expo {
+namespace {
+
+TEST(Kernel, UnalignedInputsGiveTheSameBits) {
+  const size_t n = 1500;
+  const auto a = make_values(DType::F32, n, 11, true);
+  const auto s = make_values(DType::BF16, n, 12, true);
+  std::vector<uint8_t> a_shifted(a.size() + 1), s_shifted(s.size() + 1);
+  std::memcpy(a_shifted.data() + 1, a.data(), a.size());
+  std::memcpy(s_shifted.data() + 1, s.data(), s.size());
+  std::vector<uint16_t> aligned_out(n), shifted_out(n);
+  KernelArgs args{a.data(), DType::F32, s.data(), DType::BF16, aligned_out.data(), DType::F16,
+                  n,        0.3,        false};
+  ASSERT_TRUE(extrapolate_fast(args).ok());
+  args.aligned = a_shifted.data() + 1;
+  args.sft = s_shifted.data() + 1;
+  args.out = shifted_out.data();
+  ASSERT_TRUE(extrapolate_fast(args).ok());
+  EXPECT_EQ(aligned_out, shifted_out);
+}
+
+}  // namespace
+}  // namespace expo

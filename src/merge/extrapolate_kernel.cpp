@@ -81,6 +81,19 @@ constexpr size_t kBlock = 512;
 // result is a normal number, with the classic add-half-minus-one-plus-lowest-kept-bit trick
 // on the float64 bits. Anything else (zero, subnormal results, overflow, NaN) is flagged and
 // redone by the reference routine, so the result is always exactly the reference's.
+// Tensor data need not be aligned to its element size (a header whose length is not a multiple
+// of 8 shifts every tensor); reading it through a typed pointer would then be undefined
+// behaviour, so such a block is first copied to aligned scratch memory.
+[[gnu::always_inline]] inline void decode_block_any(const void* data, DType dtype, size_t start,
+                                                    size_t n, double* out) {
+  const size_t size = dtype_size(dtype);
+  if (reinterpret_cast<uintptr_t>(data) % size == 0)
+    return decode_block(data, dtype, start, n, out);
+  alignas(64) uint8_t scratch[kBlock * sizeof(double)];
+  std::memcpy(scratch, static_cast<const uint8_t*>(data) + start * size, n * size);
+  decode_block(scratch, dtype, 0, n, out);
+}
+
 // Signed 64-bit lanes throughout: AVX2 compares signed 64-bit integers only, and the
 // flags are an integer OR-reduction, so the loop vectorizes.
 template <int E, int M>
@@ -131,10 +144,10 @@ __attribute__((target_clones("avx2", "default"))) KernelStatus extrapolate_fast(
   alignas(64) double a[kBlock], s[kBlock], r[kBlock];
   for (size_t start = 0; start < args.count; start += kBlock) {
     const size_t n = std::min(kBlock, args.count - start);
-    decode_block(args.aligned, args.aligned_dtype, start, n, a);
+    decode_block_any(args.aligned, args.aligned_dtype, start, n, a);
     int64_t nonfinite = 0;  // integer OR-reduction: vectorizes
     if (args.sft) {
-      decode_block(args.sft, args.sft_dtype, start, n, s);
+      decode_block_any(args.sft, args.sft_dtype, start, n, s);
       for (size_t i = 0; i < n; ++i) {
         r[i] = expo_formula(a[i], s[i], args.alpha);
         nonfinite |= static_cast<int64_t>((std::bit_cast<int64_t>(r[i]) & 0x7ff0000000000000ll) ==
