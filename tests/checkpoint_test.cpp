@@ -14,16 +14,7 @@ namespace {
 using testing::error_of;
 using testing::TempDir;
 
-RandomLlamaSpec small_spec() {
-  RandomLlamaSpec spec;
-  spec.layers = 2;
-  spec.hidden = 16;
-  spec.intermediate = 24;
-  spec.heads = 2;
-  spec.kv_heads = 1;
-  spec.vocab = 32;
-  return spec;
-}
+RandomLlamaSpec small_spec() { return testing::tiny_llama(2, 16, 24, 2, 1, 32); }
 
 TEST(Checkpoint, OpensFolderFileAndShards) {
   TempDir dir;

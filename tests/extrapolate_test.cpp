@@ -19,16 +19,7 @@ using testing::random_tensor;
 using testing::TempDir;
 using testing::write_model;
 
-RandomLlamaSpec small_spec() {
-  RandomLlamaSpec spec;
-  spec.layers = 3;
-  spec.hidden = 32;
-  spec.intermediate = 48;
-  spec.heads = 4;
-  spec.kv_heads = 2;
-  spec.vocab = 64;
-  return spec;
-}
+RandomLlamaSpec small_spec() { return testing::tiny_llama(3, 32, 48, 4, 2, 64); }
 
 ExtrapolateOptions options_for(const fs::path& out, double alpha, const std::string& text) {
   ExtrapolateOptions o;

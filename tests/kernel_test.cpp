@@ -142,8 +142,8 @@ TEST(Kernel, UnalignedInputsGiveTheSameBits) {
   std::memcpy(a_shifted.data() + 1, a.data(), a.size());
   std::memcpy(s_shifted.data() + 1, s.data(), s.size());
   std::vector<uint16_t> aligned_out(n), shifted_out(n);
-  KernelArgs args{a.data(), DType::F32, s.data(), DType::BF16, aligned_out.data(), DType::F16,
-                  n,        0.3,        false};
+  KernelArgs args{a.data(),   DType::F32, s.data(), DType::BF16, aligned_out.data(),
+                  DType::F16, n,          0.3,      false};
   ASSERT_TRUE(extrapolate_fast(args).ok());
   args.aligned = a_shifted.data() + 1;
   args.sft = s_shifted.data() + 1;

@@ -13,6 +13,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "io/safetensors_writer.h"
+#include "merge/random_model.h"
 
 namespace expo::testing {
 
@@ -68,6 +69,18 @@ inline void write_model(const std::filesystem::path& dir, const std::vector<Tens
   std::filesystem::create_directories(dir);
   write_safetensors_file((dir / "model.safetensors").string(), tensors, {{"format", "pt"}});
   if (!config_json.empty()) write_text_file(dir / "config.json", config_json);
+}
+
+inline RandomLlamaSpec tiny_llama(int layers, int hidden, int intermediate, int heads, int kv_heads,
+                                  int vocab) {
+  RandomLlamaSpec spec;
+  spec.layers = layers;
+  spec.hidden = hidden;
+  spec.intermediate = intermediate;
+  spec.heads = heads;
+  spec.kv_heads = kv_heads;
+  spec.vocab = vocab;
+  return spec;
 }
 
 // Runs `fn` and returns the expo::Error message it throws (fails the test if none).
