@@ -80,6 +80,28 @@ void OutputFile::sync() {
     fail(path_.string(), ": cannot flush to disk: ", std::strerror(errno));
 }
 
+void OutputFile::start_writeback() {
+  if (fd_ < 0 || written_ == writeback_from_) return;
+  // Advisory: a file system without sync_file_range still gets everything at sync() time.
+  ::sync_file_range(fd_, static_cast<off_t>(writeback_from_),
+                    static_cast<off_t>(written_ - writeback_from_), SYNC_FILE_RANGE_WRITE);
+  writeback_from_ = written_;
+}
+
+void sync_folder(const fs::path& dir) {
+  auto sync_one = [](const fs::path& path, int flags) {
+    const int fd = ::open(path.c_str(), flags | O_CLOEXEC);
+    if (fd < 0) fail(path.string(), ": cannot open to flush: ", std::strerror(errno));
+    const int rc = ::fsync(fd);
+    const int err = errno;
+    ::close(fd);
+    if (rc != 0) fail(path.string(), ": cannot flush to disk: ", std::strerror(err));
+  };
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_regular_file()) sync_one(e.path(), O_RDONLY);
+  sync_one(dir, O_RDONLY | O_DIRECTORY);
+}
+
 void OutputFile::close() {
   if (fd_ < 0) return;
   const int fd = fd_;

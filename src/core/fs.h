@@ -23,13 +23,19 @@ class OutputFile {
   OutputFile(const OutputFile&) = delete;
   OutputFile& operator=(const OutputFile&) = delete;
   OutputFile(OutputFile&& other) noexcept
-      : path_(std::move(other.path_)), fd_(other.fd_), written_(other.written_) {
+      : path_(std::move(other.path_)),
+        fd_(other.fd_),
+        written_(other.written_),
+        writeback_from_(other.writeback_from_) {
     other.fd_ = -1;
   }
   void write(const void* data, size_t size);
   uint64_t bytes_written() const { return written_; }
   // Flushes the file's data to the disk (fsync), so a model that looks complete is complete.
   void sync();
+  // Starts (without waiting) the disk write-back of everything written so far, so a final
+  // sync finds little left to do and the disk works while we compute.
+  void start_writeback();
   void close();
   const fs::path& path() const { return path_; }
 
@@ -37,7 +43,11 @@ class OutputFile {
   fs::path path_;
   int fd_ = -1;
   uint64_t written_ = 0;
+  uint64_t writeback_from_ = 0;
 };
+
+// Flushes every file in `dir`, and the folder itself, to the disk.
+void sync_folder(const fs::path& dir);
 
 // A temporary folder beside `target` (same file system, so the final rename is atomic). It is
 // removed on destruction unless commit() moved it into place.

@@ -13,6 +13,7 @@
 #include "core/fs.h"
 #include "core/interrupt.h"
 #include "core/progress.h"
+#include "core/serial_worker.h"
 #include "core/units.h"
 #include "io/safetensors_writer.h"
 #include "io/sharding.h"
@@ -68,13 +69,22 @@ bool is_same_or_ancestor(const fs::path& ancestor, const fs::path& path) {
   return true;
 }
 
-// Streams one plan entry into every output file.
+// Streams plan entries into every output file. The pool computes chunk N + 1 into one set of
+// buffers while a background writer hands chunk N, from the other set, to the kernel.
 class EntryWriter {
  public:
   EntryWriter(const ExtrapolateOptions& options, ThreadPool& pool)
-      : options_(options), pool_(pool), buffers_(options.outputs.size()) {
-    for (auto& b : buffers_) b.resize(kChunkElements * sizeof(double));
+      : options_(options), pool_(pool) {
+    for (auto& slot : buffers_) {
+      slot.resize(options.outputs.size());
+      for (auto& b : slot) b.resize(kChunkElements * sizeof(double));
+    }
   }
+
+  // Returns when everything submitted so far is written.
+  void finish() { writer_.wait_all(); }
+  // After an error: drops pending writes before the files they point at are closed.
+  void abandon() { writer_.abandon(); }
 
   void write(const PlanEntry& entry, std::vector<OutputFile>& files, Progress& progress) {
     const CheckpointTensor& a = *entry.aligned;
@@ -98,11 +108,16 @@ class EntryWriter {
       const uint64_t split = (start < extrapolated && end > extrapolated) ? extrapolated : end;
       write_range(entry, start, split, start < extrapolated, files);
       if (split < end) write_range(entry, split, end, false, files);
-      a.file->release(*a.info, start * a_size, (end - start) * a_size);
-      if (entry.sft) {
-        const size_t s_size = dtype_size(entry.sft->info->dtype);
-        entry.sft->file->release(*entry.sft->info, start * s_size, (end - start) * s_size);
-      }
+      // The input pages of this chunk are let go once its writes (which may read them) are done.
+      writer_.submit([&entry, start, end] {
+        const CheckpointTensor& a = *entry.aligned;
+        const size_t a_size = dtype_size(a.info->dtype);
+        a.file->release(*a.info, start * a_size, (end - start) * a_size);
+        if (entry.sft) {
+          const size_t s_size = dtype_size(entry.sft->info->dtype);
+          entry.sft->file->release(*entry.sft->info, start * s_size, (end - start) * s_size);
+        }
+      });
       progress.add(0, (end - start) * a_size);
     }
     progress.add(1, 0);
@@ -118,7 +133,12 @@ class EntryWriter {
     const size_t out_size = dtype_size(entry.out_dtype);
     const uint64_t count = end - start;
     if (!extrapolate && entry.out_dtype == a_dtype) {  // a byte copy
-      for (auto& f : files) f.write(a.data() + start * a_size, count * a_size);
+      for (auto& f : files) {
+        writer_.submit([&f, data = a.data() + start * a_size, bytes = count * a_size] {
+          f.write(data, bytes);
+          f.start_writeback();
+        });
+      }
       return;
     }
     const CheckpointTensor* s = extrapolate ? entry.sft : nullptr;
@@ -126,6 +146,8 @@ class EntryWriter {
     const size_t outputs = files.size();
     const size_t tasks_per_output = (count + kTaskElements - 1) / kTaskElements;
     std::vector<KernelStatus> statuses(outputs * tasks_per_output);
+    auto& buffers = buffers_[slot_];
+    writer_.wait(slot_ticket_[slot_]);  // the writes that last used these buffers are done
     pool_.parallel_for(statuses.size(), [&](size_t task) {
       const size_t k = task / tasks_per_output;
       const uint64_t first = (task % tasks_per_output) * kTaskElements;
@@ -134,7 +156,7 @@ class EntryWriter {
       args.aligned_dtype = a_dtype;
       args.sft = s ? s->data() + (start + first) * s_size : nullptr;
       args.sft_dtype = s ? s->info->dtype : a_dtype;
-      args.out = buffers_[k].data() + first * out_size;
+      args.out = buffers[k].data() + first * out_size;
       args.out_dtype = entry.out_dtype;
       args.count = std::min<uint64_t>(kTaskElements, count - first);
       args.alpha = entry.alpha_for(options_.outputs[k].alpha.value);
@@ -147,8 +169,15 @@ class EntryWriter {
         const KernelStatus& st = statuses[k * tasks_per_output + t];
         if (!st.ok()) report(entry, st, s, entry.alpha_for(options_.outputs[k].alpha.value));
       }
-      files[k].write(buffers_[k].data(), count * out_size);
     }
+    for (size_t k = 0; k < outputs; ++k) {
+      slot_ticket_[slot_] =
+          writer_.submit([&f = files[k], data = buffers[k].data(), bytes = count * out_size] {
+            f.write(data, bytes);
+            f.start_writeback();
+          });
+    }
+    slot_ ^= 1;
   }
 
   [[noreturn]] void report(const PlanEntry& entry, const KernelStatus& st,
@@ -173,7 +202,10 @@ class EntryWriter {
 
   const ExtrapolateOptions& options_;
   ThreadPool& pool_;
-  std::vector<std::vector<uint8_t>> buffers_;
+  std::vector<std::vector<uint8_t>> buffers_[2];  // two sets of one buffer per output
+  uint64_t slot_ticket_[2] = {0, 0};              // last write job that reads each set
+  size_t slot_ = 0;
+  SerialWorker writer_;  // declared last: stopped before the buffers go away
 };
 
 }  // namespace
@@ -284,9 +316,15 @@ void extrapolate_checkpoints(const Checkpoint& sft, const Checkpoint& aligned, c
       files.emplace_back(staging[k]->path() / file_name);
       files.back().write(layout.header_bytes.data(), layout.header_bytes.size());
     }
-    for (size_t t : shards[shard]) writer.write(plan.entries[t], files, progress);
+    try {
+      for (size_t t : shards[shard]) writer.write(plan.entries[t], files, progress);
+      writer.finish();
+    } catch (...) {
+      writer.abandon();
+      throw;
+    }
     for (auto& f : files) {
-      f.sync();
+      f.start_writeback();
       f.close();
     }
   }
@@ -309,6 +347,8 @@ void extrapolate_checkpoints(const Checkpoint& sft, const Checkpoint& aligned, c
     card.version = EXPO_VERSION;
     write_text_file(dir / "README.md", render_model_card(card));
   }
+  // Everything is flushed to the disk before it gets the output's name.
+  for (auto& s : staging) sync_folder(s->path());
   check_interrupted();
   for (auto& s : staging) s->commit(options.force);
 }
