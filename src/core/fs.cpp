@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -50,16 +51,37 @@ void copy_file_contents(const fs::path& from, const fs::path& to) {
   ::close(in);
 }
 
-OutputFile::OutputFile(const fs::path& path) : path_(path) {
+namespace {
+constexpr size_t kDirectAlignment = 4096;        // O_DIRECT: offsets, sizes and memory
+constexpr size_t kStagingBytes = size_t{8} << 20;  // a multiple of kDirectAlignment
+}  // namespace
+
+OutputFile::OutputFile(const fs::path& path, bool direct) : path_(path) {
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd_ < 0) fail(path.string(), ": cannot create: ", std::strerror(errno));
+  if (direct && ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) | O_DIRECT) == 0) {
+    staging_ = static_cast<uint8_t*>(std::aligned_alloc(kDirectAlignment, kStagingBytes));
+    if (!staging_) fail(path.string(), ": out of memory for the write buffer");
+  }
+}
+
+OutputFile::OutputFile(OutputFile&& other) noexcept
+    : path_(std::move(other.path_)),
+      fd_(other.fd_),
+      written_(other.written_),
+      writeback_from_(other.writeback_from_),
+      staging_(other.staging_),
+      staged_(other.staged_) {
+  other.fd_ = -1;
+  other.staging_ = nullptr;
 }
 
 OutputFile::~OutputFile() {
   if (fd_ >= 0) ::close(fd_);
+  std::free(staging_);
 }
 
-void OutputFile::write(const void* data, size_t size) {
+void OutputFile::write_fd(const void* data, size_t size) {
   const char* p = static_cast<const char*>(data);
   while (size > 0) {
     const ssize_t n = ::write(fd_, p, size);
@@ -71,8 +93,41 @@ void OutputFile::write(const void* data, size_t size) {
     }
     p += n;
     size -= static_cast<size_t>(n);
-    written_ += static_cast<uint64_t>(n);
   }
+}
+
+void OutputFile::write(const void* data, size_t size) {
+  if (!staging_) {
+    write_fd(data, size);
+    written_ += size;
+    return;
+  }
+  const auto* p = static_cast<const uint8_t*>(data);
+  while (size > 0) {
+    const size_t n = std::min(size, kStagingBytes - staged_);
+    std::memcpy(staging_ + staged_, p, n);
+    staged_ += n;
+    p += n;
+    size -= n;
+    written_ += n;
+    if (staged_ == kStagingBytes) flush_staging(false);
+  }
+}
+
+// Writes the staging buffer. Only the last write may end off the alignment: it is padded with
+// zeros to a whole block and the file is cut back to its true length.
+void OutputFile::flush_staging(bool final) {
+  if (staged_ == 0) return;
+  size_t bytes = staged_;
+  if (final && bytes % kDirectAlignment != 0) {
+    const size_t padded = (bytes + kDirectAlignment - 1) / kDirectAlignment * kDirectAlignment;
+    std::memset(staging_ + bytes, 0, padded - bytes);
+    bytes = padded;
+  }
+  write_fd(staging_, bytes);
+  staged_ = 0;
+  if (final && ::ftruncate(fd_, static_cast<off_t>(written_)) != 0)
+    fail(path_.string(), ": cannot set the file's length: ", std::strerror(errno));
 }
 
 void OutputFile::sync() {
@@ -81,7 +136,7 @@ void OutputFile::sync() {
 }
 
 void OutputFile::start_writeback() {
-  if (fd_ < 0 || written_ == writeback_from_) return;
+  if (fd_ < 0 || staging_ || written_ == writeback_from_) return;
   // Advisory: a file system without sync_file_range still gets everything at sync() time.
   ::sync_file_range(fd_, static_cast<off_t>(writeback_from_),
                     static_cast<off_t>(written_ - writeback_from_), SYNC_FILE_RANGE_WRITE);
@@ -104,6 +159,7 @@ void sync_folder(const fs::path& dir) {
 
 void OutputFile::close() {
   if (fd_ < 0) return;
+  if (staging_) flush_staging(true);
   const int fd = fd_;
   fd_ = -1;
   if (::close(fd) != 0) fail(path_.string(), ": error on close: ", std::strerror(errno));

@@ -64,6 +64,10 @@ class SafetensorsFile {
   void will_need(const TensorInfo& tensor, uint64_t offset, uint64_t length) const {
     file_->will_need(header_.data_start + tensor.begin + offset, length);
   }
+  // Copies bytes [offset, offset + length) of the tensor's data into `out` (pread).
+  void read(const TensorInfo& tensor, uint64_t offset, uint64_t length, void* out) const {
+    file_->read_at(header_.data_start + tensor.begin + offset, length, out);
+  }
 
  private:
   std::unique_ptr<MappedFile> file_;

@@ -69,15 +69,24 @@ bool is_same_or_ancestor(const fs::path& ancestor, const fs::path& path) {
   return true;
 }
 
-// Streams plan entries into every output file. The pool computes chunk N + 1 into one set of
-// buffers while a background writer hands chunk N, from the other set, to the kernel.
+// Streams plan entries into every output file. Each chunk of a tensor is read (pread) into
+// one set of buffers and computed there by the pool, while a background writer hands the
+// previous chunk, from the other set, to the disk.
 class EntryWriter {
  public:
-  EntryWriter(const ExtrapolateOptions& options, ThreadPool& pool)
+  EntryWriter(const Plan& plan, const ExtrapolateOptions& options, ThreadPool& pool)
       : options_(options), pool_(pool) {
-    for (auto& slot : buffers_) {
-      slot.resize(options.outputs.size());
-      for (auto& b : slot) b.resize(kChunkElements * sizeof(double));
+    size_t in_size = 1, out_size = 1;
+    for (const auto& e : plan.entries) {
+      in_size = std::max(in_size, dtype_size(e.aligned->info->dtype));
+      if (e.sft) in_size = std::max(in_size, dtype_size(e.sft->info->dtype));
+      out_size = std::max(out_size, dtype_size(e.out_dtype));
+    }
+    for (auto& slot : slots_) {
+      slot.aligned.resize(kChunkElements * in_size);
+      slot.sft.resize(kChunkElements * in_size);
+      slot.out.resize(options.outputs.size());
+      for (auto& b : slot.out) b.resize(kChunkElements * out_size);
     }
   }
 
@@ -98,32 +107,22 @@ class EntryWriter {
     for (uint64_t start = 0; start < n; start += kChunkElements) {
       check_interrupted();
       const uint64_t end = std::min(n, start + kChunkElements);
-      const uint64_t next_end = std::min(n, end + kChunkElements);
-      a.file->will_need(*a.info, end * a_size, (next_end - end) * a_size);
-      if (entry.sft) {
-        const size_t s_size = dtype_size(entry.sft->info->dtype);
-        entry.sft->file->will_need(*entry.sft->info, end * s_size, (next_end - end) * s_size);
-      }
       // A chunk never straddles the end of the shared rows: split it there.
       const uint64_t split = (start < extrapolated && end > extrapolated) ? extrapolated : end;
       write_range(entry, start, split, start < extrapolated, files);
       if (split < end) write_range(entry, split, end, false, files);
-      // The input pages of this chunk are let go once its writes (which may read them) are done.
-      writer_.submit([&entry, start, end] {
-        const CheckpointTensor& a = *entry.aligned;
-        const size_t a_size = dtype_size(a.info->dtype);
-        a.file->release(*a.info, start * a_size, (end - start) * a_size);
-        if (entry.sft) {
-          const size_t s_size = dtype_size(entry.sft->info->dtype);
-          entry.sft->file->release(*entry.sft->info, start * s_size, (end - start) * s_size);
-        }
-      });
       progress.add(0, (end - start) * a_size);
     }
     progress.add(1, 0);
   }
 
  private:
+  struct Slot {
+    std::vector<uint8_t> aligned, sft;
+    std::vector<std::vector<uint8_t>> out;  // one per output
+    uint64_t ticket = 0;                    // the last write job that reads this slot
+  };
+
   // Elements [start, end) of the entry: extrapolated, or copied from aligned.
   void write_range(const PlanEntry& entry, uint64_t start, uint64_t end, bool extrapolate,
                    std::vector<OutputFile>& files) {
@@ -132,31 +131,37 @@ class EntryWriter {
     const size_t a_size = dtype_size(a_dtype);
     const size_t out_size = dtype_size(entry.out_dtype);
     const uint64_t count = end - start;
-    if (!extrapolate && entry.out_dtype == a_dtype) {  // a byte copy
-      for (auto& f : files) {
-        writer_.submit([&f, data = a.data() + start * a_size, bytes = count * a_size] {
-          f.write(data, bytes);
-          f.start_writeback();
-        });
-      }
-      return;
-    }
     const CheckpointTensor* s = extrapolate ? entry.sft : nullptr;
     const size_t s_size = s ? dtype_size(s->info->dtype) : 0;
+
+    Slot& slot = slots_[next_slot_];
+    next_slot_ ^= 1;
+    writer_.wait(slot.ticket);  // the writes that last used this slot are done
+    a.file->read(*a.info, start * a_size, count * a_size, slot.aligned.data());
+    if (s) s->file->read(*s->info, start * s_size, count * s_size, slot.sft.data());
+    // Read-ahead of the next chunk while this one is computed and written.
+    const uint64_t ahead = std::min<uint64_t>(kChunkElements, entry.num_elements() - end);
+    a.file->will_need(*a.info, end * a_size, ahead * a_size);
+    if (s) s->file->will_need(*s->info, end * s_size, ahead * s_size);
+
+    if (!extrapolate && entry.out_dtype == a_dtype) {  // a byte copy
+      for (auto& f : files)
+        slot.ticket = writer_.submit(
+            [&f, data = slot.aligned.data(), bytes = count * a_size] { f.write(data, bytes); });
+      return;
+    }
     const size_t outputs = files.size();
     const size_t tasks_per_output = (count + kTaskElements - 1) / kTaskElements;
     std::vector<KernelStatus> statuses(outputs * tasks_per_output);
-    auto& buffers = buffers_[slot_];
-    writer_.wait(slot_ticket_[slot_]);  // the writes that last used these buffers are done
     pool_.parallel_for(statuses.size(), [&](size_t task) {
       const size_t k = task / tasks_per_output;
       const uint64_t first = (task % tasks_per_output) * kTaskElements;
       KernelArgs args;
-      args.aligned = a.data() + (start + first) * a_size;
+      args.aligned = slot.aligned.data() + first * a_size;
       args.aligned_dtype = a_dtype;
-      args.sft = s ? s->data() + (start + first) * s_size : nullptr;
+      args.sft = s ? slot.sft.data() + first * s_size : nullptr;
       args.sft_dtype = s ? s->info->dtype : a_dtype;
-      args.out = buffers[k].data() + first * out_size;
+      args.out = slot.out[k].data() + first * out_size;
       args.out_dtype = entry.out_dtype;
       args.count = std::min<uint64_t>(kTaskElements, count - first);
       args.alpha = entry.alpha_for(options_.outputs[k].alpha.value);
@@ -164,20 +169,14 @@ class EntryWriter {
       statuses[task] = extrapolate_fast(args);
       statuses[task].index += start + first;
     });
-    for (size_t k = 0; k < outputs; ++k) {
+    for (size_t k = 0; k < outputs; ++k)
       for (size_t t = 0; t < tasks_per_output; ++t) {
         const KernelStatus& st = statuses[k * tasks_per_output + t];
         if (!st.ok()) report(entry, st, s, entry.alpha_for(options_.outputs[k].alpha.value));
       }
-    }
-    for (size_t k = 0; k < outputs; ++k) {
-      slot_ticket_[slot_] =
-          writer_.submit([&f = files[k], data = buffers[k].data(), bytes = count * out_size] {
-            f.write(data, bytes);
-            f.start_writeback();
-          });
-    }
-    slot_ ^= 1;
+    for (size_t k = 0; k < outputs; ++k)
+      slot.ticket = writer_.submit([&f = files[k], data = slot.out[k].data(),
+                                    bytes = count * out_size] { f.write(data, bytes); });
   }
 
   [[noreturn]] void report(const PlanEntry& entry, const KernelStatus& st,
@@ -202,9 +201,8 @@ class EntryWriter {
 
   const ExtrapolateOptions& options_;
   ThreadPool& pool_;
-  std::vector<std::vector<uint8_t>> buffers_[2];  // two sets of one buffer per output
-  uint64_t slot_ticket_[2] = {0, 0};              // last write job that reads each set
-  size_t slot_ = 0;
+  Slot slots_[2];
+  size_t next_slot_ = 0;
   SerialWorker writer_;  // declared last: stopped before the buffers go away
 };
 
@@ -295,7 +293,7 @@ void extrapolate_checkpoints(const Checkpoint& sft, const Checkpoint& aligned, c
   uint64_t input_bytes = 0;
   for (const auto& e : plan.entries) input_bytes += e.aligned->info->num_bytes();
   Progress progress("extrapolate", plan.entries.size(), input_bytes, options.progress);
-  EntryWriter writer(options, pool);
+  EntryWriter writer(plan, options, pool);
 
   std::vector<std::string> names;
   std::vector<size_t> shard_of;
@@ -313,7 +311,7 @@ void extrapolate_checkpoints(const Checkpoint& sft, const Checkpoint& aligned, c
     for (size_t k = 0; k < num_outputs; ++k) {
       const auto layout =
           layout_safetensors(layouts, output_metadata(sft, aligned, options, options.outputs[k]));
-      files.emplace_back(staging[k]->path() / file_name);
+      files.emplace_back(staging[k]->path() / file_name, /*direct=*/true);
       files.back().write(layout.header_bytes.data(), layout.header_bytes.size());
     }
     try {
