@@ -1,6 +1,7 @@
 // Core pieces: direct-I/O output files, the serial background worker, the thread pool, sizes.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <random>
 
@@ -33,7 +34,9 @@ TEST(OutputFile, DirectModeWritesExactBytesAndLength) {
     EXPECT_EQ(fs::file_size(path), total);
     const std::string got = read_text_file(path);
     ASSERT_EQ(got.size(), total);
-    EXPECT_EQ(std::memcmp(got.data(), expected.data(), total), 0) << total;
+    EXPECT_TRUE(
+        std::equal(expected.begin(), expected.end(), reinterpret_cast<const uint8_t*>(got.data())))
+        << total;
   }
 }
 

@@ -81,7 +81,12 @@ INSTANTIATE_TEST_SUITE_P(Dtypes, KernelAgreement,
                                            Case{DType::F32, DType::BF16, DType::F16},
                                            Case{DType::BF16, DType::BF16, DType::F32},
                                            Case{DType::F16, DType::BF16, DType::F64},
-                                           Case{DType::F64, DType::F32, DType::BF16}));
+                                           Case{DType::F64, DType::F32, DType::BF16}),
+                         [](const ::testing::TestParamInfo<Case>& info) {
+                           return std::string(dtype_name(info.param.a)) + "_" +
+                                  std::string(dtype_name(info.param.s)) + "_to_" +
+                                  std::string(dtype_name(info.param.out));
+                         });
 
 TEST(Kernel, DefinitionOrderWithoutFma) {
   // a + alpha * (a - s) in float64, three roundings; output f64 shows the raw value.
