@@ -139,7 +139,7 @@ template <int E, int M>
 }  // namespace
 
 // Compiled twice, for AVX2 and for baseline x86-64, and chosen at run time by the CPU.
-__attribute__((target_clones("avx2", "default"))) KernelStatus extrapolate_fast(
+__attribute__((target_clones("arch=x86-64-v4", "avx2", "default"))) KernelStatus extrapolate_fast(
     const KernelArgs& args) {
   alignas(64) double a[kBlock], s[kBlock], r[kBlock];
   for (size_t start = 0; start < args.count; start += kBlock) {
