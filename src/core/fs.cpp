@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/serial_worker.h"
 
 namespace expo {
 
@@ -52,16 +53,53 @@ void copy_file_contents(const fs::path& from, const fs::path& to) {
 }
 
 namespace {
-constexpr size_t kDirectAlignment = 4096;        // O_DIRECT: offsets, sizes and memory
+constexpr size_t kDirectAlignment = 4096;          // O_DIRECT: offsets, sizes and memory
 constexpr size_t kStagingBytes = size_t{8} << 20;  // a multiple of kDirectAlignment
+constexpr int kStagingBuffers = 4;                 // filled in turn; buffer i -> thread i % 2
+
+void pwrite_all(int fd, const uint8_t* data, size_t size, uint64_t offset, const fs::path& path) {
+  while (size > 0) {
+    const ssize_t n = ::pwrite(fd, data, size, static_cast<off_t>(offset));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      if (errno == ENOSPC)
+        fail(path.string(), ": disk full after ", offset, " bytes; free space and run again");
+      fail(path.string(), ": write error: ", std::strerror(errno));
+    }
+    data += n;
+    size -= static_cast<size_t>(n);
+    offset += static_cast<uint64_t>(n);
+  }
+}
 }  // namespace
+
+struct OutputFile::Direct {
+  uint8_t* buffers[kStagingBuffers] = {};
+  uint64_t tickets[kStagingBuffers] = {};
+  int current = 0;
+  size_t staged = 0;           // bytes in buffers[current]
+  uint64_t buffer_offset = 0;  // file offset of buffers[current]
+  std::unique_ptr<SerialWorker> threads[2];
+
+  Direct() {
+    for (auto& t : threads) t = std::make_unique<SerialWorker>();
+  }
+  ~Direct() {
+    for (auto& t : threads) t.reset();  // joined before the buffers they write go away
+    for (auto* b : buffers) std::free(b);
+  }
+  SerialWorker& thread_of(int buffer) { return *threads[buffer % 2]; }
+};
 
 OutputFile::OutputFile(const fs::path& path, bool direct) : path_(path) {
   fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
   if (fd_ < 0) fail(path.string(), ": cannot create: ", std::strerror(errno));
   if (direct && ::fcntl(fd_, F_SETFL, ::fcntl(fd_, F_GETFL) | O_DIRECT) == 0) {
-    staging_ = static_cast<uint8_t*>(std::aligned_alloc(kDirectAlignment, kStagingBytes));
-    if (!staging_) fail(path.string(), ": out of memory for the write buffer");
+    direct_ = std::make_unique<Direct>();
+    for (auto*& b : direct_->buffers) {
+      b = static_cast<uint8_t*>(std::aligned_alloc(kDirectAlignment, kStagingBytes));
+      if (!b) fail(path.string(), ": out of memory for the write buffers");
+    }
   }
 }
 
@@ -70,15 +108,13 @@ OutputFile::OutputFile(OutputFile&& other) noexcept
       fd_(other.fd_),
       written_(other.written_),
       writeback_from_(other.writeback_from_),
-      staging_(other.staging_),
-      staged_(other.staged_) {
+      direct_(std::move(other.direct_)) {
   other.fd_ = -1;
-  other.staging_ = nullptr;
 }
 
 OutputFile::~OutputFile() {
+  direct_.reset();  // pending writes end before the descriptor closes
   if (fd_ >= 0) ::close(fd_);
-  std::free(staging_);
 }
 
 void OutputFile::write_fd(const void* data, size_t size) {
@@ -97,37 +133,31 @@ void OutputFile::write_fd(const void* data, size_t size) {
 }
 
 void OutputFile::write(const void* data, size_t size) {
-  if (!staging_) {
+  if (!direct_) {
     write_fd(data, size);
     written_ += size;
     return;
   }
+  Direct& d = *direct_;
   const auto* p = static_cast<const uint8_t*>(data);
   while (size > 0) {
-    const size_t n = std::min(size, kStagingBytes - staged_);
-    std::memcpy(staging_ + staged_, p, n);
-    staged_ += n;
+    const size_t n = std::min(size, kStagingBytes - d.staged);
+    std::memcpy(d.buffers[d.current] + d.staged, p, n);
+    d.staged += n;
     p += n;
     size -= n;
     written_ += n;
-    if (staged_ == kStagingBytes) flush_staging(false);
+    if (d.staged < kStagingBytes) continue;
+    // A full buffer goes to its thread; the next buffer is refilled once its last write ended.
+    d.tickets[d.current] = d.thread_of(d.current).submit(
+        [fd = fd_, buffer = d.buffers[d.current], offset = d.buffer_offset, path = path_] {
+          pwrite_all(fd, buffer, kStagingBytes, offset, path);
+        });
+    d.buffer_offset += kStagingBytes;
+    d.current = (d.current + 1) % kStagingBuffers;
+    d.staged = 0;
+    d.thread_of(d.current).wait(d.tickets[d.current]);
   }
-}
-
-// Writes the staging buffer. Only the last write may end off the alignment: it is padded with
-// zeros to a whole block and the file is cut back to its true length.
-void OutputFile::flush_staging(bool final) {
-  if (staged_ == 0) return;
-  size_t bytes = staged_;
-  if (final && bytes % kDirectAlignment != 0) {
-    const size_t padded = (bytes + kDirectAlignment - 1) / kDirectAlignment * kDirectAlignment;
-    std::memset(staging_ + bytes, 0, padded - bytes);
-    bytes = padded;
-  }
-  write_fd(staging_, bytes);
-  staged_ = 0;
-  if (final && ::ftruncate(fd_, static_cast<off_t>(written_)) != 0)
-    fail(path_.string(), ": cannot set the file's length: ", std::strerror(errno));
 }
 
 void OutputFile::sync() {
@@ -136,7 +166,7 @@ void OutputFile::sync() {
 }
 
 void OutputFile::start_writeback() {
-  if (fd_ < 0 || staging_ || written_ == writeback_from_) return;
+  if (fd_ < 0 || direct_ || written_ == writeback_from_) return;
   // Advisory: a file system without sync_file_range still gets everything at sync() time.
   ::sync_file_range(fd_, static_cast<off_t>(writeback_from_),
                     static_cast<off_t>(written_ - writeback_from_), SYNC_FILE_RANGE_WRITE);
@@ -159,7 +189,20 @@ void sync_folder(const fs::path& dir) {
 
 void OutputFile::close() {
   if (fd_ < 0) return;
-  if (staging_) flush_staging(true);
+  if (direct_) {
+    // Wait for the full buffers, then write the tail padded to a whole block and cut the file
+    // back to its true length.
+    Direct& d = *direct_;
+    for (auto& t : d.threads) t->wait_all();
+    if (d.staged > 0) {
+      const size_t padded = (d.staged + kDirectAlignment - 1) / kDirectAlignment * kDirectAlignment;
+      std::memset(d.buffers[d.current] + d.staged, 0, padded - d.staged);
+      pwrite_all(fd_, d.buffers[d.current], padded, d.buffer_offset, path_);
+      if (::ftruncate(fd_, static_cast<off_t>(written_)) != 0)
+        fail(path_.string(), ": cannot set the file's length: ", std::strerror(errno));
+    }
+    direct_.reset();
+  }
   const int fd = fd_;
   fd_ = -1;
   if (::close(fd) != 0) fail(path_.string(), ": error on close: ", std::strerror(errno));

@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 
 namespace expo {
@@ -20,8 +21,9 @@ void copy_file_contents(const fs::path& from, const fs::path& to);
 // In direct mode (for large streamed outputs) the bytes are gathered in an aligned staging
 // buffer and written with O_DIRECT, bypassing the page cache: on the virtual machines we
 // measured, copying into fresh page-cache pages cost more CPU than computing the model, and
-// direct writes let the disk run while the CPUs compute. Where the file system refuses
-// O_DIRECT, the file silently stays a normal buffered one.
+// direct writes let the disk run while the CPUs compute. Full staging buffers are written by
+// two background threads, so two requests are in flight and the disk's queue never runs dry.
+// Where the file system refuses O_DIRECT, the file silently stays a normal buffered one.
 class OutputFile {
  public:
   explicit OutputFile(const fs::path& path, bool direct = false);
@@ -31,7 +33,7 @@ class OutputFile {
   OutputFile(OutputFile&& other) noexcept;
   void write(const void* data, size_t size);
   uint64_t bytes_written() const { return written_; }
-  bool direct() const { return staging_ != nullptr; }
+  bool direct() const { return direct_ != nullptr; }
   // Flushes the file's data to the disk (fsync), so a model that looks complete is complete.
   void sync();
   // Starts (without waiting) the disk write-back of everything written so far, so a final
@@ -42,14 +44,13 @@ class OutputFile {
 
  private:
   void write_fd(const void* data, size_t size);
-  void flush_staging(bool final);
+  struct Direct;
 
   fs::path path_;
   int fd_ = -1;
   uint64_t written_ = 0;  // bytes given to write()
   uint64_t writeback_from_ = 0;
-  uint8_t* staging_ = nullptr;  // direct mode: aligned buffer of kStagingBytes
-  size_t staged_ = 0;
+  std::unique_ptr<Direct> direct_;  // direct mode only
 };
 
 // Flushes every file in `dir`, and the folder itself, to the disk.
