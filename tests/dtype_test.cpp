@@ -112,26 +112,22 @@ TEST(DType, ParsesSafetensorsNames) {
   EXPECT_FALSE(is_arithmetic_float(DType::F8_E4M3));
 }
 
-TEST(DType, Bf16RoundingMatchesNeighbourSearch) {
-  const NeighbourTable table(bf16_to_double, 7, 127, 0x7f80);
-  for (double v : hard_values(1, 200000)) {
+void expect_matches_table(const NeighbourTable& table, Rounded (*round)(double), uint64_t seed) {
+  for (double v : hard_values(seed, 200000)) {
     bool overflow;
     const uint16_t expected = table.round(v, &overflow);
-    const Rounded got = round_to_bf16(v);
+    const Rounded got = round(v);
     ASSERT_EQ(got.bits, expected) << "value " << v;
     ASSERT_EQ(got.overflow, overflow) << "value " << v;
   }
 }
 
+TEST(DType, Bf16RoundingMatchesNeighbourSearch) {
+  expect_matches_table(NeighbourTable(bf16_to_double, 7, 127, 0x7f80), round_to_bf16, 1);
+}
+
 TEST(DType, F16RoundingMatchesNeighbourSearch) {
-  const NeighbourTable table(f16_to_double, 10, 15, 0x7c00);
-  for (double v : hard_values(4, 200000)) {
-    bool overflow;
-    const uint16_t expected = table.round(v, &overflow);
-    const Rounded got = round_to_f16(v);
-    ASSERT_EQ(got.bits, expected) << "value " << v;
-    ASSERT_EQ(got.overflow, overflow) << "value " << v;
-  }
+  expect_matches_table(NeighbourTable(f16_to_double, 10, 15, 0x7c00), round_to_f16, 4);
 }
 
 #if defined(__FLT16_MAX__)  // GCC on x86-64 has _Float16; clang 14 does not

@@ -117,24 +117,9 @@ OutputFile::~OutputFile() {
   if (fd_ >= 0) ::close(fd_);
 }
 
-void OutputFile::write_fd(const void* data, size_t size) {
-  const char* p = static_cast<const char*>(data);
-  while (size > 0) {
-    const ssize_t n = ::write(fd_, p, size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      if (errno == ENOSPC)
-        fail(path_.string(), ": disk full after ", written_, " bytes; free space and run again");
-      fail(path_.string(), ": write error: ", std::strerror(errno));
-    }
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
-}
-
 void OutputFile::write(const void* data, size_t size) {
   if (!direct_) {
-    write_fd(data, size);
+    pwrite_all(fd_, static_cast<const uint8_t*>(data), size, written_, path_);
     written_ += size;
     return;
   }

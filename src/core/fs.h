@@ -43,7 +43,6 @@ class OutputFile {
   const fs::path& path() const { return path_; }
 
  private:
-  void write_fd(const void* data, size_t size);
   struct Direct;
 
   fs::path path_;
