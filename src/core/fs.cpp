@@ -145,11 +145,6 @@ void OutputFile::write(const void* data, size_t size) {
   }
 }
 
-void OutputFile::sync() {
-  if (fd_ >= 0 && ::fsync(fd_) != 0)
-    fail(path_.string(), ": cannot flush to disk: ", std::strerror(errno));
-}
-
 void OutputFile::start_writeback() {
   if (fd_ < 0 || direct_ || written_ == writeback_from_) return;
   // Advisory: a file system without sync_file_range still gets everything at sync() time.

@@ -32,10 +32,6 @@ class OutputFile {
   OutputFile& operator=(const OutputFile&) = delete;
   OutputFile(OutputFile&& other) noexcept;
   void write(const void* data, size_t size);
-  uint64_t bytes_written() const { return written_; }
-  bool direct() const { return direct_ != nullptr; }
-  // Flushes the file's data to the disk (fsync), so a model that looks complete is complete.
-  void sync();
   // Starts (without waiting) the disk write-back of everything written so far, so a final
   // sync finds little left to do and the disk works while we compute. (Direct mode: no-op.)
   void start_writeback();
