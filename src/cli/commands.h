@@ -10,6 +10,8 @@ void add_extrapolate_command(CLI::App& app);
 void add_inspect_command(CLI::App& app);
 void add_diff_command(CLI::App& app);
 void add_demo_command(CLI::App& app);
+void add_forward_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
 
 // The command line as typed, shell-quoted (for model cards).
 const std::string& command_line();

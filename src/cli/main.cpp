@@ -43,6 +43,8 @@ int main(int argc, char** argv) {
   expo::cli::add_extrapolate_command(app);
   expo::cli::add_inspect_command(app);
   expo::cli::add_diff_command(app);
+  expo::cli::add_forward_command(app);
+  expo::cli::add_generate_command(app);
   expo::cli::add_demo_command(app);
   try {
     app.parse(argc, argv);

@@ -19,6 +19,7 @@
 #include "io/sharding.h"
 #include "merge/aux_files.h"
 #include "merge/extrapolate_kernel.h"
+#include "merge/extrapolate_tensor.h"
 
 namespace expo {
 
@@ -28,17 +29,6 @@ namespace {
 // disk busy, small enough that RSS stays flat whatever the model size.
 constexpr uint64_t kChunkElements = uint64_t{1} << 21;
 constexpr uint64_t kTaskElements = uint64_t{1} << 16;
-
-std::string element_position(const std::vector<uint64_t>& shape, uint64_t flat) {
-  std::vector<uint64_t> coords(shape.size());
-  for (size_t d = shape.size(); d-- > 0;) {
-    coords[d] = shape[d] ? flat % shape[d] : 0;
-    flat = shape[d] ? flat / shape[d] : 0;
-  }
-  std::string s = "[";
-  for (size_t d = 0; d < coords.size(); ++d) s += (d ? ", " : "") + std::to_string(coords[d]);
-  return s + "]";
-}
 
 std::map<std::string, std::string> output_metadata(const Checkpoint& sft, const Checkpoint& aligned,
                                                    const ExtrapolateOptions& options,
@@ -172,31 +162,13 @@ class EntryWriter {
     for (size_t k = 0; k < outputs; ++k)
       for (size_t t = 0; t < tasks_per_output; ++t) {
         const KernelStatus& st = statuses[k * tasks_per_output + t];
-        if (!st.ok()) report(entry, st, s, entry.alpha_for(options_.outputs[k].alpha.value));
+        if (!st.ok())
+          report_extrapolation_problem(entry, st, s != nullptr,
+                                       entry.alpha_for(options_.outputs[k].alpha.value));
       }
     for (size_t k = 0; k < outputs; ++k)
       slot.ticket = writer_.submit([&f = files[k], data = slot.out[k].data(),
                                     bytes = count * out_size] { f.write(data, bytes); });
-  }
-
-  [[noreturn]] void report(const PlanEntry& entry, const KernelStatus& st,
-                           const CheckpointTensor* s, double alpha) const {
-    const CheckpointTensor& a = *entry.aligned;
-    const std::string where =
-        "tensor '" + entry.name() + "' element " + element_position(entry.shape(), st.index);
-    const double av = load_as_double(a.data(), a.info->dtype, st.index);
-    using Problem = KernelStatus::Problem;
-    if (st.problem == Problem::kNonFiniteAligned)
-      fail(where, " is ", format_double(av), " in the aligned model (", a.file->path().string(),
-           "); pass --allow-nonfinite to carry NaN/Inf through");
-    const double sv = s ? load_as_double(s->data(), s->info->dtype, st.index) : av;
-    if (st.problem == Problem::kNonFiniteSft)
-      fail(where, " is ", format_double(sv), " in the SFT model (", s->file->path().string(),
-           "); pass --allow-nonfinite to carry NaN/Inf through");
-    const double r = s ? av + alpha * (av - sv) : av;
-    fail(where, ": a + alpha * (a - s) = ", format_double(r), " (a = ", format_double(av),
-         ", s = ", format_double(sv), ", alpha = ", format_double(alpha), ") overflows ",
-         dtype_name(entry.out_dtype), "; use a wider --dtype (f32) or a smaller alpha");
   }
 
   const ExtrapolateOptions& options_;

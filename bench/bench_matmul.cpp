@@ -1,0 +1,134 @@
+// Throughput of the matmul kernel: GB/s of weight bytes at batch 1 (decode), beside memcpy's
+// bandwidth on the same machine, and GFLOP/s and tokens/s for larger batches (prefill,
+// batched decode).
+//
+//   cmake --build build --target bench_matmul && build/bench_matmul [threads]
+//
+// "hot": the same matrix again and again (it stays in the last-level cache when it fits);
+// "cold": a different copy each call, 512 MiB of them in all, so weights come from DRAM as
+// in a real forward pass, where each matrix is read once per token.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "core/dtype.h"
+#include "core/thread_pool.h"
+#include "model/matmul.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr size_t kColdBytes = size_t{512} << 20;
+constexpr double kMinSeconds = 0.4;
+
+// Runs fn(i) repeatedly for at least kMinSeconds (after one warm-up call), returns seconds
+// per call.
+template <typename Fn>
+double time_per_call(Fn&& fn) {
+  fn(0);
+  size_t calls = 0;
+  const auto start = Clock::now();
+  double elapsed = 0;
+  do {
+    fn(++calls);
+    elapsed = std::chrono::duration<double>(Clock::now() - start).count();
+  } while (elapsed < kMinSeconds);
+  return elapsed / calls;
+}
+
+double memcpy_gbps(expo::ThreadPool& pool) {
+  std::vector<char> src(kColdBytes, 1), dst(kColdBytes, 0);
+  const size_t pieces = pool.size();
+  const double seconds = time_per_call([&](size_t) {
+    pool.parallel_for(pieces, [&](size_t i) {
+      const size_t begin = kColdBytes / pieces * i;
+      const size_t end = i + 1 == pieces ? kColdBytes : begin + kColdBytes / pieces;
+      std::memcpy(dst.data() + begin, src.data() + begin, end - begin);
+    });
+  });
+  return kColdBytes / seconds / 1e9;
+}
+
+struct Matrices {
+  std::vector<unsigned char> bytes;
+  size_t count = 0;  // copies
+  size_t matrix_bytes = 0;
+  expo::WeightView view(size_t i, expo::DType dtype, size_t rows, size_t cols) const {
+    return {bytes.data() + (i % count) * matrix_bytes, dtype, rows, cols};
+  }
+};
+
+Matrices make_matrices(expo::DType dtype, size_t rows, size_t cols, size_t copies) {
+  Matrices m;
+  m.matrix_bytes = rows * cols * expo::dtype_size(dtype);
+  m.count = copies;
+  m.bytes.resize(m.matrix_bytes * copies);
+  std::mt19937 rng(1);
+  std::normal_distribution<double> normal(0.0, 0.05);
+  for (size_t i = 0; i < rows * cols; ++i) expo::store_from_double(m.bytes.data(), dtype, i, normal(rng));
+  for (size_t c = 1; c < copies; ++c) {
+    std::memcpy(m.bytes.data() + c * m.matrix_bytes, m.bytes.data(), m.matrix_bytes);
+  }
+  return m;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const size_t threads = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 2;
+  expo::ThreadPool pool(threads);
+  std::printf("matmul target %s, %zu threads\n", expo::matmul_target_name(), pool.size());
+  std::printf("memcpy of 512 MiB: %.1f GB/s copied (%.1f GB/s read + written)\n\n",
+              memcpy_gbps(pool), 2 * memcpy_gbps(pool));
+
+  std::printf("batch 1: GB/s of weights read (hot = one matrix, cold = 512 MiB of copies)\n");
+  std::printf("%-6s %13s %10s %10s %10s\n", "dtype", "rows x cols", "hot", "cold", "us cold");
+  struct Shape {
+    size_t rows, cols;
+  };
+  const Shape shapes[] = {{1024, 1024}, {4096, 1024}, {1024, 4096}, {32000, 1024}};
+  const expo::DType dtypes[] = {expo::DType::BF16, expo::DType::F32, expo::DType::F16};
+  for (expo::DType dtype : dtypes) {
+    for (const Shape s : shapes) {
+      const size_t matrix_bytes = s.rows * s.cols * expo::dtype_size(dtype);
+      const size_t copies = std::max<size_t>(2, kColdBytes / matrix_bytes);
+      const Matrices m = make_matrices(dtype, s.rows, s.cols, copies);
+      std::vector<float> x(s.cols, 0.5f), y(s.rows);
+      const double hot = time_per_call([&](size_t) {
+        expo::matmul(m.view(0, dtype, s.rows, s.cols), nullptr, x.data(), 1, y.data(), pool);
+      });
+      const double cold = time_per_call([&](size_t i) {
+        expo::matmul(m.view(i, dtype, s.rows, s.cols), nullptr, x.data(), 1, y.data(), pool);
+      });
+      std::printf("%-6s %6zu x %-5zu %10.1f %10.1f %10.1f\n",
+                  std::string(expo::dtype_name(dtype)).c_str(), s.rows, s.cols,
+                  matrix_bytes / hot / 1e9, matrix_bytes / cold / 1e9, cold * 1e6);
+    }
+  }
+
+  std::printf("\nBF16 4096 x 1024, cold: by batch size\n");
+  std::printf("%6s %10s %12s %12s %14s\n", "batch", "GFLOP/s", "tokens/s", "vs batch 1",
+              "us per call");
+  const size_t rows = 4096, cols = 1024;
+  const Matrices m =
+      make_matrices(expo::DType::BF16, rows, cols, kColdBytes / (rows * cols * 2));
+  double tokens_per_second_1 = 0;
+  for (size_t batch : {1, 2, 3, 4, 8, 16, 32, 64, 128, 512}) {
+    std::vector<float> x(batch * cols, 0.5f), y(batch * rows);
+    const double seconds = time_per_call([&](size_t i) {
+      expo::matmul(m.view(i, expo::DType::BF16, rows, cols), nullptr, x.data(), batch, y.data(),
+                   pool);
+    });
+    const double tokens_per_second = batch / seconds;
+    if (batch == 1) tokens_per_second_1 = tokens_per_second;
+    std::printf("%6zu %10.1f %12.0f %11.1fx %14.1f\n", batch, 2.0 * batch * rows * cols / seconds / 1e9,
+                tokens_per_second, tokens_per_second / tokens_per_second_1, seconds * 1e6);
+  }
+  std::printf("\ncommand: %s %zu\n", argv[0], pool.size());
+  return 0;
+}

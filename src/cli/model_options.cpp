@@ -1,0 +1,50 @@
+#include "cli/model_options.h"
+
+#include "core/error.h"
+#include "core/units.h"
+
+namespace expo::cli {
+
+void ModelOptions::add_to(CLI::App& cmd) {
+  cmd.add_option("--model", model, "model folder, .safetensors file or cached repo id");
+  cmd.add_option("--sft", sft, "extrapolate on load: theta0, the SFT checkpoint");
+  cmd.add_option("--aligned", aligned, "extrapolate on load: theta1, the aligned checkpoint");
+  cmd.add_option("--alpha", alpha, "extrapolate on load: theta1 + alpha * (theta1 - theta0)");
+  cmd.add_flag("--allow-nonfinite", allow_nonfinite, "carry NaN/Inf weights through extrapolation");
+  cmd.add_option("--threads", threads, "worker threads (default: all cores)");
+  cmd.add_option("--max-memory", max_memory,
+                 "refuse to start when weights + KV cache would exceed this (e.g. 8GB)");
+}
+
+WeightSource ModelOptions::source() const {
+  WeightSource s;
+  const bool any_extrapolation = !sft.empty() || !aligned.empty() || !alpha.empty();
+  if (!model.empty() && any_extrapolation)
+    fail("give either --model, or --sft, --aligned and --alpha, not both");
+  if (model.empty()) {
+    if (!any_extrapolation) fail("no model: give --model DIR, or --sft S --aligned A --alpha X");
+    if (sft.empty() || aligned.empty() || alpha.empty())
+      fail("extrapolation on load needs all of --sft, --aligned and --alpha");
+    s.sft = sft;
+    s.aligned = aligned;
+    s.alpha = parse_double(alpha, "--alpha");
+    s.allow_nonfinite = allow_nonfinite;
+  } else {
+    s.model = model;
+  }
+  return s;
+}
+
+void ModelOptions::check_memory(const WeightSource& source, uint64_t extra_bytes,
+                                const std::string& what) const {
+  if (max_memory.empty()) return;
+  const uint64_t limit = parse_size(max_memory, "--max-memory");
+  const uint64_t weights = LoadedModel::weight_bytes(source);
+  if (weights + extra_bytes > limit)
+    fail("the model needs about ", format_bytes(weights + extra_bytes), " (weights ",
+         format_bytes(weights), " + ", what, " ", format_bytes(extra_bytes),
+         ") but --max-memory is ", format_bytes(limit),
+         "; lower --batch-size or --max-new-tokens, or use a smaller model");
+}
+
+}  // namespace expo::cli

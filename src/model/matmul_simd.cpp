@@ -1,0 +1,299 @@
+// The matmul kernels, written once with Highway and compiled by foreach_target.h for each x86
+// target (AVX3 = AVX-512F/BW/DQ/VL, AVX2 + FMA + F16C, SSE4, SSSE3, EMU128 = portable C++);
+// HWY_DYNAMIC_DISPATCH calls the best one this CPU supports.
+//
+// Nothing inside the target namespaces instantiates standard-library templates: those regions
+// are compiled with the target's instruction set, and an AVX-512 copy of a std:: template
+// could be the one the linker keeps for the whole program (ODR). The splitting over threads,
+// with its std::function, lives in matmul.cpp.
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "model/matmul_simd.h"
+
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "model/matmul_simd.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/cache_control.h>
+#include <hwy/highway.h>
+
+HWY_BEFORE_NAMESPACE();
+namespace expo {
+namespace matmul_detail {
+namespace HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+// The register tile: kRowTile weight rows times kBatchTile activation rows of accumulators,
+// plus one converted vector per weight row and one activation vector. AVX-512 has 32 vector
+// registers (6 x 4 + 6 + 1 = 31 live; 6 x 4 measured 10-20% faster than 4 x 4 on Zen 5 by
+// halving the loads and conversions per FMA); the other x86 targets have 16 (3 x 4 + 3 + 1).
+// At batch 1 the tile is kRowTile independent rows, enough FMA chains to cover latency.
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+constexpr size_t kRowTile = 6;
+#else
+constexpr size_t kRowTile = 3;
+#endif
+constexpr size_t kBatchTile = 4;
+// Zero-padded tail copies are this many elements: the widest vector holds 16 floats.
+constexpr size_t kMaxLanes = 16;
+
+struct F32Weights {
+  using T = float;
+  static HWY_INLINE VF Load(DF d, const T* HWY_RESTRICT p) { return hn::LoadU(d, p); }
+};
+
+// BF16 is the high half of a float32: widen the bits to 32 and shift them up (exact, NaN
+// payloads included). Highway 1.0.3 has no BF16 PromoteTo on x86, so this is done by hand.
+struct BF16Weights {
+  using T = uint16_t;
+  static HWY_INLINE VF Load(DF d, const T* HWY_RESTRICT p) {
+    const hn::Rebind<uint16_t, DF> d16;
+    const hn::Rebind<uint32_t, DF> d32;
+    return hn::BitCast(d, hn::ShiftLeft<16>(hn::PromoteTo(d32, hn::LoadU(d16, p))));
+  }
+};
+
+struct F16Weights {
+  using T = uint16_t;
+  static HWY_INLINE VF Load(DF d, const T* HWY_RESTRICT p) {
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
+    // F16C's vcvtph2ps: exact (a signalling NaN comes back quiet, still a NaN).
+    const hn::Rebind<hwy::float16_t, DF> dh;
+    return hn::PromoteTo(d, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(p)));
+#else
+    // Highway 1.0.3 emulates this promotion without the infinities and NaNs, so by hand:
+    // the exponent and mantissa moved into float32 position give the value times 2^-112
+    // (subnormal halves become subnormal floats), exactly; multiplying by 2^112 is exact too.
+    // Exponent 31 (infinity, NaN) maps to exponent 255 with the mantissa kept.
+    const hn::Rebind<uint16_t, DF> d16;
+    const hn::Rebind<uint32_t, DF> d32;
+    const auto h = hn::PromoteTo(d32, hn::LoadU(d16, p));
+    const auto magnitude = hn::ShiftLeft<13>(hn::And(h, hn::Set(d32, 0x7fffu)));
+    const auto finite = hn::BitCast(
+        d32, hn::Mul(hn::BitCast(d, magnitude), hn::Set(d, 5.192296858534828e33f)));  // 2^112
+    const auto exp_mask = hn::Set(d32, 0x7c00u);
+    const auto special = hn::Or(magnitude, hn::Set(d32, 0x7f800000u));
+    const auto bits = hn::IfThenElse(hn::Eq(hn::And(h, exp_mask), exp_mask), special, finite);
+    const auto sign = hn::ShiftLeft<16>(hn::And(h, hn::Set(d32, 0x8000u)));
+    return hn::BitCast(d, hn::Or(bits, sign));
+#endif
+  }
+};
+
+// The last `count` (< Lanes) elements of a row, zero-padded, loaded from a copy so that
+// nothing past the end of the data is read.
+template <class W>
+HWY_INLINE VF LoadTail(DF d, const typename W::T* HWY_RESTRICT p, size_t count) {
+  alignas(64) typename W::T buf[kMaxLanes];
+  memset(buf, 0, sizeof(buf));
+  memcpy(buf, p, count * sizeof(typename W::T));
+  return W::Load(d, buf);
+}
+
+// y[j * y_stride + i] = dot(x row j, w row i) (+ bias[i]) for i < RW, j < BX.
+//
+// Each output is computed by the same operations whatever the tile shape, which is what
+// makes the kernel batch invariant: one accumulator vector, lane l adding x[k] * w[k] for
+// k = l, l + Lanes, ... in increasing k with a fused multiply-add (a multiply then an add on
+// targets without FMA), a zero-padded last vector, the target's fixed SumOfLanes tree, and
+// then the bias.
+//
+// With kPrefetch, the same columns of the next RW weight rows (`next`) are prefetched as this
+// tile goes: a tile of a few rows is too short for the hardware prefetcher to ramp up, and
+// at batch 1 the kernel would otherwise wait on DRAM latency rather than bandwidth.
+template <class W, size_t RW, size_t BX, bool kPrefetch>
+HWY_INLINE void Tile(const typename W::T* HWY_RESTRICT w, const typename W::T* next,
+                     const float* HWY_RESTRICT x, size_t cols, const float* HWY_RESTRICT bias,
+                     float* HWY_RESTRICT y, size_t y_stride) {
+  const DF d;
+  const size_t lanes = hn::Lanes(d);
+  VF acc[RW][BX];
+#pragma GCC unroll 16
+  for (size_t i = 0; i < RW; ++i) {
+#pragma GCC unroll 16
+    for (size_t j = 0; j < BX; ++j) acc[i][j] = hn::Zero(d);
+  }
+  size_t k = 0;
+  for (; k + lanes <= cols; k += lanes) {
+    if constexpr (kPrefetch) {
+#pragma GCC unroll 16
+      for (size_t i = 0; i < RW; ++i) hwy::Prefetch(next + i * cols + k);
+    }
+    VF wv[RW];
+#pragma GCC unroll 16
+    for (size_t i = 0; i < RW; ++i) wv[i] = W::Load(d, w + i * cols + k);
+#pragma GCC unroll 16
+    for (size_t j = 0; j < BX; ++j) {
+      const VF xv = hn::LoadU(d, x + j * cols + k);
+#pragma GCC unroll 16
+      for (size_t i = 0; i < RW; ++i) acc[i][j] = hn::MulAdd(wv[i], xv, acc[i][j]);
+    }
+  }
+  if (k < cols) {
+    const size_t rest = cols - k;
+    VF wv[RW];
+#pragma GCC unroll 16
+    for (size_t i = 0; i < RW; ++i) wv[i] = LoadTail<W>(d, w + i * cols + k, rest);
+#pragma GCC unroll 16
+    for (size_t j = 0; j < BX; ++j) {
+      const VF xv = LoadTail<F32Weights>(d, x + j * cols + k, rest);
+#pragma GCC unroll 16
+      for (size_t i = 0; i < RW; ++i) acc[i][j] = hn::MulAdd(wv[i], xv, acc[i][j]);
+    }
+  }
+#pragma GCC unroll 16
+  for (size_t j = 0; j < BX; ++j) {
+#pragma GCC unroll 16
+    for (size_t i = 0; i < RW; ++i) {
+      float sum = hn::GetLane(hn::SumOfLanes(d, acc[i][j]));
+      if (bias) sum += bias[i];
+      y[j * y_stride + i] = sum;
+    }
+  }
+}
+
+template <size_t kRows>
+struct BatchTile {
+  static constexpr size_t value = kRows;
+};
+
+// Calls tile(BatchTile<rest>(), ...) for a run-time rest < kBatchTile.
+template <size_t kRest, class TileFn>
+HWY_INLINE void RemainderTile(const TileFn& tile, size_t b, size_t rest, bool prefetch) {
+  if constexpr (kRest > 0) {
+    if (rest == kRest) return tile(BatchTile<kRest>(), b, prefetch);
+    RemainderTile<kRest - 1>(tile, b, rest, prefetch);
+  }
+}
+
+// Weight rows [r, r + RW) against activation rows [b0, b1): full batch tiles, then the rest.
+// The first tile reads the weights from memory and prefetches `next` (if not null); the
+// others find them in L1.
+template <class W, size_t RW>
+HWY_INLINE void RowTile(const MatmulProblem& p, size_t r, size_t b0, size_t b1,
+                        const typename W::T* next) {
+  const auto* w = static_cast<const typename W::T*>(p.w) + r * p.cols;
+  const float* bias = p.bias ? p.bias + r : nullptr;
+  const size_t cols = p.cols;
+  const auto tile = [&](auto batch_tile, size_t b, bool prefetch) HWY_ATTR {
+    constexpr size_t kBX = decltype(batch_tile)::value;
+    const float* x = p.x + b * cols;
+    float* y = p.y + b * p.rows + r;
+    if (prefetch) {
+      Tile<W, RW, kBX, true>(w, next, x, cols, bias, y, p.rows);
+    } else {
+      Tile<W, RW, kBX, false>(w, next, x, cols, bias, y, p.rows);
+    }
+  };
+  bool prefetch = next != nullptr;
+  size_t b = b0;
+  for (; b + kBatchTile <= b1; b += kBatchTile) {
+    tile(BatchTile<kBatchTile>(), b, prefetch);
+    prefetch = false;
+  }
+  RemainderTile<kBatchTile - 1>(tile, b, b1 - b, prefetch);
+}
+
+// Weight-row tiles outside, activation tiles inside: a tile's few weight rows stay in L1
+// while the block's activation rows (sized by the caller to sit in L2) stream past them.
+template <class W>
+HWY_NOINLINE void Block(const MatmulProblem& p, size_t r0, size_t r1, size_t b0, size_t b1) {
+  const auto* w = static_cast<const typename W::T*>(p.w);
+  size_t r = r0;
+  for (; r + kRowTile <= r1; r += kRowTile) {
+    const bool has_next = r + 2 * kRowTile <= r1;
+    RowTile<W, kRowTile>(p, r, b0, b1, has_next ? w + (r + kRowTile) * p.cols : nullptr);
+  }
+  for (; r < r1; ++r) RowTile<W, 1>(p, r, b0, b1, nullptr);
+}
+
+void MatmulBlock(const MatmulProblem& p, size_t r0, size_t r1, size_t b0, size_t b1) {
+  switch (p.dtype) {
+    case DType::F32:
+      return Block<F32Weights>(p, r0, r1, b0, b1);
+    case DType::BF16:
+      return Block<BF16Weights>(p, r0, r1, b0, b1);
+    case DType::F16:
+      return Block<F16Weights>(p, r0, r1, b0, b1);
+    default:
+      return;  // matmul() has checked the dtype
+  }
+}
+
+TileShape MatmulTileShape() { return TileShape{kRowTile, kBatchTile}; }
+
+template <class W>
+HWY_INLINE void Convert(const void* data, size_t count, float* HWY_RESTRICT out) {
+  const DF d;
+  const size_t lanes = hn::Lanes(d);
+  const auto* src = static_cast<const typename W::T*>(data);
+  size_t i = 0;
+  for (; i + lanes <= count; i += lanes) hn::StoreU(W::Load(d, src + i), d, out + i);
+  if (i < count) {
+    alignas(64) float buf[kMaxLanes];
+    hn::Store(LoadTail<W>(d, src + i, count - i), d, buf);
+    memcpy(out + i, buf, (count - i) * sizeof(float));
+  }
+}
+
+void ConvertToF32(const void* data, DType dtype, size_t count, float* out) {
+  switch (dtype) {
+    case DType::F32:
+      return Convert<F32Weights>(data, count, out);
+    case DType::BF16:
+      return Convert<BF16Weights>(data, count, out);
+    case DType::F16:
+      return Convert<F16Weights>(data, count, out);
+    default:
+      return;  // convert_row_to_f32() has checked the dtype
+  }
+}
+
+const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
+
+}  // namespace HWY_NAMESPACE
+}  // namespace matmul_detail
+}  // namespace expo
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace expo::matmul_detail {
+
+HWY_EXPORT(MatmulBlock);
+HWY_EXPORT(MatmulTileShape);
+HWY_EXPORT(ConvertToF32);
+HWY_EXPORT(TargetName);
+
+void matmul_block(const MatmulProblem& p, size_t r0, size_t r1, size_t b0, size_t b1) {
+  HWY_DYNAMIC_DISPATCH(MatmulBlock)(p, r0, r1, b0, b1);
+}
+
+TileShape matmul_tile_shape() { return HWY_DYNAMIC_DISPATCH(MatmulTileShape)(); }
+
+void convert_to_f32(const void* data, DType dtype, size_t count, float* out) {
+  HWY_DYNAMIC_DISPATCH(ConvertToF32)(data, dtype, count, out);
+}
+
+const char* simd_target_name() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
+
+size_t available_targets(int64_t* out, size_t capacity) {
+  size_t n = 0;
+  // Best first: Highway's target bits are smaller for better targets.
+  for (int64_t targets = hwy::SupportedTargets() & HWY_TARGETS; targets != 0;
+       targets &= targets - 1) {
+    if (n < capacity) out[n] = targets & ~(targets - 1);
+    ++n;
+  }
+  return n;
+}
+
+void force_target(int64_t target) { hwy::SetSupportedTargetsForTest(target); }
+
+const char* target_name_of(int64_t target) { return hwy::TargetName(target); }
+
+}  // namespace expo::matmul_detail
+#endif  // HWY_ONCE

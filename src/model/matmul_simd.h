@@ -1,0 +1,43 @@
+#pragma once
+// Internal to matmul.cpp: the SIMD kernels, compiled once per CPU target by Highway in
+// matmul_simd.cpp and chosen at run time (HWY_DYNAMIC_DISPATCH) for the CPU we run on.
+// matmul.cpp splits the work over the thread pool and calls matmul_block for each piece.
+#include <cstddef>
+#include <cstdint>
+
+#include "core/dtype.h"
+
+namespace expo::matmul_detail {
+
+struct MatmulProblem {
+  const void* w = nullptr;  // rows * cols elements of dtype, row-major, any alignment
+  DType dtype = DType::F32;  // F32, BF16 or F16
+  size_t rows = 0;
+  size_t cols = 0;
+  const float* bias = nullptr;  // [rows] or null
+  const float* x = nullptr;     // [batch, cols]
+  float* y = nullptr;           // [batch, rows]
+};
+
+// The register tile of the chosen target: `rows` weight rows times `batch` activation rows.
+struct TileShape {
+  size_t rows;
+  size_t batch;
+};
+
+// Computes y[b, r] for r in [r0, r1) and b in [b0, b1). Every y[b, r] gets the same float
+// operations whatever the block bounds (see matmul.h, batch invariance).
+void matmul_block(const MatmulProblem& p, size_t r0, size_t r1, size_t b0, size_t b1);
+TileShape matmul_tile_shape();
+// Exact widening of F32/BF16/F16 elements to float32.
+void convert_to_f32(const void* data, DType dtype, size_t count, float* out);
+const char* simd_target_name();
+
+// The targets compiled in and supported by this CPU, best first, as Highway's bit masks.
+// force_target(mask) makes the dispatch use that target (0 restores the automatic choice);
+// it is process-wide and meant for tests only.
+size_t available_targets(int64_t* out, size_t capacity);
+void force_target(int64_t target);
+const char* target_name_of(int64_t target);
+
+}  // namespace expo::matmul_detail

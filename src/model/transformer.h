@@ -1,0 +1,53 @@
+#pragma once
+// The forward pass of a Llama-family decoder (Llama, Mistral, Qwen2, InternLM2) over a batch
+// of sequences, each bringing any number of new tokens (a whole prompt, a chunk of one, or the
+// one token just sampled) and its own KV cache. Linear layers run on all the batch's tokens at
+// once, so each weight is read once per step however many sequences share it; attention runs
+// per sequence against its own cache.
+//
+// Every row's result depends only on its own sequence: the batch a sequence shares and the
+// thread count change nothing (the matmul kernel is batch invariant, attention is per
+// sequence).
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "model/kv_cache.h"
+#include "model/weights.h"
+
+namespace expo {
+
+struct ForwardItem {
+  KvCache* cache;
+  std::span<const int32_t> tokens;  // appended after cache->length()
+  bool all_logits = false;          // one output row per token, else only the last token's
+};
+
+class Transformer {
+ public:
+  explicit Transformer(const LoadedModel& model);
+
+  const ModelConfig& config() const { return config_; }
+  // Output width: the vocabulary, or num_labels for a reward model.
+  uint64_t output_size() const { return config_.output_size(); }
+
+  // Runs the items' tokens through the model and appends them to their caches. Returns the
+  // output rows, items in order (all tokens' rows or the last token's row each), row-major
+  // [rows, output_size()]; valid until the next call.
+  const std::vector<float>& forward(std::span<const ForwardItem> items, ThreadPool& pool);
+
+ private:
+  void attention(std::span<const ForwardItem> items, uint64_t layer, ThreadPool& pool);
+
+  const ModelConfig& config_;
+  const ModelWeights& w_;
+  // Workspace, [tokens, width] each, grown as needed and reused.
+  std::vector<float> x_, xn_, q_, k_, v_, qkv_, att_, tmp_, gate_, up_, rows_, out_;
+  std::vector<double> cos_, sin_;             // [tokens, head_dim / 2]
+  std::vector<uint64_t> token_item_, token_pos_;  // per token: its item and position
+  std::vector<uint64_t> item_first_;          // per item: its first token index
+  std::vector<std::vector<float>> scores_;    // per task scratch
+};
+
+}  // namespace expo

@@ -1,0 +1,19 @@
+#pragma once
+// Small float32 vector kernels used by attention and normalisation, vectorised per CPU target
+// (GCC target_clones) with a plain loop as the reference in tests.
+#include <cstddef>
+
+namespace expo {
+
+// sum_i a[i] * b[i]; accumulates in 16 lanes, then adds the lanes in a fixed order.
+float dot_f32(const float* a, const float* b, size_t n);
+// y[i] += alpha * x[i]
+void axpy_f32(float* y, float alpha, const float* x, size_t n);
+// out[i] = x[i] * weight[i] / sqrt(mean(x^2) + eps), the sum of squares taken in float64.
+void rms_norm_f32(const float* x, const float* weight, size_t n, double eps, float* out);
+// gate[i] = silu(gate[i]) * up[i]
+void silu_mul_f32(float* gate, const float* up, size_t n);
+
+float dot_f32_reference(const float* a, const float* b, size_t n);
+
+}  // namespace expo

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# expo forward and expo generate as a user meets them: outputs, options, and clear errors for
+# bad prompts and bad models, with finished results kept.
+# Usage: bash tests/cli/engine_cli_test.sh path/to/expo
+set -u
+expo="$(cd "$(dirname "${1:-build/expo}")" && pwd)/$(basename "${1:-build/expo}")"
+py=/usr/bin/python3
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+passed=0
+failed=0
+check() {  # check NAME COMMAND...: the command must succeed
+  local name="$1"; shift
+  if "$@" >"$work/out" 2>"$work/err"; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: $name"; sed 's/^/  | /' "$work/out" "$work/err" | head -20; fi
+}
+expect_error() {  # expect_error NAME PATTERN COMMAND...: non-zero exit, PATTERN in stderr
+  local name="$1" pattern="$2"; shift 2
+  if "$@" >"$work/out" 2>"$work/err"; then
+    failed=$((failed + 1)); echo "FAIL: $name (exit 0)"; return; fi
+  if grep -qE -- "$pattern" "$work/err"; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: $name (no /$pattern/ in stderr)"; sed 's/^/  | /' "$work/err" | head -20; fi
+}
+
+cd "$work"
+"$expo" demo --dir demo >/dev/null 2>&1 || { echo "FAIL: demo models"; exit 1; }
+M=demo/aligned
+
+check "forward" "$expo" forward --model $M --tokens 1,2,3,4 --output logits.npy
+check "forward shape" $py -c "
+import numpy as np; a = np.load('logits.npy'); assert a.dtype == np.float32 and a.shape == (4, 1000), a.shape"
+check "forward extrapolated on load" "$expo" forward --sft demo/sft --aligned $M --alpha 0.3 --tokens 1,2,3,4 --output x.npy
+check "forward on the written model agrees" "$expo" forward --model demo/expo-alpha0.3 --tokens 1,2,3,4 --output w.npy
+check "extrapolation on load = expo extrapolate" $py -c "
+import numpy as np; assert (np.load('x.npy') == np.load('w.npy')).all()"
+expect_error "bad token list" "--tokens.*x" "$expo" forward --model $M --tokens 1,x --output l.npy
+expect_error "token out of vocab" "token id 1000 at position 1 is out of range" "$expo" forward --model $M --tokens 1,1000 --output l.npy
+expect_error "both model forms" "either --model" "$expo" forward --model $M --sft demo/sft --tokens 1 --output l.npy
+expect_error "incomplete extrapolation" "needs all of --sft, --aligned and --alpha" "$expo" forward --sft demo/sft --tokens 1 --output l.npy
+expect_error "max memory" "needs about .* --max-memory is" "$expo" forward --model $M --tokens 1,2 --output l.npy --max-memory 100KB
+check "nothing written on error" test ! -e l.npy
+
+printf '{"id": "a", "tokens": [1, 5, 9]}\n\n{"id": 7, "tokens": [3]}\n{"tokens": [4, 4, 4, 4]}\n' > prompts.jsonl
+check "generate" "$expo" generate --model $M --tokens-file prompts.jsonl --output out.jsonl --max-new-tokens 5 --ignore-eos
+check "generate output" $py -c "
+import json
+rows = [json.loads(l) for l in open('out.jsonl')]
+assert sorted(map(str, (r['id'] for r in rows))) == ['2', '7', 'a'], rows
+assert all(len(r['tokens']) == 5 and r['finish_reason'] == 'length' for r in rows), rows"
+check "greedy, batch 1, one thread" "$expo" generate --model $M --tokens-file prompts.jsonl --output g1.jsonl --max-new-tokens 6 --greedy --batch-size 1 --threads 1
+check "greedy, batched" "$expo" generate --model $M --tokens-file prompts.jsonl --output g2.jsonl --max-new-tokens 6 --greedy --batch-size 8
+check "same tokens batched or not" $py -c "
+import json
+a = {str(json.loads(l)['id']): json.loads(l)['tokens'] for l in open('g1.jsonl')}
+b = {str(json.loads(l)['id']): json.loads(l)['tokens'] for l in open('g2.jsonl')}
+assert a == b, (a, b)"
+check "seeded sampling twice" bash -c "'$expo' generate --model $M --tokens-file prompts.jsonl --output s1.jsonl --max-new-tokens 8 --seed 3 --temperature 1 --batch-size 1 && '$expo' generate --model $M --tokens-file prompts.jsonl --output s2.jsonl --max-new-tokens 8 --seed 3 --temperature 1 --batch-size 3 --threads 1 && diff <(sort s1.jsonl) <(sort s2.jsonl)"
+check "extrapolated generate" "$expo" generate --sft demo/sft --aligned $M --alpha 0.5 --tokens-file prompts.jsonl --output e.jsonl --max-new-tokens 3
+
+printf '{"id": 1, "tokens": [1, 2]}\n{"id": 2, "tokens": [1, 2\n' > broken.jsonl
+expect_error "malformed JSONL names the line" "broken.jsonl:2: not valid JSON" "$expo" generate --model $M --tokens-file broken.jsonl --output o.jsonl
+printf '{"id": 1, "tokens": []}\n' > empty_prompt.jsonl
+expect_error "empty prompt" "empty_prompt.jsonl:1: the prompt has no tokens" "$expo" generate --model $M --tokens-file empty_prompt.jsonl --output o.jsonl
+printf '{"id": 1, "tokens": [1, 1999]}\n' > oov.jsonl
+expect_error "token id out of vocab" "oov.jsonl:1: token 1 is 1999, outside the vocabulary of 1000" "$expo" generate --model $M --tokens-file oov.jsonl --output o.jsonl
+: > nothing.jsonl
+expect_error "empty prompt file" "nothing.jsonl: no prompts" "$expo" generate --model $M --tokens-file nothing.jsonl --output o.jsonl
+printf '{"id": 1, "text": "hi"}\n' > notokens.jsonl
+expect_error "no tokens field" "notokens.jsonl:1: no \"tokens\" array" "$expo" generate --model $M --tokens-file notokens.jsonl --output o.jsonl
+$py -c "import json; print(json.dumps({'id': 1, 'tokens': [1] * 5000}))" > long.jsonl
+expect_error "prompt longer than the context" "long.jsonl:1: the prompt has 5000 tokens, but the model's context is 2048" "$expo" generate --model $M --tokens-file long.jsonl --output o.jsonl
+expect_error "bad sampling option" "--top-p" "$expo" generate --model $M --tokens-file prompts.jsonl --output o.jsonl --top-p 1.5
+check "no output on early errors" test ! -e o.jsonl
+
+# Unsupported architecture and config values are named.
+cp -r $M bad
+sed -i 's/LlamaForCausalLM/GPT2LMHeadModel/' bad/config.json
+expect_error "unsupported architecture" "GPT2LMHeadModel is not supported.*LlamaForCausalLM" "$expo" forward --model bad --tokens 1 --output l.npy
+
+# A generation killed midway keeps the prompts that finished.
+$py -c "
+import json
+for i in range(40): print(json.dumps({'id': i, 'tokens': [1 + i % 50, 2, 3]}))" > many.jsonl
+"$expo" generate --model $M --tokens-file many.jsonl --output part.jsonl --max-new-tokens 1000 --ignore-eos --batch-size 2 >/dev/null 2>"$work/err" &
+pid=$!
+sleep 2
+kill -INT $pid
+wait $pid
+status=$?
+lines=$(wc -l < part.jsonl)
+if [ $status -eq 130 ] && [ "$lines" -ge 1 ] && [ "$lines" -lt 40 ] && grep -q "results were written to part.jsonl" "$work/err" && $py -c "
+import json; [json.loads(l) for l in open('part.jsonl')]"; then
+  passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: interrupted generate (exit $status, $lines lines)"; cat "$work/err"; fi
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
