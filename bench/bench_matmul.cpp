@@ -2,7 +2,9 @@
 // bandwidth on the same machine, and GFLOP/s and tokens/s for larger batches (prefill,
 // batched decode).
 //
-//   cmake --build build --target bench_matmul && build/bench_matmul [threads]
+//   cmake --build build --target bench_matmul && build/bench_matmul [threads] [target]
+//
+// target forces a SIMD target (AVX3, AVX2, SSE4, ...) to see what other CPUs would get.
 //
 // "hot": the same matrix again and again (it stays in the last-level cache when it fits);
 // "cold": a different copy each call, 512 MiB of them in all, so weights come from DRAM as
@@ -82,6 +84,8 @@ Matrices make_matrices(expo::DType dtype, size_t rows, size_t cols, size_t copie
 int main(int argc, char** argv) {
   const size_t threads = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 2;
   expo::ThreadPool pool(threads);
+  const std::string target = argc > 2 ? argv[2] : "";
+  expo::matmul_force_target_for_test(target);
   std::printf("matmul target %s, %zu threads\n", expo::matmul_target_name(), pool.size());
   std::printf("memcpy of 512 MiB: %.1f GB/s copied (%.1f GB/s read + written)\n\n",
               memcpy_gbps(pool), 2 * memcpy_gbps(pool));
@@ -129,6 +133,6 @@ int main(int argc, char** argv) {
     std::printf("%6zu %10.1f %12.0f %11.1fx %14.1f\n", batch, 2.0 * batch * rows * cols / seconds / 1e9,
                 tokens_per_second, tokens_per_second / tokens_per_second_1, seconds * 1e6);
   }
-  std::printf("\ncommand: %s %zu\n", argv[0], pool.size());
+  std::printf("\ncommand: %s %zu %s\n", argv[0], pool.size(), target.c_str());
   return 0;
 }

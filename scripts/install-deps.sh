@@ -5,6 +5,7 @@ set -euo pipefail
 packages=(
   build-essential cmake g++ pkg-config
   nlohmann-json3-dev libcli11-dev libgtest-dev   # JSON, command line, tests
+  libhwy-dev                                     # Highway: SIMD kernels with run-time dispatch
   python3 python3-numpy                          # independent numeric reference for tests/bench
   clang libclang-rt-14-dev                       # libFuzzer + sanitizers for fuzz/run.sh
 )

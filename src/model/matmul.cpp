@@ -22,6 +22,10 @@ constexpr size_t kTasksPerThread = 8;
 // The smallest piece worth a task, in multiply-adds: 64K is 128 KiB of BF16 weights at batch
 // 1, tens of microseconds, against well under a microsecond to hand a task out.
 constexpr size_t kMinTaskMacs = size_t{1} << 16;
+// Below this many multiply-adds the caller's thread does everything: waking the pool's
+// workers costs some 10 microseconds, about what one thread needs to read 0.5 MiB of
+// weights, so smaller products (a 0.5B model's k and v projections) are faster alone.
+constexpr size_t kMinParallelMacs = size_t{1} << 19;
 
 size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
 size_t round_up(size_t a, size_t multiple) { return ceil_div(a, multiple) * multiple; }
@@ -87,19 +91,27 @@ void matmul(const WeightView& w, const float* bias, const float* x, size_t batch
 
   // Weight-row blocks: enough pieces for every thread to get several, none below
   // kMinTaskMacs, each a whole number of register tiles.
-  const size_t threads = pool.size();
+  size_t macs = 0;
+  const bool huge = __builtin_mul_overflow(w.rows * std::max<size_t>(w.cols, 1), batch, &macs);
+  const size_t threads = huge || macs >= kMinParallelMacs ? pool.size() : 1;
   const size_t wanted = threads == 1 ? 1 : ceil_div(threads * kTasksPerThread, batch_blocks);
   const size_t macs_per_row = std::max<size_t>(w.cols, 1) * batch_block;
   const size_t min_rows = ceil_div(kMinTaskMacs, macs_per_row);
   const size_t block_rows = round_up(std::max(ceil_div(w.rows, wanted), min_rows), tile.rows);
   const size_t row_blocks = ceil_div(w.rows, block_rows);
 
-  pool.parallel_for(row_blocks * batch_blocks, [&](size_t task) {
+  const size_t tasks = row_blocks * batch_blocks;
+  const auto run = [&](size_t task) {
     const size_t r0 = (task % row_blocks) * block_rows;
     const size_t b0 = (task / row_blocks) * batch_block;
     matmul_detail::matmul_block(problem, r0, std::min(w.rows, r0 + block_rows), b0,
                                 std::min(batch, b0 + batch_block));
-  });
+  };
+  if (threads == 1) {
+    for (size_t task = 0; task < tasks; ++task) run(task);
+  } else {
+    pool.parallel_for(tasks, run);
+  }
 }
 
 void convert_row_to_f32(const void* data, DType dtype, size_t first, size_t count, float* out) {
