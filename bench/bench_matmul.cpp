@@ -11,6 +11,7 @@
 // in a real forward pass, where each matrix is read once per token.
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -43,17 +44,38 @@ double time_per_call(Fn&& fn) {
   return elapsed / calls;
 }
 
-double memcpy_gbps(expo::ThreadPool& pool) {
-  std::vector<char> src(kColdBytes, 1), dst(kColdBytes, 0);
+// Splits [0, kColdBytes) over the pool and runs fn(piece, begin, end) on each piece; GB/s
+// of the whole.
+template <typename Fn>
+double bandwidth_gbps(expo::ThreadPool& pool, Fn&& fn) {
   const size_t pieces = pool.size();
   const double seconds = time_per_call([&](size_t) {
     pool.parallel_for(pieces, [&](size_t i) {
       const size_t begin = kColdBytes / pieces * i;
-      const size_t end = i + 1 == pieces ? kColdBytes : begin + kColdBytes / pieces;
-      std::memcpy(dst.data() + begin, src.data() + begin, end - begin);
+      fn(i, begin, i + 1 == pieces ? kColdBytes : begin + kColdBytes / pieces);
     });
   });
   return kColdBytes / seconds / 1e9;
+}
+
+double memcpy_gbps(expo::ThreadPool& pool) {
+  std::vector<char> src(kColdBytes, 1), dst(kColdBytes, 0);
+  return bandwidth_gbps(pool, [&](size_t, size_t begin, size_t end) {
+    std::memcpy(dst.data() + begin, src.data() + begin, end - begin);
+  });
+}
+
+// Reading alone (a sum of 64-bit words), which is what a batch-1 matmul does with weights.
+double read_gbps(expo::ThreadPool& pool) {
+  std::vector<uint64_t> words(kColdBytes / 8, 1);
+  std::vector<uint64_t> sums(pool.size());
+  const double gbps = bandwidth_gbps(pool, [&](size_t piece, size_t begin, size_t end) {
+    uint64_t sum = 0;
+    for (size_t i = begin / 8; i < end / 8; ++i) sum += words[i];
+    sums[piece] = sum;
+  });
+  if (sums[0] == 42) std::printf(" ");  // uses the sums, so the reads are not optimised away
+  return gbps;
 }
 
 struct Matrices {
@@ -72,7 +94,8 @@ Matrices make_matrices(expo::DType dtype, size_t rows, size_t cols, size_t copie
   m.bytes.resize(m.matrix_bytes * copies);
   std::mt19937 rng(1);
   std::normal_distribution<double> normal(0.0, 0.05);
-  for (size_t i = 0; i < rows * cols; ++i) expo::store_from_double(m.bytes.data(), dtype, i, normal(rng));
+  for (size_t i = 0; i < rows * cols; ++i)
+    expo::store_from_double(m.bytes.data(), dtype, i, normal(rng));
   for (size_t c = 1; c < copies; ++c) {
     std::memcpy(m.bytes.data() + c * m.matrix_bytes, m.bytes.data(), m.matrix_bytes);
   }
@@ -87,8 +110,10 @@ int main(int argc, char** argv) {
   const std::string target = argc > 2 ? argv[2] : "";
   expo::matmul_force_target_for_test(target);
   std::printf("matmul target %s, %zu threads\n", expo::matmul_target_name(), pool.size());
-  std::printf("memcpy of 512 MiB: %.1f GB/s copied (%.1f GB/s read + written)\n\n",
-              memcpy_gbps(pool), 2 * memcpy_gbps(pool));
+  const double copied = memcpy_gbps(pool);
+  std::printf("memcpy of 512 MiB: %.1f GB/s copied (%.1f GB/s read + written)\n", copied,
+              2 * copied);
+  std::printf("reading 512 MiB:   %.1f GB/s\n\n", read_gbps(pool));
 
   std::printf("batch 1: GB/s of weights read (hot = one matrix, cold = 512 MiB of copies)\n");
   std::printf("%-6s %13s %10s %10s %10s\n", "dtype", "rows x cols", "hot", "cold", "us cold");
@@ -119,8 +144,7 @@ int main(int argc, char** argv) {
   std::printf("%6s %10s %12s %12s %14s\n", "batch", "GFLOP/s", "tokens/s", "vs batch 1",
               "us per call");
   const size_t rows = 4096, cols = 1024;
-  const Matrices m =
-      make_matrices(expo::DType::BF16, rows, cols, kColdBytes / (rows * cols * 2));
+  const Matrices m = make_matrices(expo::DType::BF16, rows, cols, kColdBytes / (rows * cols * 2));
   double tokens_per_second_1 = 0;
   for (size_t batch : {1, 2, 3, 4, 8, 16, 32, 64, 128, 512}) {
     std::vector<float> x(batch * cols, 0.5f), y(batch * rows);
@@ -130,8 +154,9 @@ int main(int argc, char** argv) {
     });
     const double tokens_per_second = batch / seconds;
     if (batch == 1) tokens_per_second_1 = tokens_per_second;
-    std::printf("%6zu %10.1f %12.0f %11.1fx %14.1f\n", batch, 2.0 * batch * rows * cols / seconds / 1e9,
-                tokens_per_second, tokens_per_second / tokens_per_second_1, seconds * 1e6);
+    std::printf("%6zu %10.1f %12.0f %11.1fx %14.1f\n", batch,
+                2.0 * batch * rows * cols / seconds / 1e9, tokens_per_second,
+                tokens_per_second / tokens_per_second_1, seconds * 1e6);
   }
   std::printf("\ncommand: %s %zu %s\n", argv[0], pool.size(), target.c_str());
   return 0;

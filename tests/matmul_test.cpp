@@ -30,10 +30,10 @@ namespace {
 // Random signs make the real errors far smaller; this is the bound, not a guess.
 double tolerance(const std::string& target, size_t cols, double scale) {
   constexpr double kUnitRoundoff = 0x1p-24;
-  const double lanes = target == "AVX3"   ? 16
-                       : target == "AVX2" ? 8
+  const double lanes = target == "AVX3"                                              ? 16
+                       : target == "AVX2"                                            ? 8
                        : target == "SSE4" || target == "SSSE3" || target == "EMU128" ? 4
-                                                                                       : 1;
+                                                                                     : 1;
   const double steps = 2 * (std::ceil(cols / lanes) + std::log2(lanes) + 1) + 1;
   return steps * kUnitRoundoff * scale;
 }
@@ -110,8 +110,7 @@ TEST(MatmulTest, MatchesReferenceOnRandomShapes) {
           for (bool with_bias : {false, true}) {
             ++case_index;
             SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " rows " << rows << " cols "
-                                            << cols << " batch " << batch << " bias "
-                                            << with_bias);
+                                            << cols << " batch " << batch << " bias " << with_bias);
             // Misalignment: W at an odd byte now and then, x and y off a vector boundary.
             const size_t w_offset = case_index % 5;
             const size_t x_offset = case_index % 3;
@@ -156,8 +155,8 @@ TEST(MatmulTest, MatchesReferenceWhenSplitOverThreads) {
     size_t rows, cols, batch;
   };
   uint64_t seed = 100;
-  for (const Shape s : {Shape{300, 1000, 1}, Shape{300, 1000, 70}, Shape{37, 4100, 20},
-                        Shape{1031, 129, 3}}) {
+  for (const Shape s :
+       {Shape{300, 1000, 1}, Shape{300, 1000, 70}, Shape{37, 4100, 20}, Shape{1031, 129, 3}}) {
     for (DType dtype : kWeightDTypes) {
       SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " rows " << s.rows << " cols "
                                       << s.cols << " batch " << s.batch);
@@ -169,7 +168,8 @@ TEST(MatmulTest, MatchesReferenceWhenSplitOverThreads) {
       matmul(w.view, bias.data(), x.data(), s.batch, y.data(), pool);
       const std::vector<double> scale = error_scales(w.view, bias.data(), x.data(), s.batch);
       for (size_t i = 0; i < y.size(); ++i) {
-        ASSERT_LE(std::fabs(double{y[i]} - ref[i]), tolerance(matmul_target_name(), s.cols, scale[i]))
+        ASSERT_LE(std::fabs(double{y[i]} - ref[i]),
+                  tolerance(matmul_target_name(), s.cols, scale[i]))
             << "output " << i;
       }
     }
@@ -245,8 +245,8 @@ TEST(MatmulTest, EmptyShapes) {
   // No columns: every output is its bias (or zero).
   const WeightView no_cols{nullptr, DType::BF16, 3, 0};
   matmul(no_cols, bias, x, 2, y, pool);
-  EXPECT_EQ(std::vector<float>(y, y + 6), (std::vector<float>{1.5f, -2.0f, 0.25f, 1.5f, -2.0f,
-                                                               0.25f}));
+  EXPECT_EQ(std::vector<float>(y, y + 6),
+            (std::vector<float>{1.5f, -2.0f, 0.25f, 1.5f, -2.0f, 0.25f}));
   matmul(no_cols, nullptr, x, 1, y, pool);
   EXPECT_EQ(std::vector<float>(y, y + 3), (std::vector<float>{0, 0, 0}));
   // No rows or no batch: nothing is written.
@@ -288,8 +288,8 @@ void expect_all_patterns_exact(DType dtype, double (*decode)(uint16_t)) {
     // Start at element 3 of the buffer and at an odd byte, with a count that leaves a tail.
     std::vector<unsigned char> odd(bits.size() * 2 + 1);
     std::memcpy(odd.data() + 1, bits.data(), bits.size() * 2);
-    for (const void* base : {static_cast<const void*>(bits.data()),
-                             static_cast<const void*>(odd.data() + 1)}) {
+    for (const void* base :
+         {static_cast<const void*>(bits.data()), static_cast<const void*>(odd.data() + 1)}) {
       std::vector<float> out(65536 + 1, -1.0f);
       convert_row_to_f32(base, dtype, 0, 65536, out.data());
       EXPECT_EQ(out.back(), -1.0f) << "wrote past the end";
@@ -333,7 +333,8 @@ TEST(ConvertRowToF32Test, F32IsCopiedBitForBit) {
   bits[1] = 0x80000000u;  // -0
   for_each_target([&](const std::string&) {
     std::vector<uint32_t> out(bits.size() - 2);
-    convert_row_to_f32(bits.data(), DType::F32, 2, out.size(), reinterpret_cast<float*>(out.data()));
+    convert_row_to_f32(bits.data(), DType::F32, 2, out.size(),
+                       reinterpret_cast<float*>(out.data()));
     EXPECT_TRUE(std::equal(out.begin(), out.end(), bits.begin() + 2));
     uint32_t first_two[2];
     convert_row_to_f32(bits.data(), DType::F32, 0, 2, reinterpret_cast<float*>(first_two));

@@ -20,7 +20,7 @@ constexpr size_t kActivationBlockBytes = 256 * 1024;
 // slower core); each piece costs one atomic increment in the pool.
 constexpr size_t kTasksPerThread = 8;
 // The smallest piece worth a task, in multiply-adds: 64K is 128 KiB of BF16 weights at batch
-// 1, tens of microseconds, against well under a microsecond to hand a task out.
+// 1, a few microseconds of streaming, against well under one to hand a task out.
 constexpr size_t kMinTaskMacs = size_t{1} << 16;
 // Below this many multiply-adds the caller's thread does everything: waking the pool's
 // workers costs some 10 microseconds, about what one thread needs to read 0.5 MiB of
@@ -66,8 +66,8 @@ void matmul_reference(const WeightView& w, const float* bias, const float* x, si
     for (size_t r = 0; r < w.rows; ++r) {
       double sum = 0.0;
       for (size_t k = 0; k < w.cols; ++k) {
-        sum += static_cast<double>(x[b * w.cols + k]) * weight_as_double(bytes, w.dtype,
-                                                                         r * w.cols + k);
+        sum += static_cast<double>(x[b * w.cols + k]) *
+               weight_as_double(bytes, w.dtype, r * w.cols + k);
       }
       if (bias) sum += bias[r];
       y[b * w.rows + r] = static_cast<float>(sum);

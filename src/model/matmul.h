@@ -46,7 +46,8 @@ void matmul(const WeightView& w, const float* bias, const float* x, size_t batch
 void convert_row_to_f32(const void* data, DType dtype, size_t first, size_t count, float* out);
 
 // The name of the SIMD target the fast kernel uses on this CPU (for benchmarks and logs):
-// Highway's names, "AVX3" (AVX-512), "AVX2", "SSE4", "SSSE3", "EMU128" (portable C++).
+// Highway's names, "AVX3" (AVX-512), "AVX2", "SSE4", "SSSE3", "SCALAR" (one lane,
+// portable C++, for CPUs without SSSE3).
 const char* matmul_target_name();
 
 // For tests: the SIMD targets compiled in that this CPU can run, best first. Forcing one

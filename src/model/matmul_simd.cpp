@@ -1,6 +1,6 @@
 // The matmul kernels, written once with Highway and compiled by foreach_target.h for each x86
-// target (AVX3 = AVX-512F/BW/DQ/VL, AVX2 + FMA + F16C, SSE4, SSSE3, EMU128 = portable C++);
-// HWY_DYNAMIC_DISPATCH calls the best one this CPU supports.
+// target (AVX3 = AVX-512F/BW/DQ/VL; AVX2 + FMA + F16C; SSE4; SSSE3; SCALAR = one lane of
+// portable C++ for older CPUs); HWY_DYNAMIC_DISPATCH calls the best one this CPU supports.
 //
 // Nothing inside the target namespaces instantiates standard-library templates: those regions
 // are compiled with the target's instruction set, and an AVX-512 copy of a std:: template
@@ -14,8 +14,8 @@
 
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "model/matmul_simd.cpp"
-#include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/cache_control.h>
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/highway.h>
 
 HWY_BEFORE_NAMESPACE();
@@ -170,6 +170,20 @@ HWY_INLINE void RemainderTile(const TileFn& tile, size_t b, size_t rest, bool pr
   }
 }
 
+template <class W>
+HWY_INLINE void Convert(const void* data, size_t count, float* HWY_RESTRICT out) {
+  const DF d;
+  const size_t lanes = hn::Lanes(d);
+  const auto* src = static_cast<const typename W::T*>(data);
+  size_t i = 0;
+  for (; i + lanes <= count; i += lanes) hn::StoreU(W::Load(d, src + i), d, out + i);
+  if (i < count) {
+    alignas(64) float buf[kMaxLanes];
+    hn::Store(LoadTail<W>(d, src + i, count - i), d, buf);
+    memcpy(out + i, buf, (count - i) * sizeof(float));
+  }
+}
+
 // Weight rows [r, r + RW) against activation rows [b0, b1): full batch tiles, then the rest.
 // The first tile reads the weights from memory and prefetches `next` (if not null); the
 // others find them in L1.
@@ -225,20 +239,6 @@ void MatmulBlock(const MatmulProblem& p, size_t r0, size_t r1, size_t b0, size_t
 }
 
 TileShape MatmulTileShape() { return TileShape{kRowTile, kBatchTile}; }
-
-template <class W>
-HWY_INLINE void Convert(const void* data, size_t count, float* HWY_RESTRICT out) {
-  const DF d;
-  const size_t lanes = hn::Lanes(d);
-  const auto* src = static_cast<const typename W::T*>(data);
-  size_t i = 0;
-  for (; i + lanes <= count; i += lanes) hn::StoreU(W::Load(d, src + i), d, out + i);
-  if (i < count) {
-    alignas(64) float buf[kMaxLanes];
-    hn::Store(LoadTail<W>(d, src + i, count - i), d, buf);
-    memcpy(out + i, buf, (count - i) * sizeof(float));
-  }
-}
 
 void ConvertToF32(const void* data, DType dtype, size_t count, float* out) {
   switch (dtype) {

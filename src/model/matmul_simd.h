@@ -10,7 +10,7 @@
 namespace expo::matmul_detail {
 
 struct MatmulProblem {
-  const void* w = nullptr;  // rows * cols elements of dtype, row-major, any alignment
+  const void* w = nullptr;   // rows * cols elements of dtype, row-major, any alignment
   DType dtype = DType::F32;  // F32, BF16 or F16
   size_t rows = 0;
   size_t cols = 0;
