@@ -11,6 +11,7 @@
 #include "core/fs.h"
 #include "io/npy.h"
 #include "model/generator.h"
+#include "model/scorer.h"
 #include "model/transformer.h"
 
 namespace expo {
@@ -105,6 +106,23 @@ TEST_P(EngineGolden, LogitsMatchReference) {
     const size_t last = (prompt.size() - 1) * model.output_size();
     for (size_t j = 0; j < reward.size(); ++j)
       EXPECT_NEAR(logits[last + j], reward[j], 1e-4) << "reward label " << j;
+  }
+}
+
+TEST_P(EngineGolden, RewardOfPackedSequencesMatchesReference) {
+  const Golden g = load_golden(GetParam());
+  if (!g.spec.contains("reward")) GTEST_SKIP() << "not a reward model";
+  ThreadPool pool(2);
+  const auto loaded = LoadedModel::load(g.source(), pool);
+  Transformer model(*loaded);
+  const auto prompt = ids(g.spec["prompt"]);
+  const auto reward = g.spec["reward"].get<std::vector<double>>();
+  // The golden prompt between two others, packed into one pass and one at a time.
+  std::vector<std::vector<int32_t>> seqs{{1, 5, 7}, prompt, {1, 2}};
+  for (uint64_t budget : {uint64_t{4096}, uint64_t{1}}) {
+    const auto rows = score_sequences(model, seqs, pool, ScoreOptions{budget});
+    ASSERT_EQ(rows.size(), 3u);
+    for (size_t j = 0; j < reward.size(); ++j) EXPECT_NEAR(rows[1][j], reward[j], 1e-4);
   }
 }
 
