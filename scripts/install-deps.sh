@@ -6,6 +6,8 @@ packages=(
   build-essential cmake g++ pkg-config
   nlohmann-json3-dev libcli11-dev libgtest-dev   # JSON, command line, tests
   libhwy-dev                                     # Highway: SIMD kernels with run-time dispatch
+  libpcre2-dev libicu-dev libsimdjson-dev        # tokenizers: regexes (JIT), NFC/NFKC, tokenizer.json
+  libcurl4-openssl-dev libcpp-httplib-dev        # OpenAI-compatible client; expo serve
   python3 python3-numpy                          # independent numeric reference for tests/bench
   clang libclang-rt-14-dev                       # libFuzzer + sanitizers for fuzz/run.sh
 )

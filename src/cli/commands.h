@@ -12,6 +12,9 @@ void add_diff_command(CLI::App& app);
 void add_demo_command(CLI::App& app);
 void add_forward_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
+void add_chat_template_command(CLI::App& app);
+void add_tokenize_command(CLI::App& app);
+void add_detokenize_command(CLI::App& app);
 
 // The command line as typed, shell-quoted (for model cards).
 const std::string& command_line();

@@ -1,0 +1,83 @@
+#include "text/jinja.h"
+
+#include <ctime>
+
+#include "core/error.h"
+#include "text/jinja_ast.h"
+#include "text/jinja_lexer.h"
+#include "text/jinja_parser.h"
+#include "text/jinja_render.h"
+
+namespace expo::jinja {
+
+namespace {
+
+[[noreturn]] void rethrow(const std::string& name, const TemplateError& e) {
+  if (e.line > 0) fail(name, ":", e.line, ":", e.column, ": ", e.what());
+  fail(name, ": ", e.what());
+}
+
+std::string local_strftime(const std::string& format) {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&now, &tm);
+  std::string out(256 + format.size() * 4, '\0');
+  const size_t n = std::strftime(out.data(), out.size(), format.c_str(), &tm);
+  out.resize(n);
+  return out;
+}
+
+// Offset of the first byte that is not valid UTF-8, or npos.
+size_t invalid_utf8_at(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const unsigned char c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
+    if (n == 0 || i + n > s.size()) return i;
+    for (size_t k = 1; k < n; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return i;
+    i += n;
+  }
+  return std::string_view::npos;
+}
+
+}  // namespace
+
+struct Template::Impl {
+  std::string name;
+  Options options;
+  Body body;
+};
+
+Template::Template(std::string_view source, std::string name, Options options) {
+  auto impl = std::make_shared<Impl>();
+  impl->name = std::move(name);
+  impl->options = std::move(options);
+  if (!impl->options.strftime_now) impl->options.strftime_now = local_strftime;
+  if (const size_t bad = invalid_utf8_at(source); bad != std::string_view::npos)
+    fail(impl->name, ": template is not valid UTF-8 (byte ", bad, ")");
+  try {
+    LexOptions lex;
+    lex.trim_blocks = impl->options.trim_blocks;
+    lex.lstrip_blocks = impl->options.lstrip_blocks;
+    lex.keep_trailing_newline = impl->options.keep_trailing_newline;
+    impl->body = parse(tokenize(source, lex));
+  } catch (const TemplateError& e) {
+    rethrow(impl->name, e);
+  }
+  impl_ = std::move(impl);
+}
+
+std::string Template::render(const nlohmann::ordered_json& variables) const {
+  if (!variables.is_object()) fail(impl_->name, ": template variables must be a JSON object");
+  try {
+    RenderOptions options;
+    options.strftime_now = impl_->options.strftime_now;
+    return jinja::render(impl_->body, from_json(variables), options);
+  } catch (const TemplateError& e) {
+    rethrow(impl_->name, e);
+  }
+}
+
+const std::string& Template::name() const { return impl_->name; }
+
+}  // namespace expo::jinja
