@@ -4,12 +4,12 @@
 // without them those cases skip. The hand-written templates are committed in the goldens.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
-#include <unistd.h>
 #include <vector>
 
 #include "core/error.h"
@@ -85,7 +85,8 @@ void expect_golden(const ojson& c, Render render) {
   try {
     const std::string got = render();
     FAIL() << "jinja2 failed with " << c["error_type"].get<std::string>() << ": "
-           << c["error"].get<std::string>() << "\nbut we rendered:\n" << got;
+           << c["error"].get<std::string>() << "\nbut we rendered:\n"
+           << got;
   } catch (const Error& e) {
     const std::string what = e.what();
     EXPECT_NE(what.find(python_message(c)), std::string::npos)
@@ -113,7 +114,9 @@ TEST_P(HandwrittenGolden, MatchesJinja2) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Jinja2, HandwrittenGolden, testing::ValuesIn(handwritten_names()),
-                         [](const testing::TestParamInfo<std::string>& info) { return info.param; });
+                         [](const testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
 class RealTemplateGolden : public testing::TestWithParam<std::string> {};
 
@@ -147,7 +150,9 @@ TEST_P(RealTemplateGolden, MatchesTransformers) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Transformers, RealTemplateGolden, testing::ValuesIn(real_case_names()),
-                         [](const testing::TestParamInfo<std::string>& info) { return info.param; });
+                         [](const testing::TestParamInfo<std::string>& info) {
+                           return info.param;
+                         });
 
 // ---------------------------------------------------------------------------------------------
 // Loading templates and special tokens from a folder.
@@ -155,9 +160,9 @@ INSTANTIATE_TEST_SUITE_P(Transformers, RealTemplateGolden, testing::ValuesIn(rea
 class ChatTemplateFolder : public testing::Test {
  protected:
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("expo_chat_template_test_" + std::to_string(::getpid()) + "_" +
-            testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ =
+        fs::temp_directory_path() / ("expo_chat_template_test_" + std::to_string(::getpid()) + "_" +
+                                     testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }
@@ -172,11 +177,14 @@ class ChatTemplateFolder : public testing::Test {
 const ojson kOneUser = ojson::parse(R"([{"role": "user", "content": "hi"}])");
 
 TEST_F(ChatTemplateFolder, StringTemplateAndSpecialTokens) {
-  write("tokenizer_config.json", R"({
+  write("tokenizer_config.json",
+        R"({
     "bos_token": {"__type": "AddedToken", "content": "<s>", "lstrip": false},
     "eos_token": "</s>", "unk_token": null, "pad_token": "",
     "additional_special_tokens": ["<a>", {"content": "<b>"}],
-    "chat_template": "{{ bos_token }}{% for m in messages %}[{{ m.content }}]{% endfor %}{{ eos_token }}|{{ unk_token is defined }}{{ pad_token is defined }}{{ additional_special_tokens }}{{ add_generation_prompt }}{{ tools }}"
+    "chat_template": "{{ bos_token }}{% for m in messages %}[{{ m.content }}]{% endfor %})"
+        R"({{ eos_token }}|{{ unk_token is defined }}{{ pad_token is defined }})"
+        R"({{ additional_special_tokens }}{{ add_generation_prompt }}{{ tools }}"
   })");
   const ChatTemplateSource source = load_chat_template(dir_);
   EXPECT_NE(source.origin.find("tokenizer_config.json"), std::string::npos);
@@ -236,8 +244,8 @@ TEST_F(ChatTemplateFolder, NoTemplate) {
 }
 
 TEST_F(ChatTemplateFolder, ErrorsNameTheFileLineAndColumn) {
-  write("tokenizer_config.json",
-        R"({"chat_template": "{% for m in messages %}\n  {{ raise_exception('bad ' ~ m.role) }}\n{% endfor %}"})");
+  write("tokenizer_config.json", R"({"chat_template": "{% for m in messages %}\n  )"
+                                 R"({{ raise_exception('bad ' ~ m.role) }}\n{% endfor %}"})");
   try {
     render_for_folder(dir_, kOneUser, false);
     FAIL();
@@ -249,16 +257,19 @@ TEST_F(ChatTemplateFolder, ErrorsNameTheFileLineAndColumn) {
 }
 
 TEST(ChatTemplate, ExtraVariablesOverrideDefaults) {
-  const std::string t = "{{ tools|tojson }}|{{ documents }}|{{ enable_thinking }}|{{ add_generation_prompt }}";
+  const std::string t =
+      "{{ tools|tojson }}|{{ documents }}|{{ enable_thinking }}|{{ add_generation_prompt }}";
   const ojson extra = ojson::parse(R"({"tools": [{"b": 1, "a": 2}], "enable_thinking": false})");
-  EXPECT_EQ(render_chat_template(t, kOneUser, true, extra), "[{\"b\": 1, \"a\": 2}]|None|False|True");
+  EXPECT_EQ(render_chat_template(t, kOneUser, true, extra),
+            "[{\"b\": 1, \"a\": 2}]|None|False|True");
 }
 
 TEST(ChatTemplate, PlainJsonOverload) {
   const nlohmann::json messages = nlohmann::json::parse(R"([{"role": "user", "content": "x"}])");
   const nlohmann::json extra = {{"bos_token", "<s>"}};
-  EXPECT_EQ(render_chat_template("{{ bos_token }}{{ messages[0].content }}", messages, false, extra),
-            "<s>x");
+  EXPECT_EQ(
+      render_chat_template("{{ bos_token }}{{ messages[0].content }}", messages, false, extra),
+      "<s>x");
 }
 
 TEST(ChatTemplate, MessagesMustBeAList) {

@@ -69,20 +69,23 @@ TEST(JinjaValues, PythonPrinting) {
             "0.30000000000000004 0.3333333333333333 -0.0 1.0");
   EXPECT_EQ(render("{{ [1, 'a', none, (1,), {'k': \"it's\"}] }}"),
             "[1, 'a', None, (1,), {'k': \"it's\"}]");
-  EXPECT_EQ(render("{{ ['\\n', '\\u00e9', '\\x01', '\\u200b'] }}"), "['\\n', 'é', '\\x01', '\\u200b']");
+  EXPECT_EQ(render("{{ ['\\n', '\\u00e9', '\\x01', '\\u200b'] }}"),
+            "['\\n', 'é', '\\x01', '\\u200b']");
   EXPECT_EQ(float_repr(123456789012345678.0), "1.2345678901234568e+17");
   EXPECT_EQ(string_repr("a'b"), "\"a'b\"");
   EXPECT_EQ(string_repr("a'b\""), "'a\\'b\"'");
 }
 
 TEST(JinjaValues, Arithmetic) {
-  EXPECT_EQ(render("{{ 7 // 2 }} {{ -7 // 2 }} {{ -7 % 3 }} {{ 7 % -3 }} {{ 7.5 // 2 }} {{ 2 ** -1 }}"),
-            "3 -4 2 -2 3.0 0.5");
+  EXPECT_EQ(
+      render("{{ 7 // 2 }} {{ -7 // 2 }} {{ -7 % 3 }} {{ 7 % -3 }} {{ 7.5 // 2 }} {{ 2 ** -1 }}"),
+      "3 -4 2 -2 3.0 0.5");
   EXPECT_EQ(render("{{ 2 ** 3 ** 2 }} {{ -2 ** 2 }} {{ 'ab' * 2 }} {{ [1] + [2] }} {{ 1 + true }}"),
             "64 4 abab [1, 2] 2");
   EXPECT_EQ(render("{{ 1 == 1.0 }} {{ 1 < 2 < 3 }} {{ 3 > 2 > 2 }} {{ [1, 2] < [1, 3] }}"),
             "True True False True");
-  EXPECT_EQ(render("{{ 'a' ~ 1 ~ none ~ 2.5 }} {{ 0 or '' or 'x' }} {{ 1 and 0 }}"), "a1None2.5 x 0");
+  EXPECT_EQ(render("{{ 'a' ~ 1 ~ none ~ 2.5 }} {{ 0 or '' or 'x' }} {{ 1 and 0 }}"),
+            "a1None2.5 x 0");
 }
 
 TEST(JinjaValues, DictKeysFollowPython) {
@@ -107,7 +110,8 @@ TEST(JinjaUndefined, BehavesLikeJinja2Default) {
   EXPECT_EQ(error_of("{{ x.y }}"), "t:1:5: 'x' is undefined");
   EXPECT_EQ(error_of("{{ d.a.b }}", {{"d", ojson::object()}}),
             "t:1:7: 'dict object' has no attribute 'a'");
-  EXPECT_EQ(error_of("{{ l[3].a }}", {{"l", ojson::array()}}), "t:1:8: list object has no element 3");
+  EXPECT_EQ(error_of("{{ l[3].a }}", {{"l", ojson::array()}}),
+            "t:1:8: list object has no element 3");
   EXPECT_EQ(error_of("{{ x + 1 }}"), "t:1:6: 'x' is undefined");
   EXPECT_EQ(error_of("{{ x|int }}"), "t:1:5: 'x' is undefined");
   EXPECT_EQ(error_of("{{ x|tojson }}"), "t:1:5: Object of type Undefined is not JSON serializable");
@@ -115,8 +119,9 @@ TEST(JinjaUndefined, BehavesLikeJinja2Default) {
 
 TEST(JinjaScoping, LoopsIfsMacrosNamespaces) {
   // Each iteration starts from the outer values; if blocks share the enclosing scope.
-  EXPECT_EQ(render("{% set x = 9 %}{% for i in range(3) %}{{ x }}{% set x = i %}{% endfor %}{{ x }}"),
-            "9999");
+  EXPECT_EQ(
+      render("{% set x = 9 %}{% for i in range(3) %}{{ x }}{% set x = i %}{% endfor %}{{ x }}"),
+      "9999");
   EXPECT_EQ(render("{% set x = 1 %}{% if true %}{% set x = 2 %}{% endif %}{{ x }}"), "2");
   EXPECT_EQ(render("{% set ns = namespace(n=0) %}{% for i in [1, 2, 3] %}{% set ns.n = ns.n + i %}"
                    "{% endfor %}{{ ns.n }}"),
@@ -129,12 +134,16 @@ TEST(JinjaScoping, LoopsIfsMacrosNamespaces) {
 }
 
 TEST(JinjaMacros, ArgumentsCallerVarargs) {
-  EXPECT_EQ(render("{% macro m(a, b=a ~ '!') %}{{ a }}{{ b }}{% endmacro %}{{ m('x') }}{{ m(b=1, a=2) }}"),
-            "xx!21");
+  EXPECT_EQ(
+      render(
+          "{% macro m(a, b=a ~ '!') %}{{ a }}{{ b }}{% endmacro %}{{ m('x') }}{{ m(b=1, a=2) }}"),
+      "xx!21");
   EXPECT_EQ(render("{% macro m() %}{{ varargs }}{{ kwargs }}{% endmacro %}{{ m(1, k=2) }}"),
             "(1,){'k': 2}");
-  EXPECT_EQ(render("{% macro w() %}<{{ caller(1) }}>{% endmacro %}{% call(v) w() %}v={{ v }}{% endcall %}"),
-            "<v=1>");
+  EXPECT_EQ(
+      render(
+          "{% macro w() %}<{{ caller(1) }}>{% endmacro %}{% call(v) w() %}v={{ v }}{% endcall %}"),
+      "<v=1>");
   EXPECT_EQ(error_of("{% macro m(a) %}{% endmacro %}{{ m(1, 2) }}"),
             "t:1:35: macro 'm' takes not more than 1 argument(s)");
   EXPECT_EQ(render("{% macro m(a) %}[{{ a }}]{% endmacro %}{{ m() }}"), "[]");
@@ -146,12 +155,15 @@ TEST(JinjaLoops, LoopObjectAndControls) {
             "12TrueFalse1 21FalseFalsea2 30FalseTrueb1 ");
   EXPECT_EQ(render("{% for x in range(10) if x is odd %}{{ x }}/{{ loop.length }} {% endfor %}"),
             "1/5 3/5 5/5 7/5 9/5 ");
-  EXPECT_EQ(render("{% for x in range(9) %}{% if x == 1 %}{% continue %}{% elif x == 4 %}{% break %}"
-                   "{% endif %}{{ x }}{% endfor %}{% for x in [] %}{% else %}E{% endfor %}"),
-            "023E");
-  EXPECT_EQ(render("{% for n in t recursive %}{{ n.v }}{% if n.c %}({{ loop(n.c) }}){% endif %}{% endfor %}",
-                   ojson::parse(R"({"t": [{"v": 1, "c": [{"v": 2}, {"v": 3}]}, {"v": 4}]})")),
-            "1(23)4");
+  EXPECT_EQ(
+      render("{% for x in range(9) %}{% if x == 1 %}{% continue %}{% elif x == 4 %}{% break %}"
+             "{% endif %}{{ x }}{% endfor %}{% for x in [] %}{% else %}E{% endfor %}"),
+      "023E");
+  EXPECT_EQ(
+      render(
+          "{% for n in t recursive %}{{ n.v }}{% if n.c %}({{ loop(n.c) }}){% endif %}{% endfor %}",
+          ojson::parse(R"({"t": [{"v": 1, "c": [{"v": 2}, {"v": 3}]}, {"v": 4}]})")),
+      "1(23)4");
   EXPECT_EQ(error_of("{% break %}"), "t:1:4: 'break' outside loop");
 }
 
@@ -169,31 +181,36 @@ TEST(JinjaFilters, TojsonIsTransformers) {
 TEST(JinjaFilters, Common) {
   const ojson vars = ojson::parse(
       R"({"m": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}]})");
-  EXPECT_EQ(render("{{ m|selectattr('role', 'equalto', 'user')|map(attribute='content')|join }}"
-                   "{{ m|rejectattr('role', 'eq', 'user')|list|length }}{{ m|map(attribute='role')|list }}",
-                   vars),
-            "u1['system', 'user']");
+  EXPECT_EQ(
+      render(
+          "{{ m|selectattr('role', 'equalto', 'user')|map(attribute='content')|join }}"
+          "{{ m|rejectattr('role', 'eq', 'user')|list|length }}{{ m|map(attribute='role')|list }}",
+          vars),
+      "u1['system', 'user']");
   EXPECT_EQ(render("{{ '  x '|trim }}|{{ 'ab'|upper }}|{{ 'a-b c'|title }}|{{ 'aB'|capitalize }}|"
                    "{{ 'aa'|replace('a', 'b') }}|{{ [3, 1]|sort|first }}|{{ [1, 2]|last }}|"
                    "{{ 42|string }}|{{ '7'|int + 1 }}|{{ 'x'|list }}|{{ {'a': 1}|items|list }}"),
             "x|AB|A-B C|Ab|bb|1|2|42|8|['x']|[('a', 1)]");
-  EXPECT_EQ(render("{{ [1, 2, 1]|unique|list }}{{ [1, 2]|reverse|list }}{{ 2.5|round }}{{ 3.5|round }}"
-                   "{{ -2|abs }}{{ [1, 2, 3]|batch(2)|list }}"),
-            "[1, 2][2, 1]2.04.02[[1, 2], [3]]");
+  EXPECT_EQ(
+      render("{{ [1, 2, 1]|unique|list }}{{ [1, 2]|reverse|list }}{{ 2.5|round }}{{ 3.5|round }}"
+             "{{ -2|abs }}{{ [1, 2, 3]|batch(2)|list }}"),
+      "[1, 2][2, 1]2.04.02[[1, 2], [3]]");
   EXPECT_EQ(error_of("{{ x|nope }}"), "t:1:5: No filter named 'nope'.");
   EXPECT_EQ(render("{% if false %}{{ x|nope }}{% endif %}ok"), "ok");  // jinja2 defers it there
 }
 
 TEST(JinjaTests, Common) {
-  EXPECT_EQ(render("{{ 1 is number }}{{ true is number }}{{ true is integer }}{{ 'a' is string }}"
-                   "{{ {} is mapping }}{{ none is none }}{{ 3 is odd }}{{ 6 is divisibleby 3 }}"
-                   "{{ 'ab' is lower }}{{ 2 is in [1, 2] }}{{ 1 is not eq 2 }}{{ x is undefined }}"),
-            "TrueTrueFalseTrueTrueTrueTrueTrueTrueTrueTrueTrue");
+  EXPECT_EQ(
+      render("{{ 1 is number }}{{ true is number }}{{ true is integer }}{{ 'a' is string }}"
+             "{{ {} is mapping }}{{ none is none }}{{ 3 is odd }}{{ 6 is divisibleby 3 }}"
+             "{{ 'ab' is lower }}{{ 2 is in [1, 2] }}{{ 1 is not eq 2 }}{{ x is undefined }}"),
+      "TrueTrueFalseTrueTrueTrueTrueTrueTrueTrueTrueTrue");
 }
 
 TEST(JinjaMethods, StringsAndDicts) {
   EXPECT_EQ(render("{{ ' a b '.split() }}{{ 'a,b'.split(',') }}{{ 'xhix'.strip('x') }}"
-                   "{{ 'abc'.startswith(('z', 'a')) }}{{ '{}-{x}'.format(1, x=2) }}{{ '%s=%d' % ('a', 1) }}"),
+                   "{{ 'abc'.startswith(('z', 'a')) }}{{ '{}-{x}'.format(1, x=2) }}{{ '%s=%d' % "
+                   "('a', 1) }}"),
             "['a', 'b']['a', 'b']hiTrue1-2a=1");
   EXPECT_EQ(render("{{ d.get('a') }}{{ d.get('z', 0) }}{{ d.keys()|list }}{{ d.items()|list }}",
                    {{"d", {{"a", 1}}}}),
@@ -241,6 +258,14 @@ TEST(JinjaErrors, SyntaxErrorsNameLineAndColumn) {
 
 TEST(JinjaErrors, RecursionIsBounded) {
   EXPECT_NE(error_of("{% macro f() %}{{ f() }}{% endmacro %}{{ f() }}").find("recursion depth"),
+            std::string::npos);
+}
+
+TEST(JinjaErrors, NestingIsBounded) {
+  EXPECT_NE(error_of("{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}")
+                .find("nested too deeply"),
+            std::string::npos);
+  EXPECT_NE(error_of("{{ " + std::string(5000, '-') + "1 }}").find("nested too deeply"),
             std::string::npos);
 }
 

@@ -49,8 +49,10 @@ void run(const ChatTemplateArgs& args) {
   } else if (doc.is_object() && doc.contains("messages")) {
     // {"messages": [...], "tools": [...], ...}: the other keys are template variables too.
     for (const auto& [key, value] : doc.items()) {
-      if (key == "messages") messages = value;
-      else extra[key] = value;
+      if (key == "messages")
+        messages = value;
+      else
+        extra[key] = value;
     }
   } else {
     fail(args.messages, ": expected a JSON list of messages or an object with \"messages\"");
@@ -62,8 +64,8 @@ void run(const ChatTemplateArgs& args) {
 
   std::string text;
   if (args.template_file.empty()) {
-    text = render_for_folder(folder, messages, args.add_generation_prompt, args.template_name,
-                             extra);
+    text =
+        render_for_folder(folder, messages, args.add_generation_prompt, args.template_name, extra);
   } else {
     nlohmann::ordered_json variables = load_special_tokens(folder);
     for (const auto& [key, value] : extra.items()) variables[key] = value;

@@ -30,9 +30,8 @@ std::string token_text(const nlohmann::ordered_json& value, const fs::path& file
 }  // namespace
 
 std::string render_chat_template(const std::string& template_text,
-                                 const nlohmann::ordered_json& messages,
-                                 bool add_generation_prompt, const nlohmann::ordered_json& extra,
-                                 const std::string& origin) {
+                                 const nlohmann::ordered_json& messages, bool add_generation_prompt,
+                                 const nlohmann::ordered_json& extra, const std::string& origin) {
   if (!messages.is_array()) fail(origin, ": messages must be a JSON list");
   if (!extra.is_object()) fail(origin, ": extra template variables must be a JSON object");
   nlohmann::ordered_json variables = nlohmann::ordered_json::object();
@@ -46,10 +45,9 @@ std::string render_chat_template(const std::string& template_text,
 
 std::string render_chat_template(const std::string& template_text, const nlohmann::json& messages,
                                  bool add_generation_prompt, const nlohmann::json& extra) {
-  return render_chat_template(template_text, nlohmann::ordered_json(messages),
-                              add_generation_prompt,
-                              extra.is_null() ? nlohmann::ordered_json::object()
-                                              : nlohmann::ordered_json(extra));
+  return render_chat_template(
+      template_text, nlohmann::ordered_json(messages), add_generation_prompt,
+      extra.is_null() ? nlohmann::ordered_json::object() : nlohmann::ordered_json(extra));
 }
 
 ChatTemplateSource load_chat_template(const fs::path& folder, const std::string& name) {
@@ -67,8 +65,9 @@ ChatTemplateSource load_chat_template(const fs::path& folder, const std::string&
   }
   const fs::path config_file = folder / "tokenizer_config.json";
   if (!fs::is_regular_file(config_file, ec))
-    fail(folder.string(), ": no chat template (neither chat_template.jinja nor "
-                          "tokenizer_config.json exists)");
+    fail(folder.string(),
+         ": no chat template (neither chat_template.jinja nor "
+         "tokenizer_config.json exists)");
   const nlohmann::ordered_json config = read_json(config_file);
   const auto it = config.is_object() ? config.find("chat_template") : config.end();
   if (it == config.end() || it->is_null())
@@ -81,14 +80,16 @@ ChatTemplateSource load_chat_template(const fs::path& folder, const std::string&
     return {it->get<std::string>(), config_file.string() + " (chat_template)"};
   }
   if (!it->is_array())
-    fail(config_file.string(), ": \"chat_template\" must be a string or a list of "
-                               "{\"name\", \"template\"}");
+    fail(config_file.string(),
+         ": \"chat_template\" must be a string or a list of "
+         "{\"name\", \"template\"}");
   std::string names;
   for (const auto& entry : *it) {
     if (!entry.is_object() || !entry.contains("name") || !entry["name"].is_string() ||
         !entry.contains("template") || !entry["template"].is_string())
-      fail(config_file.string(), ": every entry of \"chat_template\" must be {\"name\": ..., "
-                                 "\"template\": ...}");
+      fail(config_file.string(),
+           ": every entry of \"chat_template\" must be {\"name\": ..., "
+           "\"template\": ...}");
     const std::string entry_name = entry["name"].get<std::string>();
     if (entry_name == name)
       return {entry["template"].get<std::string>(),
@@ -96,15 +97,16 @@ ChatTemplateSource load_chat_template(const fs::path& folder, const std::string&
     names += (names.empty() ? "" : ", ") + entry_name;
   }
   if (name == "default")
-    fail(config_file.string(), ": the tokenizer has several chat templates and none is named "
-                               "'default'; choose one with --template-name (",
+    fail(config_file.string(),
+         ": the tokenizer has several chat templates and none is named "
+         "'default'; choose one with --template-name (",
          names, ")");
   fail(config_file.string(), ": no chat template named '", name, "' (there are: ", names, ")");
 }
 
 nlohmann::ordered_json load_special_tokens(const fs::path& folder) {
-  static const char* const kKeys[] = {"bos_token", "eos_token",  "unk_token", "sep_token",
-                                      "pad_token", "cls_token",  "mask_token"};
+  static const char* const kKeys[] = {"bos_token", "eos_token", "unk_token", "sep_token",
+                                      "pad_token", "cls_token", "mask_token"};
   nlohmann::ordered_json tokens = nlohmann::ordered_json::object();
   std::error_code ec;
   for (const char* file_name : {"tokenizer_config.json", "special_tokens_map.json"}) {
@@ -115,8 +117,10 @@ nlohmann::ordered_json load_special_tokens(const fs::path& folder) {
     for (const char* key : kKeys) {
       if (!config.contains(key)) continue;
       const std::string text = token_text(config[key], file, key);
-      if (text.empty()) tokens.erase(key);
-      else tokens[key] = text;
+      if (text.empty())
+        tokens.erase(key);
+      else
+        tokens[key] = text;
     }
     if (config.contains("additional_special_tokens")) {
       const auto& list = config["additional_special_tokens"];
@@ -126,8 +130,10 @@ nlohmann::ordered_json load_special_tokens(const fs::path& folder) {
       if (list.is_array())
         for (const auto& item : list)
           texts.push_back(token_text(item, file, "additional_special_tokens"));
-      if (texts.empty()) tokens.erase("additional_special_tokens");
-      else tokens["additional_special_tokens"] = texts;
+      if (texts.empty())
+        tokens.erase("additional_special_tokens");
+      else
+        tokens["additional_special_tokens"] = texts;
     }
   }
   return tokens;

@@ -15,11 +15,11 @@ namespace expo {
 // more template variables (bos_token, eos_token, tools, documents, enable_thinking, ...); they
 // override the defaults. Throws expo::Error "ORIGIN:LINE:COLUMN: message" when the template
 // fails; for raise_exception(msg) the message is the template's.
-std::string render_chat_template(const std::string& template_text,
-                                 const nlohmann::ordered_json& messages,
-                                 bool add_generation_prompt,
-                                 const nlohmann::ordered_json& extra = nlohmann::ordered_json::object(),
-                                 const std::string& origin = "chat template");
+std::string render_chat_template(
+    const std::string& template_text, const nlohmann::ordered_json& messages,
+    bool add_generation_prompt,
+    const nlohmann::ordered_json& extra = nlohmann::ordered_json::object(),
+    const std::string& origin = "chat template");
 // The same for nlohmann::json (its objects iterate keys sorted, so tojson output of tools and
 // arguments follows sorted order; use ordered_json to keep the order as written).
 std::string render_chat_template(const std::string& template_text, const nlohmann::json& messages,
@@ -44,9 +44,9 @@ ChatTemplateSource load_chat_template(const std::filesystem::path& folder,
 nlohmann::ordered_json load_special_tokens(const std::filesystem::path& folder);
 
 // load_chat_template + load_special_tokens + render_chat_template.
-std::string render_for_folder(const std::filesystem::path& folder,
-                              const nlohmann::ordered_json& messages, bool add_generation_prompt,
-                              const std::string& template_name = "default",
-                              const nlohmann::ordered_json& extra = nlohmann::ordered_json::object());
+std::string render_for_folder(
+    const std::filesystem::path& folder, const nlohmann::ordered_json& messages,
+    bool add_generation_prompt, const std::string& template_name = "default",
+    const nlohmann::ordered_json& extra = nlohmann::ordered_json::object());
 
 }  // namespace expo

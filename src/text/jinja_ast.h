@@ -15,27 +15,27 @@ using ExprPtr = std::unique_ptr<Expr>;
 
 struct Expr {
   enum class Kind {
-    kConst,      // value
-    kName,       // name
-    kNsRef,      // name.attr as an assignment target: name, attr
-    kGetattr,    // a.attr: a, name = attr
-    kGetitem,    // a[b]: a, b (b may be a kSlice)
-    kSlice,      // start:stop:step: items = {start, stop, step}, each may be null
-    kCall,       // a(args): a, items = positional, kwargs, dyn_args, dyn_kwargs
-    kFilter,     // a|name(args): a (null inside {% filter %} and {% set x | f %}), name, args
-    kTest,       // a is name(args): a, name, args
-    kNot,        // not a
-    kNeg,        // -a
-    kPos,        // +a
-    kBinary,     // a op b: op in + - * / // % **
-    kAnd,        // a and b
-    kOr,         // a or b
-    kConcat,     // items joined with ~
-    kCompare,    // a op1 items[0] op2 items[1] ...: ops
-    kCondExpr,   // a if b else c (c may be null)
-    kList,       // items
-    kTuple,      // items
-    kDict,       // items = key0, value0, key1, value1, ...
+    kConst,     // value
+    kName,      // name
+    kNsRef,     // name.attr as an assignment target: name, attr
+    kGetattr,   // a.attr: a, name = attr
+    kGetitem,   // a[b]: a, b (b may be a kSlice)
+    kSlice,     // start:stop:step: items = {start, stop, step}, each may be null
+    kCall,      // a(args): a, items = positional, kwargs, dyn_args, dyn_kwargs
+    kFilter,    // a|name(args): a (null inside {% filter %} and {% set x | f %}), name, args
+    kTest,      // a is name(args): a, name, args
+    kNot,       // not a
+    kNeg,       // -a
+    kPos,       // +a
+    kBinary,    // a op b: op in + - * / // % **
+    kAnd,       // a and b
+    kOr,        // a or b
+    kConcat,    // items joined with ~
+    kCompare,   // a op1 items[0] op2 items[1] ...: ops
+    kCondExpr,  // a if b else c (c may be null)
+    kList,      // items
+    kTuple,     // items
+    kDict,      // items = key0, value0, key1, value1, ...
   };
   Kind kind;
   int line = 0;
@@ -68,7 +68,7 @@ struct Stmt {
     kWith,         // with targets = values: body
     kBreak,
     kContinue,
-    kGeneration,   // transformers' AssistantTracker: {% generation %}body{% endgeneration %}
+    kGeneration,  // transformers' AssistantTracker: {% generation %}body{% endgeneration %}
   };
   Kind kind;
   int line = 0;

@@ -28,7 +28,8 @@ class Params {
     for (size_t i = 0; i < args.positional.size(); ++i) values_[i] = args.positional[i];
     for (const auto& [key, value] : args.keyword) {
       const auto it = std::find(names_.begin(), names_.end(), key);
-      if (it == names_.end()) type_error(fn + "() got an unexpected keyword argument '" + key + "'");
+      if (it == names_.end())
+        type_error(fn + "() got an unexpected keyword argument '" + key + "'");
       const size_t i = static_cast<size_t>(it - names_.begin());
       if (values_[i]) type_error(fn + "() got multiple values for argument '" + key + "'");
       values_[i] = value;
@@ -88,8 +89,8 @@ std::pair<size_t, size_t> clamp_range(size_t n, const Params& p, size_t start_i,
 }
 
 bool is_line_break(char32_t c) {
-  return c == '\n' || c == '\r' || c == 0x0B || c == 0x0C || c == 0x1C || c == 0x1D ||
-         c == 0x1E || c == 0x85 || c == 0x2028 || c == 0x2029;
+  return c == '\n' || c == '\r' || c == 0x0B || c == 0x0C || c == 0x1C || c == 0x1D || c == 0x1E ||
+         c == 0x85 || c == 0x2028 || c == 0x2029;
 }
 
 std::vector<std::u32string> split_lines(const std::u32string& s, bool keepends) {
@@ -228,7 +229,8 @@ std::string py_title(const std::string& text) {
 std::string py_capitalize(const std::string& text) {
   const std::u32string s = u32(text);
   if (s.empty()) return "";
-  std::string out = s[0] == 0xDF ? std::string("Ss") : utf8_encode(std::u32string(1, to_upper(s[0])));
+  std::string out =
+      s[0] == 0xDF ? std::string("Ss") : utf8_encode(std::u32string(1, to_upper(s[0])));
   return out + lower(utf8_encode(s.substr(1)));
 }
 
@@ -315,8 +317,7 @@ Value str_method(const Value& self, const std::string& name, CallArgs& args) {
   if (name == "replace") {
     Params p(name, args, {"old", "new", "count"}, 2);
     return Value(replace(s, need_str(p[0], "replace() argument 1"),
-                         need_str(p[1], "replace() argument 2"),
-                         p.has(2) ? as_index(p[2]) : -1));
+                         need_str(p[1], "replace() argument 2"), p.has(2) ? as_index(p[2]) : -1));
   }
   if (name == "upper") return no_arguments(name, args), Value(upper(s));
   if (name == "lower" || name == "casefold") return no_arguments(name, args), Value(lower(s));
@@ -328,8 +329,7 @@ Value str_method(const Value& self, const std::string& name, CallArgs& args) {
     for (char32_t c : u32(s)) utf8_append(out, to_upper(c) != c ? to_upper(c) : to_lower(c));
     return Value(out);
   }
-  if (name == "find" || name == "rfind" || name == "index" || name == "rindex" ||
-      name == "count") {
+  if (name == "find" || name == "rfind" || name == "index" || name == "rindex" || name == "count") {
     Params p(name, args, {"sub", "start", "end"}, 1);
     const std::u32string text = u32(s);
     const std::u32string sub = u32(need_str(p[0], "must be str, not"));
@@ -410,10 +410,10 @@ Value str_method(const Value& self, const std::string& name, CallArgs& args) {
     auto all = [&](auto pred) {
       return !text.empty() && std::all_of(text.begin(), text.end(), pred);
     };
-    if (name == "isdigit" || name == "isdecimal" || name == "isnumeric") return Value(all(is_digit));
+    if (name == "isdigit" || name == "isdecimal" || name == "isnumeric")
+      return Value(all(is_digit));
     if (name == "isalpha") return Value(all(is_alpha));
-    if (name == "isalnum")
-      return Value(all([](char32_t c) { return is_alpha(c) || is_digit(c); }));
+    if (name == "isalnum") return Value(all([](char32_t c) { return is_alpha(c) || is_digit(c); }));
     if (name == "isspace") return Value(all(is_space));
     if (name == "islower") return Value(py_islower(s));
     if (name == "isupper") return Value(py_isupper(s));
@@ -448,26 +448,28 @@ Value str_method(const Value& self, const std::string& name, CallArgs& args) {
 }
 
 const std::set<std::string> kStrMethods = {
-    "capitalize", "casefold",   "center",     "count",       "encode",       "endswith",
-    "expandtabs", "find",       "format",     "format_map",  "index",        "isalnum",
-    "isalpha",    "isascii",    "isdecimal",  "isdigit",     "isidentifier", "islower",
-    "isnumeric",  "isprintable", "isspace",   "istitle",     "isupper",      "join",
-    "ljust",      "lower",      "lstrip",     "maketrans",   "partition",    "removeprefix",
-    "removesuffix", "replace",  "rfind",      "rindex",      "rjust",        "rpartition",
-    "rsplit",     "rstrip",     "split",      "splitlines",  "startswith",   "strip",
-    "swapcase",   "title",      "translate",  "upper",       "zfill"};
+    "capitalize",   "casefold",    "center",    "count",      "encode",       "endswith",
+    "expandtabs",   "find",        "format",    "format_map", "index",        "isalnum",
+    "isalpha",      "isascii",     "isdecimal", "isdigit",    "isidentifier", "islower",
+    "isnumeric",    "isprintable", "isspace",   "istitle",    "isupper",      "join",
+    "ljust",        "lower",       "lstrip",    "maketrans",  "partition",    "removeprefix",
+    "removesuffix", "replace",     "rfind",     "rindex",     "rjust",        "rpartition",
+    "rsplit",       "rstrip",      "split",     "splitlines", "startswith",   "strip",
+    "swapcase",     "title",       "translate", "upper",      "zfill"};
 
 // ---------------------------------------------------------------------------------------------
 // list, tuple and dict methods
 
-const std::set<std::string> kListMethods = {"append", "clear", "copy",   "count", "extend", "index",
-                                            "insert", "pop",   "remove", "reverse", "sort"};
+const std::set<std::string> kListMethods = {"append", "clear",   "copy",   "count",
+                                            "extend", "index",   "insert", "pop",
+                                            "remove", "reverse", "sort"};
 // What ImmutableSandboxedEnvironment refuses (jinja2/sandbox.py _mutable_spec): list.pop and
 // list.clear are not in its list, so they work.
-const std::set<std::string> kListUnsafe = {"append", "extend", "insert", "remove", "reverse", "sort"};
-const std::set<std::string> kDictMethods = {"clear", "copy",    "fromkeys",   "get",    "items",
-                                            "keys",  "pop",     "popitem",    "setdefault",
-                                            "update", "values"};
+const std::set<std::string> kListUnsafe = {"append", "extend",  "insert",
+                                           "remove", "reverse", "sort"};
+const std::set<std::string> kDictMethods = {"clear",      "copy",   "fromkeys", "get",
+                                            "items",      "keys",   "pop",      "popitem",
+                                            "setdefault", "update", "values"};
 const std::set<std::string> kDictUnsafe = {"clear", "pop", "popitem", "setdefault", "update"};
 
 Value list_method(const Value& self, const std::string& name, CallArgs& args) {
@@ -572,7 +574,8 @@ Value loop_attribute(const Value& loop, const std::string& name, bool* found) {
       LoopState& state = loop.loop_data();
       const std::vector<Value>& now = args.positional;
       bool same = state.last_changed && state.last_changed->size() == now.size();
-      for (size_t k = 0; same && k < now.size(); ++k) same = equals((*state.last_changed)[k], now[k]);
+      for (size_t k = 0; same && k < now.size(); ++k)
+        same = equals((*state.last_changed)[k], now[k]);
       if (same) return Value(false);
       state.last_changed = now;
       return Value(true);
@@ -828,8 +831,7 @@ Value f_center(const Value& v, CallArgs& args) {
 
 Value f_default(const Value& v, CallArgs& args) {
   Params p("default", args, {"default_value", "boolean"});
-  if (v.is_undefined() || (p.has(1) && p[1].truthy() && !v.truthy()))
-    return p.get(0, Value(""));
+  if (v.is_undefined() || (p.has(1) && p[1].truthy() && !v.truthy())) return p.get(0, Value(""));
   return v;
 }
 
@@ -964,9 +966,12 @@ std::optional<int64_t> parse_python_int(const std::string& text, int64_t base) {
       continue;
     }
     int d;
-    if (c >= '0' && c <= '9') d = c - '0';
-    else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z') d = (c | 0x20) - 'a' + 10;
-    else return std::nullopt;
+    if (c >= '0' && c <= '9')
+      d = c - '0';
+    else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'z')
+      d = (c | 0x20) - 'a' + 10;
+    else
+      return std::nullopt;
     if (d >= base) return std::nullopt;
     value = value * static_cast<uint64_t>(base) + static_cast<uint64_t>(d);
     if (value > static_cast<uint64_t>(INT64_MAX)) return std::nullopt;
@@ -1044,8 +1049,10 @@ Value f_indent(const Value& v, CallArgs& args) {
   Params p("indent", args, {"width", "first", "blank"});
   std::string indention = "    ";
   if (p.has(0)) {
-    if (p[0].is_string()) indention = p[0].str();
-    else indention = std::string(static_cast<size_t>(std::max<int64_t>(0, as_index(p[0]))), ' ');
+    if (p[0].is_string())
+      indention = p[0].str();
+    else
+      indention = std::string(static_cast<size_t>(std::max<int64_t>(0, as_index(p[0]))), ' ');
   }
   if (v.is_undefined()) v.fail_undefined();
   if (!v.is_string())
@@ -1121,9 +1128,12 @@ Value f_map(const Value& v, CallArgs& args) {
   if (args.positional.empty()) {
     std::optional<Value> attribute, dflt;
     for (const auto& [k, val] : args.keyword) {
-      if (k == "attribute") attribute = val;
-      else if (k == "default") dflt = val;
-      else throw TemplateError("Unexpected keyword argument " + string_repr(k));
+      if (k == "attribute")
+        attribute = val;
+      else if (k == "default")
+        dflt = val;
+      else
+        throw TemplateError("Unexpected keyword argument " + string_repr(k));
     }
     if (!attribute) throw TemplateError("map requires a filter argument");
     if (dflt && dflt->is_none()) dflt.reset();
@@ -1207,8 +1217,8 @@ Value f_rejectattr(const Value& v, CallArgs& a) { return select_or_reject(v, a, 
 
 Value f_replace(const Value& v, CallArgs& args) {
   Params p("replace", args, {"old", "new", "count"}, 2);
-  return Value(replace(soft_str(v), soft_str(p[0]), soft_str(p[1]),
-                       p.given(2) ? as_index(p[2]) : -1));
+  return Value(
+      replace(soft_str(v), soft_str(p[0]), soft_str(p[1]), p.given(2) ? as_index(p[2]) : -1));
 }
 
 Value f_reverse(const Value& v, CallArgs& args) {
@@ -1356,8 +1366,10 @@ Value f_tojson(const Value& v, CallArgs& args) {
   JsonDumpOptions o;
   o.ensure_ascii = p.has(0) && p[0].truthy();
   if (p.given(1)) {
-    if (p[1].is_string()) o.indent = p[1].str();
-    else o.indent = std::string(static_cast<size_t>(std::max<int64_t>(0, as_index(p[1]))), ' ');
+    if (p[1].is_string())
+      o.indent = p[1].str();
+    else
+      o.indent = std::string(static_cast<size_t>(std::max<int64_t>(0, as_index(p[1]))), ' ');
   }
   if (p.given(2)) {
     const std::vector<Value> seps = iterate(p[2]);
@@ -1383,8 +1395,9 @@ Value f_truncate(const Value& v, CallArgs& args) {
   const std::string end = p.has(2) ? soft_str(p[2]) : "...";
   const int64_t leeway = p.given(3) ? as_index(p[3]) : 5;
   const int64_t end_len = static_cast<int64_t>(utf8_length(end));
-  if (length < end_len) throw TemplateError("expected length >= " + std::to_string(end_len) +
-                                            ", got " + std::to_string(length));
+  if (length < end_len)
+    throw TemplateError("expected length >= " + std::to_string(end_len) + ", got " +
+                        std::to_string(length));
   if (leeway < 0) throw TemplateError("expected leeway >= 0, got " + std::to_string(leeway));
   const std::u32string s = utf8_decode(soft_str(v));
   if (static_cast<int64_t>(s.size()) <= length + leeway) return Value(soft_str(v));
@@ -1480,8 +1493,12 @@ const Value& one_arg(const char* name, CallArgs& args) {
   return args.positional[0];
 }
 
-bool t_defined(const Value& v, CallArgs& a) { return no_arguments("defined", a), !v.is_undefined(); }
-bool t_undefined(const Value& v, CallArgs& a) { return no_arguments("undefined", a), v.is_undefined(); }
+bool t_defined(const Value& v, CallArgs& a) {
+  return no_arguments("defined", a), !v.is_undefined();
+}
+bool t_undefined(const Value& v, CallArgs& a) {
+  return no_arguments("undefined", a), v.is_undefined();
+}
 bool t_none(const Value& v, CallArgs& a) { return no_arguments("none", a), v.is_none(); }
 bool t_boolean(const Value& v, CallArgs& a) { return no_arguments("boolean", a), v.is_bool(); }
 bool t_true(const Value& v, CallArgs& a) {
@@ -1549,19 +1566,45 @@ bool t_test(const Value& v, CallArgs& a);
 
 const std::unordered_map<std::string, Test>& tests() {
   static const std::unordered_map<std::string, Test> table = {
-      {"boolean", t_boolean},   {"callable", t_callable},   {"defined", t_defined},
-      {"divisibleby", t_divisibleby}, {"==", t_eq},         {"eq", t_eq},
-      {"equalto", t_eq},        {"escaped", t_escaped},     {"even", t_even},
-      {"false", t_false},       {"filter", t_filter},       {"float", t_float},
-      {">=", t_ge},             {"ge", t_ge},               {">", t_gt},
-      {"gt", t_gt},             {"greaterthan", t_gt},      {"in", t_in},
-      {"integer", t_integer},   {"iterable", t_iterable},   {"<=", t_le},
-      {"le", t_le},             {"lower", t_lower},         {"<", t_lt},
-      {"lt", t_lt},             {"lessthan", t_lt},         {"mapping", t_mapping},
-      {"!=", t_ne},             {"ne", t_ne},               {"none", t_none},
-      {"number", t_number},     {"odd", t_odd},             {"sameas", t_sameas},
-      {"sequence", t_sequence}, {"string", t_string},       {"test", t_test},
-      {"true", t_true},         {"undefined", t_undefined}, {"upper", t_upper},
+      {"boolean", t_boolean},
+      {"callable", t_callable},
+      {"defined", t_defined},
+      {"divisibleby", t_divisibleby},
+      {"==", t_eq},
+      {"eq", t_eq},
+      {"equalto", t_eq},
+      {"escaped", t_escaped},
+      {"even", t_even},
+      {"false", t_false},
+      {"filter", t_filter},
+      {"float", t_float},
+      {">=", t_ge},
+      {"ge", t_ge},
+      {">", t_gt},
+      {"gt", t_gt},
+      {"greaterthan", t_gt},
+      {"in", t_in},
+      {"integer", t_integer},
+      {"iterable", t_iterable},
+      {"<=", t_le},
+      {"le", t_le},
+      {"lower", t_lower},
+      {"<", t_lt},
+      {"lt", t_lt},
+      {"lessthan", t_lt},
+      {"mapping", t_mapping},
+      {"!=", t_ne},
+      {"ne", t_ne},
+      {"none", t_none},
+      {"number", t_number},
+      {"odd", t_odd},
+      {"sameas", t_sameas},
+      {"sequence", t_sequence},
+      {"string", t_string},
+      {"test", t_test},
+      {"true", t_true},
+      {"undefined", t_undefined},
+      {"upper", t_upper},
   };
   return table;
 }
@@ -1619,57 +1662,57 @@ void fill_dict(Dict& out, CallArgs& args, const char* fn) {
 
 void add_globals(Dict& globals, std::function<std::string(const std::string&)> strftime_now) {
   globals.set(Value("range"), Value::function("range", [](CallArgs& args) {
-    if (!args.keyword.empty()) type_error("range() takes no keyword arguments");
-    const auto& a = args.positional;
-    if (a.empty() || a.size() > 3)
-      type_error("range expected at most 3 arguments, got " + std::to_string(a.size()));
-    int64_t start = 0, stop, step = 1;
-    if (a.size() == 1) {
-      stop = as_index(a[0]);
-    } else {
-      start = as_index(a[0]);
-      stop = as_index(a[1]);
-      if (a.size() == 3) step = as_index(a[2]);
-    }
-    if (step == 0) throw TemplateError("range() arg 3 must not be zero");
-    int64_t count = 0;
-    if (step > 0 && start < stop) count = (stop - start + step - 1) / step;
-    if (step < 0 && start > stop) count = (start - stop - step - 1) / (-step);
-    if (count > 100000)
-      throw TemplateError(
-          "Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
-    std::vector<Value> out;
-    for (int64_t i = 0; i < count; ++i) out.emplace_back(start + i * step);
-    return Value::list(std::move(out));
-  }));
+                if (!args.keyword.empty()) type_error("range() takes no keyword arguments");
+                const auto& a = args.positional;
+                if (a.empty() || a.size() > 3)
+                  type_error("range expected at most 3 arguments, got " + std::to_string(a.size()));
+                int64_t start = 0, stop, step = 1;
+                if (a.size() == 1) {
+                  stop = as_index(a[0]);
+                } else {
+                  start = as_index(a[0]);
+                  stop = as_index(a[1]);
+                  if (a.size() == 3) step = as_index(a[2]);
+                }
+                if (step == 0) throw TemplateError("range() arg 3 must not be zero");
+                int64_t count = 0;
+                if (step > 0 && start < stop) count = (stop - start + step - 1) / step;
+                if (step < 0 && start > stop) count = (start - stop - step - 1) / (-step);
+                if (count > 100000)
+                  throw TemplateError(
+                      "Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
+                std::vector<Value> out;
+                for (int64_t i = 0; i < count; ++i) out.emplace_back(start + i * step);
+                return Value::list(std::move(out));
+              }));
   globals.set(Value("dict"), Value::function("dict", [](CallArgs& args) {
-    Value d = Value::dict();
-    fill_dict(d.dict_data(), args, "dict");
-    return d;
-  }));
+                Value d = Value::dict();
+                fill_dict(d.dict_data(), args, "dict");
+                return d;
+              }));
   globals.set(Value("namespace"), Value::function("namespace", [](CallArgs& args) {
-    Value ns = Value::namespace_object();
-    fill_dict(ns.dict_data(), args, "Namespace");
-    return ns;
-  }));
+                Value ns = Value::namespace_object();
+                fill_dict(ns.dict_data(), args, "Namespace");
+                return ns;
+              }));
   globals.set(Value("joiner"), Value::function("joiner", [](CallArgs& args) {
-    Params p("joiner", args, {"sep"});
-    const std::string sep = p.has(0) ? soft_str(p[0]) : ", ";
-    auto used = std::make_shared<bool>(false);
-    return Value::function("joiner", [sep, used](CallArgs& a) {
-      no_arguments("joiner", a);
-      if (!*used) {
-        *used = true;
-        return Value("");
-      }
-      return Value(sep);
-    });
-  }));
+                Params p("joiner", args, {"sep"});
+                const std::string sep = p.has(0) ? soft_str(p[0]) : ", ";
+                auto used = std::make_shared<bool>(false);
+                return Value::function("joiner", [sep, used](CallArgs& a) {
+                  no_arguments("joiner", a);
+                  if (!*used) {
+                    *used = true;
+                    return Value("");
+                  }
+                  return Value(sep);
+                });
+              }));
   globals.set(Value("raise_exception"), Value::function("raise_exception", [](CallArgs& args) {
-    Params p("raise_exception", args, {"message"}, 1);
-    throw TemplateError(p[0].to_str());
-    return Value();
-  }));
+                Params p("raise_exception", args, {"message"}, 1);
+                throw TemplateError(p[0].to_str());
+                return Value();
+              }));
   globals.set(Value("strftime_now"),
               Value::function("strftime_now", [strftime_now](CallArgs& args) {
                 Params p("strftime_now", args, {"format"}, 1);

@@ -79,8 +79,8 @@ class Lexer {
         pos = lex_comment(found, pos);
         continue;
       }
-      push(kind == '{' ? TokenType::kVariableBegin : TokenType::kBlockBegin,
-           src_.substr(found, 2), found);
+      push(kind == '{' ? TokenType::kVariableBegin : TokenType::kBlockBegin, src_.substr(found, 2),
+           found);
       pos = lex_tag(kind == '{', pos);
     }
     push(TokenType::kEof, "", src_.size());
@@ -99,7 +99,8 @@ class Lexer {
     const size_t index = static_cast<size_t>(it - line_starts_.begin()) - 1;
     *line = static_cast<int>(index + 1);
     const size_t start = line_starts_[index];
-    *column = static_cast<int>(utf8_length(std::string_view(src_).substr(start, offset - start))) + 1;
+    *column =
+        static_cast<int>(utf8_length(std::string_view(src_).substr(start, offset - start))) + 1;
   }
 
   [[noreturn]] void fail(size_t offset, const std::string& message) const {
@@ -375,7 +376,7 @@ class Lexer {
             utf8_append(out, v);
           } else if (static_cast<unsigned char>(d) >= 0x80) {
             // Python encodes the character as \xNN / \uNNNN first: the backslash stays literal.
-            size_t n = static_cast<unsigned char>(d) >= 0xF0 ? 4
+            size_t n = static_cast<unsigned char>(d) >= 0xF0   ? 4
                        : static_cast<unsigned char>(d) >= 0xE0 ? 3
                                                                : 2;
             n = std::min(n, raw.size() - i);
@@ -384,9 +385,12 @@ class Lexer {
             out += '\\';
             char buf[16];
             const uint32_t c = cp.empty() ? 0xFFFD : cp[0];
-            if (c < 0x100) std::snprintf(buf, sizeof buf, "\\x%02x", c);
-            else if (c < 0x10000) std::snprintf(buf, sizeof buf, "\\u%04x", c);
-            else std::snprintf(buf, sizeof buf, "\\U%08x", c);
+            if (c < 0x100)
+              std::snprintf(buf, sizeof buf, "\\x%02x", c);
+            else if (c < 0x10000)
+              std::snprintf(buf, sizeof buf, "\\u%04x", c);
+            else
+              std::snprintf(buf, sizeof buf, "\\U%08x", c);
             out += buf + 1;
           } else {
             out += '\\';
@@ -405,14 +409,16 @@ class Lexer {
       if (balance.empty()) {
         size_t end = std::string::npos;
         if (variable) {
-          if (starts_with(pos, "-}}")) end = skip_spaces(pos + 3);
-          else if (starts_with(pos, "}}")) end = pos + 2;
+          if (starts_with(pos, "-}}"))
+            end = skip_spaces(pos + 3);
+          else if (starts_with(pos, "}}"))
+            end = pos + 2;
         } else {
           end = block_end_at(pos);
         }
         if (end != std::string::npos) {
-          push(variable ? TokenType::kVariableEnd : TokenType::kBlockEnd,
-               variable ? "}}" : "%}", pos);
+          push(variable ? TokenType::kVariableEnd : TokenType::kBlockEnd, variable ? "}}" : "%}",
+               pos);
           line_starting_ = src_[end - 1] == '\n';
           return end;
         }
@@ -436,8 +442,8 @@ class Lexer {
         const std::string digits = base == 10 ? text : text.substr(2);
         uint64_t value = 0;
         for (char c : digits) {
-          const uint64_t d = static_cast<uint64_t>(
-              is_ascii_digit(c) ? c - '0' : (c | 0x20) - 'a' + 10);
+          const uint64_t d =
+              static_cast<uint64_t>(is_ascii_digit(c) ? c - '0' : (c | 0x20) - 'a' + 10);
           if (value > (static_cast<uint64_t>(std::numeric_limits<int64_t>::max()) - d) / base)
             fail(pos, "integer literal " + text + " is too large (64-bit integers only)");
           value = value * base + d;
@@ -472,8 +478,8 @@ class Lexer {
       std::string op;
       for (const char* candidate : kTwoCharOps)
         if (starts_with(pos, candidate)) op = candidate;
-      if (op.empty() && std::string_view("+-/*%~[](){}><=.:|,;").find(src_[pos]) !=
-                            std::string_view::npos)
+      if (op.empty() &&
+          std::string_view("+-/*%~[](){}><=.:|,;").find(src_[pos]) != std::string_view::npos)
         op = std::string(1, src_[pos]);
       if (op.empty()) {
         const std::u32string c = utf8_decode(std::string_view(src_).substr(pos, 4));

@@ -10,7 +10,7 @@
 namespace expo::jinja {
 
 struct LexOptions {
-  bool trim_blocks = true;    // transformers sets both
+  bool trim_blocks = true;  // transformers sets both
   bool lstrip_blocks = true;
   bool keep_trailing_newline = false;
 };

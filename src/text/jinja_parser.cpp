@@ -59,7 +59,17 @@ class Parser {
  private:
   const std::vector<Token>& tokens_;
   size_t pos_ = 0;
+  int depth_ = 0;  // nesting of expressions, bounded so that a hostile template cannot
+                   // overflow the stack (jinja2 would hit Python's recursion limit)
   std::vector<std::string> tag_stack_;
+
+  struct Nesting {
+    explicit Nesting(Parser& p) : parser(p) {
+      if (++parser.depth_ > 600) parser.fail("expression nested too deeply");
+    }
+    ~Nesting() { --parser.depth_; }
+    Parser& parser;
+  };
   std::vector<std::vector<std::string>> end_token_stack_;
 
   const Token& current() const { return tokens_[pos_]; }
@@ -142,8 +152,10 @@ class Parser {
         name ? "Encountered unknown tag '" + *name + "'." : "Unexpected end of template.";
     if (!looking.empty()) {
       if (name && expected_names.count(*name))
-        message += " You probably made a nesting mistake. Jinja is expecting this tag, but "
-                   "currently looking for " + looking + ".";
+        message +=
+            " You probably made a nesting mistake. Jinja is expecting this tag, but "
+            "currently looking for " +
+            looking + ".";
       else
         message += " Jinja was looking for the following tags: " + looking + ".";
     }
@@ -203,27 +215,39 @@ class Parser {
     const Token& token = current();
     if (token.type != TokenType::kName) fail("tag name expected", token);
     const std::string tag = token.value;
-    static const std::set<std::string> kUnsupported = {"block", "extends", "include", "import",
-                                                       "from", "autoescape"};
+    static const std::set<std::string> kUnsupported = {"block",  "extends", "include",
+                                                       "import", "from",    "autoescape"};
     if (kUnsupported.count(tag))
-      fail("the '" + tag + "' tag is not supported by expo's Jinja engine (chat templates are "
-           "rendered without a loader)", token);
-    static const std::set<std::string> kKnown = {"for",  "if",     "set",      "with",
-                                                 "print", "macro", "call",     "filter",
+      fail("the '" + tag +
+               "' tag is not supported by expo's Jinja engine (chat templates are "
+               "rendered without a loader)",
+           token);
+    static const std::set<std::string> kKnown = {"for",   "if",       "set",       "with",
+                                                 "print", "macro",    "call",      "filter",
                                                  "break", "continue", "generation"};
     if (!kKnown.count(tag)) fail_unknown_tag_or_eof(&tag, end_token_stack_, token);
     tag_stack_.push_back(tag);
-    if (tag == "for") body.push_back(parse_for());
-    else if (tag == "if") body.push_back(parse_if());
-    else if (tag == "set") body.push_back(parse_set());
-    else if (tag == "with") body.push_back(parse_with());
-    else if (tag == "macro") body.push_back(parse_macro());
-    else if (tag == "call") body.push_back(parse_call_block());
-    else if (tag == "filter") body.push_back(parse_filter_block());
-    else if (tag == "print") parse_print(body);
-    else if (tag == "generation") body.push_back(parse_generation());
-    else body.push_back(make_stmt(tag == "break" ? Stmt::Kind::kBreak : Stmt::Kind::kContinue,
-                                  next()));
+    if (tag == "for")
+      body.push_back(parse_for());
+    else if (tag == "if")
+      body.push_back(parse_if());
+    else if (tag == "set")
+      body.push_back(parse_set());
+    else if (tag == "with")
+      body.push_back(parse_with());
+    else if (tag == "macro")
+      body.push_back(parse_macro());
+    else if (tag == "call")
+      body.push_back(parse_call_block());
+    else if (tag == "filter")
+      body.push_back(parse_filter_block());
+    else if (tag == "print")
+      parse_print(body);
+    else if (tag == "generation")
+      body.push_back(parse_generation());
+    else
+      body.push_back(
+          make_stmt(tag == "break" ? Stmt::Kind::kBreak : Stmt::Kind::kContinue, next()));
     tag_stack_.pop_back();
   }
 
@@ -413,6 +437,7 @@ class Parser {
   }
 
   ExprPtr parse_expression(bool with_condexpr) {
+    Nesting nesting(*this);
     return with_condexpr ? parse_condexpr() : parse_or();
   }
 
@@ -452,6 +477,7 @@ class Parser {
   }
 
   ExprPtr parse_not() {
+    Nesting nesting(*this);
     if (is_name(current(), "not")) {
       auto node = make(Expr::Kind::kNot, next());
       node->a = parse_not();
@@ -537,6 +563,7 @@ class Parser {
   }
 
   ExprPtr parse_unary(bool with_filter) {
+    Nesting nesting(*this);
     ExprPtr node;
     if (is_op(current(), "-") || is_op(current(), "+")) {
       const Token& at = next();
@@ -604,23 +631,25 @@ class Parser {
   }
 
   ExprPtr parse_tuple(bool simplified, bool with_condexpr,
-                      const std::vector<std::string>& extra_end_rules,
-                      bool explicit_parentheses) {
+                      const std::vector<std::string>& extra_end_rules, bool explicit_parentheses) {
     const Token& start = current();
     std::vector<ExprPtr> args;
     bool is_tuple = false;
     while (true) {
       if (!args.empty()) expect_op(",");
       if (is_tuple_end(extra_end_rules)) break;
-      if (simplified) args.push_back(parse_primary());
-      else args.push_back(parse_expression(with_condexpr));
-      if (is_op(current(), ",")) is_tuple = true;
-      else break;
+      if (simplified)
+        args.push_back(parse_primary());
+      else
+        args.push_back(parse_expression(with_condexpr));
+      if (is_op(current(), ","))
+        is_tuple = true;
+      else
+        break;
     }
     if (!is_tuple) {
       if (!args.empty()) return std::move(args[0]);
-      if (!explicit_parentheses)
-        fail("Expected an expression, got '" + describe(current()) + "'");
+      if (!explicit_parentheses) fail("Expected an expression, got '" + describe(current()) + "'");
     }
     auto node = make(Expr::Kind::kTuple, start);
     node->items = std::move(args);
@@ -653,19 +682,26 @@ class Parser {
 
   ExprPtr parse_postfix(ExprPtr node) {
     while (true) {
-      if (is_op(current(), ".") || is_op(current(), "[")) node = parse_subscript(std::move(node));
-      else if (is_op(current(), "(")) node = parse_call(std::move(node));
-      else break;
+      if (is_op(current(), ".") || is_op(current(), "["))
+        node = parse_subscript(std::move(node));
+      else if (is_op(current(), "("))
+        node = parse_call(std::move(node));
+      else
+        break;
     }
     return node;
   }
 
   ExprPtr parse_filter_expr(ExprPtr node) {
     while (true) {
-      if (is_op(current(), "|")) node = parse_filter(std::move(node), false);
-      else if (is_name(current(), "is")) node = parse_test(std::move(node));
-      else if (is_op(current(), "(")) node = parse_call(std::move(node));
-      else break;
+      if (is_op(current(), "|"))
+        node = parse_filter(std::move(node), false);
+      else if (is_name(current(), "is"))
+        node = parse_test(std::move(node));
+      else if (is_op(current(), "("))
+        node = parse_call(std::move(node));
+      else
+        break;
     }
     return node;
   }
@@ -725,8 +761,10 @@ class Parser {
     }
     if (is_op(current(), ":")) {
       next();
-      if (!is_op(current(), "]") && !is_op(current(), ",")) args.push_back(parse_expression(true));
-      else args.push_back(nullptr);
+      if (!is_op(current(), "]") && !is_op(current(), ","))
+        args.push_back(parse_expression(true));
+      else
+        args.push_back(nullptr);
     } else {
       args.push_back(nullptr);
     }

@@ -19,6 +19,20 @@ constexpr int64_t kMaxBuiltSize = int64_t{1} << 28;
 
 [[noreturn]] void type_error(const std::string& message) { throw TemplateError(message); }
 
+// repr(), json.dumps and comparisons recurse into nested lists and dicts; a template can nest
+// them without bound (namespace attributes in a loop), so they stop where CPython would raise
+// RecursionError instead of overflowing the stack.
+thread_local int recursion_depth = 0;
+struct RecursionGuard {
+  RecursionGuard() {
+    if (++recursion_depth > 1000) {
+      --recursion_depth;
+      throw TemplateError("maximum recursion depth exceeded");
+    }
+  }
+  ~RecursionGuard() { --recursion_depth; }
+};
+
 std::string quoted_type(const Value& v) {
   std::string out(1, '\'');
   out += v.type_name();
@@ -108,8 +122,7 @@ Value Value::iterator(std::vector<Value> items, std::string type_name) {
   return v;
 }
 
-Value Value::function(std::string name, std::function<Value(CallArgs&)> fn,
-                      std::string type_name) {
+Value Value::function(std::string name, std::function<Value(CallArgs&)> fn, std::string type_name) {
   Value v;
   v.kind_ = Kind::kFunction;
   v.str_.reset();
@@ -131,9 +144,7 @@ Value Value::loop(std::shared_ptr<LoopState> state) {
 
 Function& Value::function_data() const { return *static_cast<Function*>(object_.get()); }
 LoopState& Value::loop_data() const { return *static_cast<LoopState*>(object_.get()); }
-IteratorState& Value::iterator_data() const {
-  return *static_cast<IteratorState*>(object_.get());
-}
+IteratorState& Value::iterator_data() const { return *static_cast<IteratorState*>(object_.get()); }
 
 void Value::fail_undefined() const { throw TemplateError(*str_); }
 
@@ -175,6 +186,7 @@ std::string Value::to_str() const {
 }
 
 std::string Value::repr() const {
+  RecursionGuard guard;
   switch (kind_) {
     case Kind::kUndefined:
       return "Undefined";
@@ -304,6 +316,7 @@ bool Value::same_as(const Value& other) const {
 // Dict
 
 std::string hash_key(const Value& key) {
+  RecursionGuard guard;
   switch (key.kind()) {
     case Value::Kind::kNone:
       return "N";
@@ -371,6 +384,7 @@ bool is_nan(const Value& v) { return v.is_float() && std::isnan(v.as_float()); }
 
 // Python's rich comparison for ordering operators; `symbol` names the operator in the error.
 bool ordered(const Value& a, const Value& b, const std::string& symbol) {
+  RecursionGuard guard;
   if (a.is_undefined()) a.fail_undefined();
   if (b.is_undefined()) b.fail_undefined();
   int c;
@@ -386,8 +400,8 @@ bool ordered(const Value& a, const Value& b, const std::string& symbol) {
       if (!equals(x[i], y[i])) return ordered(x[i], y[i], symbol);
     c = x.size() < y.size() ? -1 : (x.size() > y.size() ? 1 : 0);
   } else {
-    type_error("'" + symbol + "' not supported between instances of " + quoted_type(a) +
-               " and " + quoted_type(b));
+    type_error("'" + symbol + "' not supported between instances of " + quoted_type(a) + " and " +
+               quoted_type(b));
   }
   if (symbol == "<") return c < 0;
   if (symbol == "<=") return c <= 0;
@@ -398,6 +412,7 @@ bool ordered(const Value& a, const Value& b, const std::string& symbol) {
 }  // namespace
 
 bool equals(const Value& a, const Value& b) {
+  RecursionGuard guard;
   using K = Value::Kind;
   if (a.is_undefined() || b.is_undefined()) return a.is_undefined() && b.is_undefined();
   if (a.is_number() && b.is_number()) {
@@ -567,8 +582,8 @@ Value binary_op(const std::string& op, const Value& a, const Value& b) {
       return a.is_list() ? Value::list(std::move(out)) : Value::tuple(std::move(out));
     }
     if (a.is_string() || a.is_list() || a.is_tuple())
-      type_error("can only concatenate " + a.type_name() + " (not \"" + b.type_name() +
-                 "\") to " + a.type_name());
+      type_error("can only concatenate " + a.type_name() + " (not \"" + b.type_name() + "\") to " +
+                 a.type_name());
     unsupported("+", a, b);
   }
   if (op == "-") {
@@ -689,9 +704,12 @@ std::vector<Value> iterate(const Value& v) {
       for (size_t i = 0; i < s.size();) {
         size_t n = 1;
         const unsigned char c = static_cast<unsigned char>(s[i]);
-        if (c >= 0xF0) n = 4;
-        else if (c >= 0xE0) n = 3;
-        else if (c >= 0xC0) n = 2;
+        if (c >= 0xF0)
+          n = 4;
+        else if (c >= 0xE0)
+          n = 3;
+        else if (c >= 0xC0)
+          n = 2;
         n = std::min(n, s.size() - i);
         chars.emplace_back(s.substr(i, n));
         i += n;
@@ -921,9 +939,12 @@ std::string percent_format(const std::string& format, const Value& args) {
       case 'o':
       case 'c': {
         if (conv == 'c') {
-          if (v.is_string() && utf8_length(v.str()) == 1) piece = v.str();
-          else if (v.is_integral()) utf8_append(piece, static_cast<char32_t>(v.as_int()));
-          else type_error("%c requires int or char");
+          if (v.is_string() && utf8_length(v.str()) == 1)
+            piece = v.str();
+          else if (v.is_integral())
+            utf8_append(piece, static_cast<char32_t>(v.as_int()));
+          else
+            type_error("%c requires int or char");
           out += pad(piece, width, left);
           continue;
         }
@@ -1019,10 +1040,11 @@ std::string format_spec(const Value& v, const std::string& spec) {
   std::string body;
   std::string prefix;  // sign
   if (v.is_string() || (!v.is_number())) {
-    if (!v.is_string()) type_error("unsupported format string passed to " + v.type_name() +
-                                   ".__format__");
-    if (type && type != 's') throw TemplateError(std::string("Unknown format code '") + type +
-                                                 "' for object of type 'str'");
+    if (!v.is_string())
+      type_error("unsupported format string passed to " + v.type_name() + ".__format__");
+    if (type && type != 's')
+      throw TemplateError(std::string("Unknown format code '") + type +
+                          "' for object of type 'str'");
     body = v.str();
     if (precision >= 0) {
       std::u32string c = utf8_decode(body);
@@ -1059,17 +1081,16 @@ std::string format_spec(const Value& v, const std::string& spec) {
             }
             body = grouped;
           }
-          if (alternate && base != 10)
-            body = std::string("0") + (type == 'X' ? 'X' : type) + body;
+          if (alternate && base != 10) body = std::string("0") + (type == 'X' ? 'X' : type) + body;
         }
         prefix = negative ? "-" : (sign == '+' ? "+" : (sign == ' ' ? " " : ""));
       }
     } else {
-      if (v.is_integral() && (type == 'x' || type == 'X' || type == 'o' || type == 'b' ||
-                              type == 'c' || type == 'd'))
+      if (v.is_integral() &&
+          (type == 'x' || type == 'X' || type == 'o' || type == 'b' || type == 'c' || type == 'd'))
         throw TemplateError("Precision not allowed in integer format specifier");
-      if (!v.is_integral() && (type == 'd' || type == 'x' || type == 'X' || type == 'o' ||
-                               type == 'b' || type == 'c'))
+      if (!v.is_integral() &&
+          (type == 'd' || type == 'x' || type == 'X' || type == 'o' || type == 'b' || type == 'c'))
         throw TemplateError(std::string("Unknown format code '") + type +
                             "' for object of type 'float'");
       double x = v.as_float();
@@ -1119,8 +1140,7 @@ std::string format_spec(const Value& v, const std::string& spec) {
 
 }  // namespace
 
-std::string str_format(const std::string& format, const CallArgs& args,
-                       const FieldLookup& lookup) {
+std::string str_format(const std::string& format, const CallArgs& args, const FieldLookup& lookup) {
   std::string out;
   size_t auto_index = 0;
   bool used_auto = false, used_manual = false;
@@ -1167,8 +1187,9 @@ std::string str_format(const std::string& format, const CallArgs& args,
     Value v;
     if (name.empty()) {
       if (used_manual)
-        throw TemplateError("cannot switch from manual field specification to automatic field "
-                            "numbering");
+        throw TemplateError(
+            "cannot switch from manual field specification to automatic field "
+            "numbering");
       used_auto = true;
       if (auto_index >= args.positional.size())
         throw TemplateError("Replacement index " + std::to_string(auto_index) +
@@ -1177,8 +1198,9 @@ std::string str_format(const std::string& format, const CallArgs& args,
     } else if (std::all_of(name.begin(), name.end(),
                            [](char d) { return std::isdigit(static_cast<unsigned char>(d)); })) {
       if (used_auto)
-        throw TemplateError("cannot switch from automatic field numbering to manual field "
-                            "specification");
+        throw TemplateError(
+            "cannot switch from automatic field numbering to manual field "
+            "specification");
       used_manual = true;
       const size_t index = std::stoul(name);
       if (index >= args.positional.size())
@@ -1193,20 +1215,24 @@ std::string str_format(const std::string& format, const CallArgs& args,
     }
     for (size_t p = first_lookup; p < field_name.size();) {
       const bool attribute = field_name[p] == '.';
-      const size_t end = attribute ? std::min(field_name.find_first_of(".[", p + 1), field_name.size())
-                                   : field_name.find(']', p);
+      const size_t end = attribute
+                             ? std::min(field_name.find_first_of(".[", p + 1), field_name.size())
+                             : field_name.find(']', p);
       if (end == std::string::npos) throw TemplateError("Missing ']' in format string");
       const std::string key = field_name.substr(p + 1, end - p - 1);
       if (key.empty()) throw TemplateError("Empty attribute in format string");
       const bool digits = std::all_of(key.begin(), key.end(), [](char d) {
         return std::isdigit(static_cast<unsigned char>(d));
       });
-      v = lookup(v, !attribute && digits ? Value(static_cast<int64_t>(std::stoll(key))) : Value(key),
+      v = lookup(v,
+                 !attribute && digits ? Value(static_cast<int64_t>(std::stoll(key))) : Value(key),
                  attribute);
       p = attribute ? end : end + 1;
     }
-    if (conversion == 'r' || conversion == 'a') v = Value(v.repr());
-    else if (conversion == 's') v = Value(v.to_str());
+    if (conversion == 'r' || conversion == 'a')
+      v = Value(v.repr());
+    else if (conversion == 's')
+      v = Value(v.to_str());
     out += format_spec(v, spec);
   }
   return out;
@@ -1215,7 +1241,15 @@ std::string str_format(const std::string& format, const CallArgs& args,
 // ---------------------------------------------------------------------------------------------
 // JSON
 
-Value from_json(const nlohmann::ordered_json& j) {
+namespace {
+
+// Values nested deeper than this are refused rather than recursed into (stack safety).
+constexpr int kMaxJsonDepth = 512;
+
+Value from_json_at(const nlohmann::ordered_json& j, int depth) {
+  if (depth > kMaxJsonDepth)
+    throw TemplateError("template variables nested deeper than " + std::to_string(kMaxJsonDepth) +
+                        " levels");
   switch (j.type()) {
     case nlohmann::ordered_json::value_t::null:
       return Value::none();
@@ -1236,18 +1270,23 @@ Value from_json(const nlohmann::ordered_json& j) {
     case nlohmann::ordered_json::value_t::array: {
       std::vector<Value> items;
       items.reserve(j.size());
-      for (const auto& item : j) items.push_back(from_json(item));
+      for (const auto& item : j) items.push_back(from_json_at(item, depth + 1));
       return Value::list(std::move(items));
     }
     case nlohmann::ordered_json::value_t::object: {
       Value d = Value::dict();
-      for (const auto& [key, value] : j.items()) d.dict_data().set(Value(key), from_json(value));
+      for (const auto& [key, value] : j.items())
+        d.dict_data().set(Value(key), from_json_at(value, depth + 1));
       return d;
     }
     default:
       throw TemplateError("unsupported JSON value (binary data)");
   }
 }
+
+}  // namespace
+
+Value from_json(const nlohmann::ordered_json& j) { return from_json_at(j, 0); }
 
 namespace {
 
@@ -1300,6 +1339,7 @@ std::string json_float(double x) {
 }
 
 void dump(std::string& out, const Value& v, const JsonDumpOptions& o, int level) {
+  RecursionGuard guard;
   const std::string item_sep =
       o.separators ? o.separators->first : (o.indent ? std::string(",") : std::string(", "));
   const std::string key_sep = o.separators ? o.separators->second : std::string(": ");
@@ -1352,8 +1392,9 @@ void dump(std::string& out, const Value& v, const JsonDumpOptions& o, int level)
       std::vector<const std::pair<Value, Value>*> entries;
       for (const auto& e : d.entries) entries.push_back(&e);
       if (o.sort_keys)
-        std::stable_sort(entries.begin(), entries.end(),
-                         [](const auto* a, const auto* b) { return less_than(a->first, b->first); });
+        std::stable_sort(entries.begin(), entries.end(), [](const auto* a, const auto* b) {
+          return less_than(a->first, b->first);
+        });
       out += '{';
       if (o.indent) newline(level + 1);
       bool first = true;
@@ -1364,12 +1405,18 @@ void dump(std::string& out, const Value& v, const JsonDumpOptions& o, int level)
         }
         first = false;
         const Value& key = e->first;
-        if (key.is_string()) json_string(out, key.str(), o.ensure_ascii);
-        else if (key.is_float()) json_string(out, json_float(key.as_float()), false);
-        else if (key.is_bool()) out += key.as_bool() ? "\"true\"" : "\"false\"";
-        else if (key.is_int()) out += "\"" + std::to_string(key.as_int()) + "\"";
-        else if (key.is_none()) out += "\"null\"";
-        else type_error("keys must be str, int, float, bool or None, not " + key.type_name());
+        if (key.is_string())
+          json_string(out, key.str(), o.ensure_ascii);
+        else if (key.is_float())
+          json_string(out, json_float(key.as_float()), false);
+        else if (key.is_bool())
+          out += key.as_bool() ? "\"true\"" : "\"false\"";
+        else if (key.is_int())
+          out += "\"" + std::to_string(key.as_int()) + "\"";
+        else if (key.is_none())
+          out += "\"null\"";
+        else
+          type_error("keys must be str, int, float, bool or None, not " + key.type_name());
         out += key_sep;
         dump(out, e->second, o, level + 1);
       }
@@ -1459,8 +1506,8 @@ size_t utf8_length(std::string_view s) {
 
 bool is_space(char32_t c) {
   return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 ||
-         c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 ||
-         c == 0x202F || c == 0x205F || c == 0x3000;
+         c == 0x1680 || (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
+         c == 0x205F || c == 0x3000;
 }
 
 namespace {
@@ -1481,7 +1528,8 @@ char32_t to_upper(char32_t c) {
   if (c == 0x131) return 'I';
   if (c == 0x17F) return 'S';
   if ((in_alternating(c, 0x100, 0x137) || in_alternating(c, 0x14A, 0x177)) && (c & 1)) return c - 1;
-  if ((in_alternating(c, 0x139, 0x148) || in_alternating(c, 0x179, 0x17E)) && !(c & 1)) return c - 1;
+  if ((in_alternating(c, 0x139, 0x148) || in_alternating(c, 0x179, 0x17E)) && !(c & 1))
+    return c - 1;
   if (c >= 0x3B1 && c <= 0x3C9 && c != 0x3C2) return c - 32;
   if (c == 0x3C2) return 0x3A3;
   if (c == 0x3AC) return 0x386;
@@ -1504,7 +1552,8 @@ char32_t to_lower(char32_t c) {
   if (c >= 0xC0 && c <= 0xDE && c != 0xD7) return c + 32;
   if (c == 0x178) return 0xFF;
   if (c == 0x130) return 'i';
-  if ((in_alternating(c, 0x100, 0x137) || in_alternating(c, 0x14A, 0x177)) && !(c & 1)) return c + 1;
+  if ((in_alternating(c, 0x100, 0x137) || in_alternating(c, 0x14A, 0x177)) && !(c & 1))
+    return c + 1;
   if ((in_alternating(c, 0x139, 0x148) || in_alternating(c, 0x179, 0x17E)) && (c & 1)) return c + 1;
   if (c >= 0x391 && c <= 0x3A9 && c != 0x3A2) return c + 32;
   if (c == 0x386) return 0x3AC;
@@ -1513,7 +1562,8 @@ char32_t to_lower(char32_t c) {
   if (c == 0x38E || c == 0x38F) return c + 63;
   if (c >= 0x410 && c <= 0x42F) return c + 32;
   if (c >= 0x400 && c <= 0x40F) return c + 80;
-  if ((in_alternating(c, 0x460, 0x481) || in_alternating(c, 0x48A, 0x4BF)) && !(c & 1)) return c + 1;
+  if ((in_alternating(c, 0x460, 0x481) || in_alternating(c, 0x48A, 0x4BF)) && !(c & 1))
+    return c + 1;
   if (c >= 0x531 && c <= 0x556) return c + 48;
   if ((in_alternating(c, 0x1E00, 0x1E95) || in_alternating(c, 0x1EA0, 0x1EFF)) && !(c & 1))
     return c + 1;
@@ -1534,19 +1584,21 @@ bool is_digit(char32_t c) {
 bool is_alpha(char32_t c) {
   if (c < 0x80) return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
   if (is_cased(c)) return true;
-  return (c >= 0x5D0 && c <= 0x5EA) || (c >= 0x620 && c <= 0x64A) ||
-         (c >= 0x904 && c <= 0x939) || (c >= 0xE01 && c <= 0xE30) ||
-         (c >= 0x3041 && c <= 0x3096) || (c >= 0x30A1 && c <= 0x30FA) ||
-         (c >= 0x3400 && c <= 0x4DBF) || (c >= 0x4E00 && c <= 0x9FFF) ||
-         (c >= 0xAC00 && c <= 0xD7A3) || (c >= 0x20000 && c <= 0x2FA1F);
+  return (c >= 0x5D0 && c <= 0x5EA) || (c >= 0x620 && c <= 0x64A) || (c >= 0x904 && c <= 0x939) ||
+         (c >= 0xE01 && c <= 0xE30) || (c >= 0x3041 && c <= 0x3096) ||
+         (c >= 0x30A1 && c <= 0x30FA) || (c >= 0x3400 && c <= 0x4DBF) ||
+         (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0xAC00 && c <= 0xD7A3) ||
+         (c >= 0x20000 && c <= 0x2FA1F);
 }
 
 std::string upper(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (char32_t c : utf8_decode(s)) {
-    if (c == 0xDF) out += "SS";
-    else utf8_append(out, to_upper(c));
+    if (c == 0xDF)
+      out += "SS";
+    else
+      utf8_append(out, to_upper(c));
   }
   return out;
 }

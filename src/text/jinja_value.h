@@ -177,8 +177,8 @@ std::string hash_key(const Value& key);
 // Python operators. Errors carry CPython's messages ("unsupported operand type(s) for +: ...").
 bool equals(const Value& a, const Value& b);
 bool less_than(const Value& a, const Value& b);  // `<`; TypeError between unordered types
-Value compare(const std::string& op, const Value& a, const Value& b);  // eq ne lt lteq gt gteq
-bool contains(const Value& container, const Value& item);               // `item in container`
+Value compare(const std::string& op, const Value& a, const Value& b);    // eq ne lt lteq gt gteq
+bool contains(const Value& container, const Value& item);                // `item in container`
 Value binary_op(const std::string& op, const Value& a, const Value& b);  // + - * / // % **
 Value negate(const Value& a);
 Value unary_plus(const Value& a);
@@ -187,8 +187,7 @@ std::string percent_format(const std::string& format, const Value& args);
 // str.format(*args, **kwargs). `lookup(obj, key, attribute)` resolves "{0.name}" (attribute)
 // and "{0[key]}" fields (the sandbox's getattr and getitem).
 using FieldLookup = std::function<Value(const Value& obj, const Value& key, bool attribute)>;
-std::string str_format(const std::string& format, const CallArgs& args,
-                       const FieldLookup& lookup);
+std::string str_format(const std::string& format, const CallArgs& args, const FieldLookup& lookup);
 
 // len() (TypeError for values without one) and iter(): a dict iterates its keys, a string its
 // characters, an Undefined nothing; an iterator is consumed.
