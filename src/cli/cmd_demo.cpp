@@ -1,32 +1,88 @@
-// expo demo: the main job end to end on a built-in example, with nothing to download: a small
-// random Llama SFT/aligned pair is generated, inspected, compared and extrapolated.
+// expo demo: the whole pipeline on a built-in example, with nothing to download. A small
+// random Llama SFT/aligned pair, a random Llama reward model and a real byte-level tokenizer
+// with a chat template are generated; then the search of the paper runs on them as on real
+// models: each candidate alpha answers a prompt set on the built-in engine, the reward model
+// scores the answers, the table and the plot are written, and the best model is extrapolated.
+// The weights are random, so the answers are noise; the pipeline is the real one.
 #include <cstdio>
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/search_command.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/thread_pool.h"
 #include "core/units.h"
 #include "merge/diff.h"
-#include "merge/extrapolate.h"
+#include "merge/plan.h"
 #include "merge/random_model.h"
+#include "text/byte_tokenizer.h"
 
 namespace expo::cli {
 
 namespace {
+
 struct DemoArgs {
   std::string dir = "expo-demo";
-  std::string alpha = "0.3";
+  std::string alphas;
+  bool auto_search = false;
+  size_t prompts = 16;
+  uint64_t max_new_tokens = 48;
   bool force = false;
+  size_t threads = 0;
 };
+
+// A small prompt set of the kind AlpacaEval asks.
+const char* const kPrompts[] = {
+    "Give three tips for staying healthy.",
+    "What are the three primary colors?",
+    "Describe the structure of an atom.",
+    "How can we reduce air pollution?",
+    "Explain why the sky is blue to a five-year-old.",
+    "Write a haiku about autumn rain.",
+    "What is the capital of Australia, and why was it chosen?",
+    "Summarize the plot of Romeo and Juliet in two sentences.",
+    "Write a Python function that reverses a string.",
+    "What are the pros and cons of remote work?",
+    "Translate 'good morning, how are you?' into French and German.",
+    "Suggest a name for a coffee shop next to a library.",
+    "How do vaccines train the immune system?",
+    "Write a polite email declining a meeting invitation.",
+    "Explain the difference between weather and climate.",
+    "What should I pack for a three-day hiking trip?",
+    "Why do cats purr?",
+    "Give me a recipe for a quick vegetarian dinner.",
+    "What is the Pythagorean theorem? Give an example.",
+    "Write a limerick about a forgetful robot.",
+    "How does compound interest work?",
+    "List five uses for a paperclip other than holding paper.",
+    "What causes the seasons on Earth?",
+    "Explain recursion with a simple example.",
+    "Describe the taste of a lemon to someone who has never had one.",
+    "What are good habits for learning a new language?",
+    "Why is sleep important?",
+    "Write a two-line motivational quote for Monday morning.",
+    "How do airplanes stay in the air?",
+    "What is the difference between a virus and a bacterium?",
+    "Plan a one-day itinerary for a rainy day in London.",
+    "Explain what a black hole is in one paragraph.",
+};
+
+void write_prompts(const fs::path& path, size_t count) {
+  std::string text;
+  const size_t available = sizeof kPrompts / sizeof kPrompts[0];
+  for (size_t i = 0; i < count; ++i)
+    text += nlohmann::json{{"id", i}, {"prompt", kPrompts[i % available]}}.dump() + "\n";
+  write_text_file(path, text);
+}
 
 void run(const DemoArgs& args) {
   const fs::path root(args.dir);
   if (fs::exists(root) && !args.force)
     fail(root.string(), ": already exists; use --force to write the demo there again");
+  if (args.prompts == 0) fail("--prompts must be at least 1");
   if (fs::exists(root)) fs::remove_all(root);
-  const fs::path sft_dir = root / "sft", aligned_dir = root / "aligned";
+  const fs::path sft_dir = root / "sft", aligned_dir = root / "aligned", reward_dir = root / "reward";
 
   RandomLlamaSpec spec;
   spec.layers = 4;
@@ -34,50 +90,77 @@ void run(const DemoArgs& args) {
   spec.intermediate = 344;
   spec.heads = 8;
   spec.kv_heads = 4;
-  spec.vocab = 1000;
-  spec.max_shard_size = 1'000'000;  // several shards, to show sharded input
-  std::printf("1. writing a random Llama pair (SFT and aligned, BF16) to %s\n", root.c_str());
+  spec.vocab = ByteTokenizerIds::kVocabSize;
+  spec.bos_id = ByteTokenizerIds::kBos;
+  spec.eos_id = ByteTokenizerIds::kImEnd;
+  spec.max_shard_size = 500'000;  // several shards, to show sharded input
+  std::printf("1. writing a random Llama pair (SFT and aligned, BF16), a random Llama reward model\n"
+              "   and a byte-level BPE tokenizer with a ChatML template to %s\n",
+              root.c_str());
   write_random_pair(sft_dir, aligned_dir, spec, 42);
+  RandomLlamaSpec reward = spec;
+  reward.reward_model = true;
+  reward.layers = 2;
+  write_random_llama(reward_dir, reward, 7);
+  for (const auto& dir : {sft_dir, aligned_dir, reward_dir}) write_byte_tokenizer(dir);
+  const fs::path prompts = root / "prompts.jsonl";
+  write_prompts(prompts, args.prompts);
 
   const auto sft = Checkpoint::open(sft_dir.string());
   const auto aligned = Checkpoint::open(aligned_dir.string());
   std::printf("   %s: %s, %zu tensors, %llu parameters in %zu shards\n", aligned_dir.c_str(),
               aligned.architecture().c_str(), aligned.tensors().size(),
               static_cast<unsigned long long>(aligned.total_parameters()), aligned.num_files());
-
-  ThreadPool pool;
-  PlanOptions plan_options;
-  const Plan plan = make_plan(sft, aligned, plan_options);
-  const auto report = diff_checkpoints(plan, pool, false);
-  std::printf(
-      "2. expo diff: alignment moved the weights by %.4g (%.3f%% of their norm), "
-      "cosine %.6f\n",
-      report.total.delta_norm(), 100 * report.total.relative(), report.total.cosine());
-
-  ExtrapolateOptions options;
-  for (const auto& alpha : parse_alpha_list(args.alpha))
-    options.outputs.push_back({root / ("expo-alpha" + alpha.text), alpha});
-  options.command_line = command_line();
-  extrapolate_checkpoints(sft, aligned, plan, options, pool);
-  for (const auto& o : options.outputs) {
-    std::printf("3. expo extrapolate --alpha %s: wrote %s (%s)\n", o.alpha.text.c_str(),
-                o.dir.c_str(), format_bytes(plan.out_bytes()).c_str());
+  {
+    ThreadPool pool(args.threads);
+    const Plan plan = make_plan(sft, aligned, PlanOptions{});
+    const auto report = diff_checkpoints(plan, pool, false);
+    std::printf("2. expo diff: alignment moved the weights by %.4g (%.3f%% of their norm), cosine %.6f\n",
+                report.total.delta_norm(), 100 * report.total.relative(), report.total.cosine());
   }
+
+  SearchArgs search;
+  search.sft = sft_dir.string();
+  search.aligned = aligned_dir.string();
+  search.reward_model = reward_dir.string();
+  search.g.prompts_file = prompts.string();
+  search.g.gen.max_new_tokens = args.max_new_tokens;
+  search.output_dir = (root / "search").string();
+  search.alphas = args.alphas;
+  search.auto_search = args.alphas.empty();
+  search.write_best = (root / "expo-best").string();
+  search.threads = args.threads;
+  std::printf("3. expo search: %zu prompts, up to %llu new tokens each, %s\n\n", args.prompts,
+              static_cast<unsigned long long>(args.max_new_tokens),
+              args.alphas.empty() ? "--auto (log-scale scan, then golden-section refinement)"
+                                  : ("--alphas " + args.alphas).c_str());
+  std::fflush(stdout);
+  run_search(search);
   std::printf(
-      "\nTry it on your own pair:\n  build/expo extrapolate --sft %s --aligned %s "
-      "--alpha 0.3 --output %s/my-expo\n",
-      sft_dir.c_str(), aligned_dir.c_str(), root.c_str());
+      "\nThe same on your own models:\n"
+      "  expo search --sft SFT --aligned DPO --reward-model RM --prompts prompts.jsonl --auto \\\n"
+      "      --output-dir runs/search --write-best ./expo-best\n"
+      "or one alpha at a time:\n"
+      "  expo extrapolate --sft %s --aligned %s --alpha 0.3 --output %s/expo-alpha0.3\n"
+      "  expo generate --model %s/expo-alpha0.3 --prompt \"Why is the sky blue?\"\n",
+      sft_dir.c_str(), aligned_dir.c_str(), root.c_str(), root.c_str());
 }
+
 }  // namespace
 
 void add_demo_command(CLI::App& app) {
   auto args = std::make_shared<DemoArgs>();
-  auto* cmd =
-      app.add_subcommand("demo",
-                         "Run expo end to end on a generated random Llama SFT/aligned pair.\n"
-                         "Example: expo demo --dir expo-demo --alpha 0.3");
-  cmd->add_option("--dir", args->dir, "folder for the demo's models (default: expo-demo)");
-  cmd->add_option("--alpha", args->alpha, "alpha, or a list such as 0.1,0.3,0.5");
+  auto* cmd = app.add_subcommand(
+      "demo",
+      "Run the whole pipeline on generated random models: a Llama SFT/aligned pair, a reward\n"
+      "model and a tokenizer are written, then expo search picks alpha by reward (answers on the\n"
+      "built-in engine, rewards, table, plot) and writes the best model. Under a minute.\n"
+      "Example: expo demo --dir expo-demo");
+  cmd->add_option("--dir", args->dir, "folder for the demo's models and results")->capture_default_str();
+  cmd->add_option("--alphas", args->alphas, "search this grid (e.g. 0,0.1,0.3,0.5,1) instead of --auto");
+  cmd->add_option("--prompts", args->prompts, "number of built-in prompts")->capture_default_str();
+  cmd->add_option("--max-new-tokens", args->max_new_tokens)->capture_default_str();
+  cmd->add_option("--threads", args->threads, "worker threads (default: all cores)");
   cmd->add_flag("--force", args->force, "replace the folder if it exists");
   cmd->callback([args] { run(*args); });
 }

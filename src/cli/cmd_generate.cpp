@@ -1,4 +1,6 @@
-// expo generate: continuations of token prompts with the built-in engine.
+// expo generate: answers to prompts (text or token ids) with the built-in engine or an
+// OpenAI-compatible server.
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <memory>
@@ -13,7 +15,10 @@
 #include "core/units.h"
 #include "eval/answers.h"
 #include "eval/prompt_set.h"
+#include "cli/generation_args.h"
 #include "model/generator.h"
+#include "pipeline/local_answers.h"
+#include "pipeline/remote_answers.h"
 #include "text/prompt_encoder.h"
 
 namespace expo::cli {
@@ -24,13 +29,11 @@ using nlohmann::json;
 
 struct GenerateArgs {
   ModelOptions model;
+  GenerationArgs g;
+  BackendArgs backend;
   std::string tokens_file, output;
-  std::string prompt, prompts_file, tokenizer, format, template_name = "default";
+  std::string prompt, tokenizer, format, template_name = "default";
   bool raw = false;
-  GenerationOptions gen;
-  std::vector<int32_t> stop_ids;
-  bool ignore_eos = false;
-  bool greedy = false;
   bool progress = false, no_progress = false;
 };
 
@@ -74,19 +77,6 @@ std::vector<GenerationRequest> read_token_prompts(const std::string& path, std::
   return requests;
 }
 
-// The memory a run needs beyond the weights, for --max-memory.
-uint64_t working_memory(const ModelConfig& config, const GenerationOptions& gen, uint64_t prompts,
-                        uint64_t longest_prompt) {
-  const uint64_t limit = gen.context_length ? gen.context_length : model_context_length(config);
-  const uint64_t context = std::min(limit, longest_prompt + gen.max_new_tokens);
-  const uint64_t slots = std::min<uint64_t>(gen.max_batch, prompts);
-  const uint64_t step = std::min<uint64_t>(gen.step_tokens + slots, slots * context);
-  return slots * KvCache::bytes_for(config, context) +
-         step * (4 * config.hidden_size + 3 * config.intermediate_size + config.q_dim() +
-                 2 * config.kv_dim()) * 4 +
-         slots * config.vocab_size * 4;
-}
-
 class ProgressLine {
  public:
   explicit ProgressLine(bool show) : show_(show) {}
@@ -119,15 +109,6 @@ ModelConfig probe_config(const WeightSource& source, std::filesystem::path* fold
   return config;
 }
 
-void set_stop_ids(GenerateArgs& args, const ModelConfig& config, std::span<const int32_t> more) {
-  args.gen.stop_ids = args.stop_ids;
-  if (!args.stop_ids.empty() || args.ignore_eos) return;
-  args.gen.stop_ids = config.eos_token_ids;
-  for (int32_t id : more)
-    if (std::find(args.gen.stop_ids.begin(), args.gen.stop_ids.end(), id) == args.gen.stop_ids.end())
-      args.gen.stop_ids.push_back(id);
-}
-
 void run_tokens(GenerateArgs& args) {
   if (args.output.empty()) fail("--tokens-file needs --output");
   std::vector<TokenPrompt> meta;
@@ -137,14 +118,15 @@ void run_tokens(GenerateArgs& args) {
   const ModelConfig config = probe_config(source, nullptr);
   uint64_t longest = 0;
   for (const auto& r : requests) longest = std::max<uint64_t>(longest, r.prompt.size());
-  args.model.check_memory(source, working_memory(config, args.gen, requests.size(), longest),
+  args.model.check_memory(source, generation_working_memory(config, args.g.gen, requests.size(), longest),
                           "KV cache and activations");
 
   ThreadPool pool(args.model.threads);
   const auto loaded = LoadedModel::load(source, pool);
   Transformer model(*loaded);
-  set_stop_ids(args, loaded->config(), {});
-  check_requests(model, requests, args.gen, [&](size_t i) {
+  args.g.gen.stop_ids = default_stop_ids(args.g.stop_ids, args.g.ignore_eos,
+                                         loaded->config().eos_token_ids, {});
+  check_requests(model, requests, args.g.gen, [&](size_t i) {
     return args.tokens_file + ":" + std::to_string(meta[i].line);
   });
 
@@ -158,7 +140,7 @@ void run_tokens(GenerateArgs& args) {
     ProgressLine progress(args.progress || (!args.no_progress && Progress::stderr_is_terminal()));
     try {
       generate(
-          model, requests, args.gen, pool,
+          model, requests, args.g.gen, pool,
           [&](GenerationResult&& r) {
             json line{{"id", meta[r.request].id}, {"tokens", r.tokens}, {"finish_reason", r.finish_reason}};
             const std::string text = line.dump() + "\n";
@@ -175,56 +157,25 @@ void run_tokens(GenerateArgs& args) {
 }
 
 // Text prompts: the chat template (unless --raw), the tokenizer, generation turn by turn
-// (MT-Bench's second turn is asked after the first answer), answers decoded.
+// (MT-Bench's second turn is asked after the first answer), answers decoded. Or the same
+// conversations sent to OpenAI-compatible servers (--backend openai).
 void run_text(GenerateArgs& args) {
   PromptSet set;
   if (!args.prompt.empty()) {
     set.path = "--prompt";
     set.prompts.push_back(prompt_from_json(json{{"prompt", args.prompt}}, 0, "--prompt"));
   } else {
-    set = read_prompt_set(args.prompts_file);
+    set = args.g.read_prompts();
     if (args.output.empty()) fail("--prompts needs --output (the answers file)");
   }
   const AnswerFormat format =
       args.format.empty() ? default_answer_format(set.format) : parse_answer_format(args.format);
   if (!args.output.empty()) check_output_target(args.output, true);
-  const WeightSource source = args.model.source();
-  std::filesystem::path model_folder;
-  const ModelConfig config = probe_config(source, &model_folder);
-  const std::filesystem::path tokenizer_folder =
-      args.tokenizer.empty() ? model_folder : std::filesystem::path(args.tokenizer);
-  if (tokenizer_folder.empty())
-    fail("the model is a lone .safetensors file: give --tokenizer DIR (a folder with tokenizer.json)");
-  const PromptEncoder encoder(tokenizer_folder, args.template_name);
-  if (args.raw)
-    for (const auto& p : set.prompts)
-      if (p.turn_count() > 1 || p.messages.size() > 1)
-        fail(set.path.string(), ": prompt ", p.id_text,
-             " is a conversation; --raw sends one text prompt without a chat template");
-  auto encode = [&](const Prompt& p, size_t turn, std::span<const std::string> answers) {
-    if (args.raw) return encoder.encode_raw(p.user_turn(0));
-    return encoder.encode_messages(conversation_for_turn(p, turn, answers), true);
-  };
-  // Turn-0 prompts first, to size memory and check everything before loading the model.
-  std::vector<GenerationRequest> first(set.prompts.size());
-  uint64_t longest = 0;
-  for (size_t i = 0; i < set.prompts.size(); ++i) {
-    first[i] = {encode(set.prompts[i], 0, {}), i};
-    longest = std::max<uint64_t>(longest, first[i].prompt.size());
-  }
-  args.model.check_memory(source, working_memory(config, args.gen, first.size(), longest),
-                          "KV cache and activations");
-
-  ThreadPool pool(args.model.threads);
-  const auto loaded = LoadedModel::load(source, pool);
-  Transformer model(*loaded);
-  set_stop_ids(args, loaded->config(), encoder.stop_ids());
-
-  std::vector<Answer> answers(set.prompts.size());
-  for (size_t i = 0; i < set.prompts.size(); ++i) answers[i].prompt = set.prompts[i];
-  size_t turns = 0;
-  for (const auto& p : set.prompts) turns = std::max(turns, p.turn_count());
+  const bool remote = args.backend.remote();
   const bool show = args.progress || (!args.no_progress && Progress::stderr_is_terminal());
+
+  std::vector<Answer> answers;
+  std::string generator;
   size_t done = 0;
   auto save_finished = [&] {
     if (args.output.empty()) return;
@@ -232,40 +183,88 @@ void run_text(GenerateArgs& args) {
     for (const auto& a : answers)
       if (!a.turns.empty() && a.turns.size() == a.prompt.turn_count()) finished.push_back(a);
     AnswerWriteOptions options;
-    options.generator = loaded->folder().filename().string();
+    options.generator = generator;
+    options.answer_id_seed = args.g.gen.sampling.seed;
     write_answers(args.output, finished, format, options);
     done = finished.size();
   };
+
   try {
-    for (size_t turn = 0; turn < turns; ++turn) {
-      std::vector<GenerationRequest> requests;
-      std::vector<size_t> owner;
-      for (size_t i = 0; i < set.prompts.size(); ++i) {
-        if (set.prompts[i].turn_count() <= turn) continue;
-        requests.push_back(turn == 0 ? first[i]
-                                     : GenerationRequest{encode(set.prompts[i], turn, answers[i].turns),
-                                                         i + turn * set.prompts.size()});
-        owner.push_back(i);
+    if (remote) {
+      if (!args.model.model.empty() || !args.model.sft.empty() || !args.model.aligned.empty())
+        fail("--model, --sft and --aligned load a model into the built-in engine; with --backend "
+             "openai the server holds the model (name it with --model-name)");
+      if (args.backend.endpoints.empty()) fail("--backend openai needs --endpoint URL");
+      if (args.raw) fail("--raw needs the built-in engine: a chat server applies its own template");
+      OpenAIClient client(args.backend.endpoint_list(),
+                          args.backend.client_options(args.g.gen.sampling.seed));
+      generator = args.backend.model_name;
+      if (generator.empty()) {
+        const auto models = client.models();
+        if (models.empty()) fail(args.backend.endpoints[0], "/v1/models lists no model; give --model-name");
+        generator = models[0];
       }
-      check_requests(model, requests, args.gen, [&](size_t k) {
-        return set.path.string() + ": prompt " + set.prompts[owner[k]].id_text + " (turn " +
-               std::to_string(turn + 1) + ")";
-      });
       ProgressLine progress(show);
-      const std::string what = turns > 1 ? str(" (turn ", turn + 1, " of ", turns, ")") : "";
-      generate(
-          model, requests, args.gen, pool,
-          [&](GenerationResult&& r) {
-            Answer& a = answers[owner[r.request]];
-            a.turns.push_back(encoder.decode_answer(r.tokens));
-            a.finish_reasons.push_back(r.finish_reason);
-            a.output_tokens.push_back(r.tokens.size());
-          },
-          [&](const GenerationStats& s) { progress.draw(s, what); });
+      const auto start = std::chrono::steady_clock::now();
+      generate_answers_remote(client, generator, set.prompts, args.g.gen.sampling,
+                              args.g.gen.max_new_tokens, answers, [&](const RemoteProgress& p) {
+                                GenerationStats s;
+                                s.finished = p.done;
+                                s.total = p.total;
+                                s.generated_tokens = p.completion_tokens;
+                                s.seconds = std::chrono::duration<double>(
+                                                std::chrono::steady_clock::now() - start)
+                                                .count();
+                                progress.draw(s, p.turns > 1 ? str(" (turn ", p.turn + 1, " of ",
+                                                                   p.turns, ")")
+                                                             : "");
+                              });
+    } else {
+      const WeightSource source = args.model.source();
+      std::filesystem::path model_folder;
+      const ModelConfig config = probe_config(source, &model_folder);
+      const std::filesystem::path tokenizer_folder =
+          args.tokenizer.empty() ? model_folder : std::filesystem::path(args.tokenizer);
+      if (tokenizer_folder.empty())
+        fail("the model is a lone .safetensors file: give --tokenizer DIR (a folder with tokenizer.json)");
+      const PromptEncoder encoder(tokenizer_folder, args.template_name);
+      // Turn-0 prompts first, to size memory and check everything before loading the model.
+      uint64_t longest = 0;
+      for (const auto& p : set.prompts) {
+        std::vector<int32_t> tokens;
+        try {
+          tokens = encode_prompt_turn(encoder, p, 0, {}, args.raw);
+        } catch (const Error& e) {
+          fail(set.path.string(), ": prompt ", p.id_text, ": ", e.what());
+        }
+        longest = std::max<uint64_t>(longest, tokens.size());
+      }
+      args.model.check_memory(
+          source, generation_working_memory(config, args.g.gen, set.prompts.size(), longest),
+          "KV cache and activations");
+      ThreadPool pool(args.model.threads);
+      const auto loaded = LoadedModel::load(source, pool);
+      Transformer model(*loaded);
+      generator = loaded->folder().filename().string();
+      args.g.gen.stop_ids = default_stop_ids(args.g.stop_ids, args.g.ignore_eos,
+                                             loaded->config().eos_token_ids, encoder.stop_ids());
+      std::unique_ptr<ProgressLine> progress;
+      size_t current_turn = SIZE_MAX;
+      generate_answers(model, encoder, set.prompts, args.g.gen, args.raw, pool, set.path.string(),
+                       answers, [&](const TurnProgress& p) {
+                         if (p.turn != current_turn) {
+                           progress.reset();
+                           progress = std::make_unique<ProgressLine>(show);
+                           current_turn = p.turn;
+                         }
+                         progress->draw(p.stats, p.turns > 1 ? str(" (turn ", p.turn + 1, " of ",
+                                                                   p.turns, ")")
+                                                             : "");
+                       });
     }
   } catch (const Error& e) {
+    if (args.output.empty() || answers.empty()) throw;
     save_finished();
-    if (args.output.empty()) throw;
     fail(e.what(), " (", done, " of ", set.prompts.size(), " answers were written to ", args.output, ")");
   }
   if (!args.prompt.empty() && args.output.empty()) {
@@ -278,33 +277,33 @@ void run_text(GenerateArgs& args) {
 }
 
 void run(GenerateArgs& args) {
-  const int inputs = !args.tokens_file.empty() + !args.prompt.empty() + !args.prompts_file.empty();
+  const int inputs = !args.tokens_file.empty() + !args.prompt.empty() + !args.g.prompts_file.empty();
   if (inputs != 1) fail("give exactly one of --prompt TEXT, --prompts FILE and --tokens-file FILE");
-  if (args.greedy) args.gen.sampling.temperature = 0;
-  validate(args.gen.sampling);
-  if (!args.tokens_file.empty()) return run_tokens(args);
+  args.g.finish();
+  if (!args.tokens_file.empty()) {
+    if (args.backend.remote()) fail("--tokens-file needs the built-in engine (--backend local)");
+    return run_tokens(args);
+  }
   run_text(args);
 }
 }  // namespace
 
 void add_generate_command(CLI::App& app) {
   auto args = std::make_shared<GenerateArgs>();
-  // Sampling defaults of the paper's evaluation (temperature 0.7, top_p 0.9, top_k 50, presence
-  // and frequency penalty 0.1, seed 42); --greedy or --temperature 0 for argmax decoding.
-  args->gen.sampling = SamplingParams{0.7, 50, 0.9, 0.0, 0.1, 0.1, 1.0, 42};
-  args->gen.max_new_tokens = 2048;
   auto* cmd = app.add_subcommand(
       "generate",
-      "Generate answers with the built-in engine (continuous batching). Text prompts go through the\n"
-      "model's chat template and tokenizer; token prompts (--tokens-file, lines {\"id\", \"tokens\"})\n"
-      "give lines {\"id\", \"tokens\", \"finish_reason\"}, written as each prompt finishes.\n"
+      "Generate answers with the built-in engine (continuous batching) or an OpenAI-compatible\n"
+      "server. Text prompts go through the model's chat template and tokenizer; token prompts\n"
+      "(--tokens-file, lines {\"id\", \"tokens\"}) give lines {\"id\", \"tokens\", \"finish_reason\"},\n"
+      "written as each prompt finishes.\n"
       "Examples: expo generate --model ./zephyr --prompt \"Why is the sky blue?\"\n"
+      "          expo generate --sft ./sft --aligned ./dpo --alpha 0.3 --prompts alpaca_eval.json \\\n"
+      "              --output model_outputs.json\n"
+      "          expo generate --backend openai --endpoint http://127.0.0.1:8000 --prompts q.jsonl \\\n"
+      "              --output answers.jsonl\n"
       "          expo generate --model ./tiny --tokens-file prompts.jsonl --output out.jsonl");
   args->model.add_to(*cmd);
   cmd->add_option("--prompt", args->prompt, "one prompt: its answer is printed (or written to --output)");
-  cmd->add_option("--prompts", args->prompts_file,
-                  "prompt set: JSONL ({\"prompt\"}, {\"messages\"} or {\"instruction\"} per line), "
-                  "AlpacaEval JSON or MT-Bench question.jsonl");
   cmd->add_option("--tokens-file", args->tokens_file, "JSONL of token prompts {\"id\", \"tokens\"}");
   cmd->add_option("--output", args->output,
                   "answers file (--prompts: AlpacaEval model_outputs.json, MT-Bench answer JSONL or "
@@ -315,26 +314,8 @@ void add_generate_command(CLI::App& app) {
                   "folder with tokenizer.json and the chat template (default: the model's folder)");
   cmd->add_option("--chat-template", args->template_name, "named chat template to use")
       ->capture_default_str();
-  auto& s = args->gen.sampling;
-  cmd->add_option("--temperature", s.temperature, "0 = greedy")->capture_default_str();
-  cmd->add_option("--top-k", s.top_k, "0 = off")->capture_default_str();
-  cmd->add_option("--top-p", s.top_p, "1 = off")->capture_default_str();
-  cmd->add_option("--min-p", s.min_p, "0 = off")->capture_default_str();
-  cmd->add_option("--presence-penalty", s.presence_penalty)->capture_default_str();
-  cmd->add_option("--frequency-penalty", s.frequency_penalty)->capture_default_str();
-  cmd->add_option("--repetition-penalty", s.repetition_penalty, "1 = off")->capture_default_str();
-  cmd->add_option("--seed", s.seed)->capture_default_str();
-  cmd->add_flag("--greedy", args->greedy, "argmax decoding (same as --temperature 0)");
-  cmd->add_option("--max-new-tokens", args->gen.max_new_tokens)->capture_default_str();
-  cmd->add_option("--stop-token-ids", args->stop_ids,
-                  "stop after any of these (default: eos ids of generation_config.json / config.json)")
-      ->delimiter(',');
-  cmd->add_flag("--ignore-eos", args->ignore_eos, "do not stop at eos");
-  cmd->add_option("--max-context", args->gen.context_length,
-                  "tokens a sequence may reach, prompt included (default: max_position_embeddings; "
-                  "for dynamic rope, times its factor)");
-  cmd->add_option("--batch-size", args->gen.max_batch, "sequences decoded together")
-      ->capture_default_str();
+  args->g.add_to(*cmd, true);
+  args->backend.add_to(*cmd, "generation");
   cmd->add_flag("--progress", args->progress, "progress on stderr even when it is not a terminal");
   cmd->add_flag("--no-progress", args->no_progress, "no progress line");
   cmd->callback([args] { run(*args); });

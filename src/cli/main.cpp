@@ -45,6 +45,9 @@ int main(int argc, char** argv) {
   expo::cli::add_diff_command(app);
   expo::cli::add_forward_command(app);
   expo::cli::add_generate_command(app);
+  expo::cli::add_serve_command(app);
+  expo::cli::add_score_command(app);
+  expo::cli::add_search_command(app);
   expo::cli::add_chat_template_command(app);
   expo::cli::add_tokenize_command(app);
   expo::cli::add_detokenize_command(app);

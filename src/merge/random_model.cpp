@@ -32,12 +32,16 @@ std::vector<TensorLayout> llama_tensors(const RandomLlamaSpec& spec) {
     t.push_back({p + "mlp.down_proj.weight", spec.dtype, {h, inter}});
   }
   t.push_back({"model.norm.weight", spec.dtype, {h}});
-  if (!spec.tied) t.push_back({"lm_head.weight", spec.dtype, {v, h}});
+  if (spec.reward_model)
+    t.push_back({"score.weight", spec.dtype, {1, h}});
+  else if (!spec.tied)
+    t.push_back({"lm_head.weight", spec.dtype, {v, h}});
   return t;
 }
 
 nlohmann::ordered_json llama_config(const RandomLlamaSpec& spec) {
-  return {{"architectures", {"LlamaForCausalLM"}},
+  nlohmann::ordered_json config{
+          {"architectures", {spec.reward_model ? "LlamaForSequenceClassification" : "LlamaForCausalLM"}},
           {"model_type", "llama"},
           {"hidden_size", spec.hidden},
           {"intermediate_size", spec.intermediate},
@@ -45,16 +49,23 @@ nlohmann::ordered_json llama_config(const RandomLlamaSpec& spec) {
           {"num_attention_heads", spec.heads},
           {"num_key_value_heads", spec.kv_heads},
           {"vocab_size", spec.vocab},
-          {"max_position_embeddings", 2048},
+          {"max_position_embeddings", spec.max_positions},
           {"rms_norm_eps", 1e-5},
           {"rope_theta", 10000.0},
           {"hidden_act", "silu"},
-          {"tie_word_embeddings", spec.tied},
-          {"bos_token_id", 1},
-          {"eos_token_id", 2},
+          {"tie_word_embeddings", spec.tied && !spec.reward_model},
+          {"bos_token_id", spec.bos_id},
+          {"eos_token_id", spec.eos_id},
           {"torch_dtype", spec.dtype == DType::BF16  ? "bfloat16"
                           : spec.dtype == DType::F16 ? "float16"
                                                      : "float32"}};
+  if (spec.reward_model) {
+    config["num_labels"] = 1;
+    config["id2label"] = {{"0", "LABEL_0"}};
+    config["label2id"] = {{"LABEL_0", 0}};
+    config["pad_token_id"] = spec.eos_id;
+  }
+  return config;
 }
 
 }  // namespace
@@ -104,7 +115,7 @@ void write_random_llama(const fs::path& dir, const RandomLlamaSpec& spec, uint64
                     make_shard_index(names, shard_of, shards.size(), total).dump(2) + "\n");
   write_text_file(dir / "config.json", llama_config(spec).dump(2) + "\n");
   write_text_file(dir / "generation_config.json",
-                  nlohmann::ordered_json{{"bos_token_id", 1}, {"eos_token_id", 2}}.dump(2) + "\n");
+                  nlohmann::ordered_json{{"bos_token_id", spec.bos_id}, {"eos_token_id", spec.eos_id}}.dump(2) + "\n");
 }
 
 void write_random_pair(const fs::path& sft_dir, const fs::path& aligned_dir,

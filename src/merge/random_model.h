@@ -19,6 +19,11 @@ struct RandomLlamaSpec {
   DType dtype = DType::BF16;
   bool tied = false;
   uint64_t max_shard_size = 5'000'000'000;
+  // A reward model: LlamaForSequenceClassification with one label (score.weight [1, hidden])
+  // instead of the language-model head.
+  bool reward_model = false;
+  int bos_id = 1, eos_id = 2;  // config.json and generation_config.json
+  int max_positions = 2048;    // max_position_embeddings
 };
 
 // Writes one model; `seed` fixes its weights. `noise_seed` != 0 adds a small perturbation of

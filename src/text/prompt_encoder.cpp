@@ -62,7 +62,14 @@ std::vector<int32_t> PromptEncoder::encode_raw(std::string_view text) const {
 std::string PromptEncoder::decode_answer(std::span<const int32_t> ids) const {
   if (!ids.empty() && std::find(stop_ids_.begin(), stop_ids_.end(), ids.back()) != stop_ids_.end())
     ids = ids.first(ids.size() - 1);
-  return tokenizer_.decode(ids, true);
+  // Models often have more rows than the tokenizer has tokens (vocab_size padded to a multiple
+  // of 64 or 128). The tokenizers library skips such ids when decoding; so does expo here.
+  const size_t vocab = tokenizer_.vocab_size();
+  std::vector<int32_t> known;
+  known.reserve(ids.size());
+  for (int32_t id : ids)
+    if (id >= 0 && static_cast<size_t>(id) < vocab) known.push_back(id);
+  return tokenizer_.decode(known, true);
 }
 
 }  // namespace expo

@@ -33,7 +33,8 @@ class PromptEncoder {
   // (<|eot_id|>, <|im_end|>, <end_of_turn>, ...), found by rendering a probe conversation.
   std::vector<int32_t> stop_ids() const { return stop_ids_; }
 
-  // The answer's text: special tokens skipped, a final stop token dropped.
+  // The answer's text: special tokens skipped, a final stop token dropped, ids the tokenizer
+  // does not have (a padded vocabulary) skipped as the tokenizers library does.
   std::string decode_answer(std::span<const int32_t> ids) const;
 
  private:

@@ -1,0 +1,322 @@
+// expo search: choose alpha by reward. For each candidate alpha: the extrapolated model answers
+// the prompt set (built-in engine, or a server expo starts per candidate), the reward model
+// scores the answers, and the best mean reward wins; a report (table and plot) goes to D.
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <memory>
+
+#include "cli/commands.h"
+#include "cli/search_command.h"
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/progress.h"
+#include "core/thread_pool.h"
+#include "core/units.h"
+#include "eval/answers.h"
+#include "eval/report.h"
+#include "eval/results_log.h"
+#include "eval/search.h"
+#include "io/checkpoint.h"
+#include "merge/alpha_rules.h"
+#include "merge/extrapolate.h"
+#include "merge/plan.h"
+#include "pipeline/search_pipeline.h"
+
+namespace expo::cli {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string duration_text(double seconds) {
+  if (!std::isfinite(seconds) || seconds < 0) return "?";
+  const long s = std::lround(seconds);
+  if (s < 60) return str(s, "s");
+  if (s < 3600) return str(s / 60, "m", (s % 60 < 10 ? "0" : ""), s % 60, "s");
+  return str(s / 3600, "h", (s % 3600) / 60 < 10 ? "0" : "", (s % 3600) / 60, "m");
+}
+
+std::string fixed(double v, int digits) {
+  if (!std::isfinite(v)) return "n/a";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
+
+// Progress on stderr: a line per finished alpha (always), and while an alpha runs a line that
+// rewrites itself (on a terminal or with --progress) with the stage, prompts, tokens/s and ETA.
+class SearchProgressPrinter {
+ public:
+  explicit SearchProgressPrinter(bool redraw) : redraw_(redraw) {}
+  ~SearchProgressPrinter() { clear(); }
+
+  void set_total(size_t total) { total_ = total; }
+
+  void stage(const PipelineProgress& p) {
+    if (!redraw_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (drawn_ && now - last_ < std::chrono::milliseconds(250)) return;
+    last_ = now;
+    if (p.alpha != current_alpha_ || !alpha_started_) {
+      current_alpha_ = p.alpha;
+      alpha_started_ = true;
+      alpha_start_ = now;
+    }
+    const double in_alpha = std::chrono::duration<double>(now - alpha_start_).count();
+    // The time one alpha takes: the mean of the finished ones, else this one's extrapolated.
+    const double per_alpha = evaluated_ ? seconds_ / evaluated_
+                             : p.fraction > 0.05 ? in_alpha / p.fraction
+                                                 : NAN;
+    const double left_here = std::max(0.0, per_alpha * (1 - p.fraction));
+    const double left_after = per_alpha * static_cast<double>(total_ > done_ + 1 ? total_ - done_ - 1 : 0);
+    std::fprintf(stderr, "\r\033[Kalpha %s [%zu/%s%zu]: %s%s%s, ETA %s", format_alpha(p.alpha).c_str(),
+                 done_ + 1, estimated_ ? "~" : "", std::max(total_, done_ + 1), p.stage.c_str(),
+                 p.detail.empty() ? "" : " ", p.detail.c_str(),
+                 duration_text(left_here + left_after).c_str());
+    drawn_ = true;
+  }
+
+  void finished(const SearchProgress& s, bool estimated) {
+    clear();
+    estimated_ = estimated;
+    done_ = s.done;
+    total_ = s.total;
+    const auto now = std::chrono::steady_clock::now();
+    double took = 0;
+    if (!s.resumed && alpha_started_) {
+      took = std::chrono::duration<double>(now - alpha_start_).count();
+      seconds_ += took;
+      ++evaluated_;
+    }
+    alpha_started_ = false;
+    const AlphaSummary& m = *s.summary;
+    std::fprintf(stderr,
+                 "alpha %s [%zu/%s%zu]: reward %s +- %s, win rate vs alpha 0 %s%%, %s tokens, "
+                 "%zu failed, %zu truncated%s\n",
+                 format_alpha(s.alpha).c_str(), s.done, estimated ? "~" : "", s.total,
+                 fixed(m.mean_reward, 4).c_str(), fixed(m.reward_se, 4).c_str(),
+                 fixed(100 * m.win_rate, 1).c_str(), fixed(m.mean_answer_tokens, 1).c_str(), m.failed,
+                 m.truncated, s.resumed ? " (from results.jsonl)" : str(" (", duration_text(took), ")").c_str());
+  }
+
+ private:
+  void clear() {
+    if (drawn_) std::fputs("\r\033[K", stderr);
+    drawn_ = false;
+  }
+  bool redraw_;
+  bool drawn_ = false, estimated_ = false, alpha_started_ = false;
+  size_t done_ = 0, total_ = 0, evaluated_ = 0;
+  double seconds_ = 0, current_alpha_ = -1;
+  std::chrono::steady_clock::time_point last_, alpha_start_;
+};
+
+std::vector<double> parse_search_alphas(const std::string& text) {
+  std::vector<double> alphas;
+  for (const auto& a : parse_alpha_list(text)) {
+    if (!(a.value >= 0)) fail("--alphas: ", a.text, " is negative; search alphas are >= 0 (0 is the aligned model)");
+    alphas.push_back(a.value);
+  }
+  return alphas;
+}
+
+void write_best_model(const SearchArgs& args, double alpha, ThreadPool& pool) {
+  const Checkpoint sft = Checkpoint::open(args.sft), aligned = Checkpoint::open(args.aligned);
+  const Plan plan = make_plan(sft, aligned, PlanOptions{});
+  ExtrapolateOptions options;
+  options.outputs.push_back({args.write_best, AlphaValue{alpha, format_alpha(alpha)}});
+  options.allow_nonfinite = args.allow_nonfinite;
+  options.command_line = command_line();
+  extrapolate_checkpoints(sft, aligned, plan, options, pool);
+}
+
+}  // namespace
+
+SearchOutcome run_search(SearchArgs& args) {
+  if (args.sft.empty() || args.aligned.empty())
+    fail("give --sft DIR (theta0) and --aligned DIR (theta1)");
+  if (args.reward_model.empty())
+    fail("give --reward-model DIR (a reward model folder; with --reward-endpoint, its served name)");
+  if (args.g.prompts_file.empty()) fail("give --prompts FILE (JSONL, AlpacaEval JSON or MT-Bench question.jsonl)");
+  if (args.output_dir.empty()) fail("give --output-dir D (results, answers, report)");
+  if (!args.alphas.empty() && args.auto_search) fail("give --alphas LIST or --auto, not both");
+  const bool grid = !args.alphas.empty();
+  const std::vector<double> alphas = grid ? parse_search_alphas(args.alphas) : std::vector<double>{};
+  if (!grid) {
+    if (!(args.auto_options.tol > 0)) fail("--tol must be positive (relative width, e.g. 0.1)");
+    if (args.auto_options.max_evaluations < 2) fail("--max-evals must be at least 2");
+  }
+  args.g.finish();
+  const bool remote = args.backend.remote();
+  if (remote && args.serve.empty() && args.backend.endpoints.empty())
+    fail("--backend openai needs --serve 'COMMAND' (a server per candidate, e.g. 'vllm serve "
+         "{model} --port {port}') or --endpoint URL");
+  if (!remote && !args.serve.empty()) fail("--serve needs --backend openai");
+  if (remote && !args.backend.endpoints.empty() && args.serve.empty() &&
+      !(grid && alphas.size() == 1))
+    fail("--endpoint serves one fixed model, so it can evaluate only one alpha: use --serve "
+         "'COMMAND' to start a server for each candidate");
+  if (!args.write_best.empty()) check_output_target(args.write_best, false);
+
+  const fs::path dir(args.output_dir);
+  fs::create_directories(dir);
+
+  SearchPipelineOptions o;
+  o.sft = args.sft;
+  o.aligned = args.aligned;
+  o.reward_model = args.reward_model;
+  o.out_dir = dir;
+  o.prompts = args.g.read_prompts();
+  o.answer_format = args.format.empty() ? default_answer_format(o.prompts.format)
+                                        : parse_answer_format(args.format);
+  o.gen = args.g.gen;
+  o.stop_ids = args.g.stop_ids;
+  o.ignore_eos = args.g.ignore_eos;
+  o.raw = args.raw;
+  o.tokenizer = args.tokenizer;
+  o.template_name = args.template_name;
+  o.allow_nonfinite = args.allow_nonfinite;
+  o.threads = args.threads;
+  if (remote) {
+    o.endpoints = args.backend.endpoint_list();
+    o.serve_command = args.serve;
+    o.served_model_name = args.backend.model_name;
+  }
+  o.serve_timeout_s = args.serve_timeout;
+  o.keep_candidates = args.keep;
+  o.client = args.backend.client_options(args.g.gen.sampling.seed);
+  for (const auto& e : args.reward_endpoints) o.reward_endpoints.push_back({e, args.backend.api_key()});
+  o.resume = args.resume;
+
+  ResultsLog log(dir / "results.jsonl", args.resume);
+  for (const auto& w : log.warnings()) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  const size_t prompt_count = o.prompts.prompts.size();
+  const std::string prompt_path = o.prompts.path.string();
+  const std::string prompt_format = prompt_format_name(o.prompts.format);
+  std::vector<std::string> ids;
+  for (const auto& p : o.prompts.prompts) ids.push_back(p.id_text);
+
+  std::fprintf(stderr, "expo search: %zu prompts from %s, %s, up to %llu new tokens, %s\n",
+               prompt_count, prompt_path.c_str(),
+               grid ? str(alphas.size(), " alphas").c_str() : "auto search",
+               static_cast<unsigned long long>(o.gen.max_new_tokens),
+               remote ? (args.serve.empty() ? "openai endpoints" : "a server per candidate (--serve)")
+                      : "built-in engine");
+  SearchPipeline pipeline(std::move(o));
+  for (const auto& w : pipeline.warnings()) std::fprintf(stderr, "warning: %s\n", w.c_str());
+  size_t warned = pipeline.warnings().size();
+
+  const bool redraw = args.progress || (!args.no_progress && Progress::stderr_is_terminal());
+  SearchProgressPrinter printer(redraw);
+  pipeline.set_progress([&](const PipelineProgress& p) { printer.stage(p); });
+  SearchContext context;
+  context.evaluate = [&](double alpha) {
+    AlphaResult r = pipeline.evaluate(alpha);
+    for (; warned < pipeline.warnings().size(); ++warned)
+      std::fprintf(stderr, "\r\033[Kwarning: %s\n", pipeline.warnings()[warned].c_str());
+    return r;
+  };
+  context.log = &log;
+  context.prompt_ids = ids;
+  context.on_progress = [&](const SearchProgress& s) { printer.finished(s, !grid); };
+  // --auto: alpha 0, the scan and a typical refinement until the search says more.
+  printer.set_total(grid ? alphas.size() : 1 + args.auto_options.scan.size() + 6);
+
+  const auto start = std::chrono::steady_clock::now();
+  const SearchOutcome outcome =
+      grid ? grid_search(alphas, context) : auto_search(args.auto_options, context);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  ReportOptions report;
+  report.details = {
+      str("SFT (theta0): `", args.sft, "`; aligned (theta1): `", args.aligned, "`"),
+      str("reward model: `", args.reward_model, "`"),
+      str("prompts: `", prompt_path, "` (", prompt_format, ", ", prompt_count, " prompts)"),
+      str("sampling: temperature ", args.g.gen.sampling.temperature, ", top_p ",
+          args.g.gen.sampling.top_p, ", top_k ", args.g.gen.sampling.top_k, ", presence penalty ",
+          args.g.gen.sampling.presence_penalty, ", frequency penalty ",
+          args.g.gen.sampling.frequency_penalty, ", seed ", args.g.gen.sampling.seed,
+          ", max new tokens ", args.g.gen.max_new_tokens),
+      str("backend: ", remote ? (args.serve.empty() ? "openai endpoints" : "openai, --serve `" + args.serve + "`")
+                              : "built-in engine"),
+      str("answers and rewards per alpha: `", dir.string(), "/alpha-<alpha>/`; results: `",
+          (dir / "results.jsonl").string(), "`"),
+  };
+  const ReportFiles files = write_report(dir, outcome, report);
+
+  std::printf("%s\n", format_table(outcome.summaries, outcome.best_alpha).c_str());
+  std::printf("best alpha: %s (%s search, %zu alphas, %zu evaluated now, %zu from results.jsonl; %s)\n",
+              format_alpha(outcome.best_alpha).c_str(), outcome.method.c_str(),
+              outcome.results.size(), outcome.evaluated, outcome.resumed,
+              outcome.stop_reason.c_str());
+  std::printf("report: %s\nplot:   %s%s\n", files.markdown.c_str(), files.svg.c_str(),
+              files.png ? str("\n        ", files.png->string()).c_str() : "");
+  std::fprintf(stderr, "search took %s\n", duration_text(seconds).c_str());
+  if (!args.write_best.empty()) {
+    ThreadPool pool(args.threads);
+    write_best_model(args, outcome.best_alpha, pool);
+    std::printf("best model: %s (alpha %s)\n", args.write_best.c_str(),
+                format_alpha(outcome.best_alpha).c_str());
+  }
+  return outcome;
+}
+
+void add_search_command(CLI::App& app) {
+  auto args = std::make_shared<SearchArgs>();
+  auto* cmd = app.add_subcommand(
+      "search",
+      "Choose alpha by reward: for each candidate alpha, the extrapolated model answers the\n"
+      "prompts, the reward model scores the answers, and the best mean reward wins. Alpha 0 (the\n"
+      "aligned model) is the baseline. Results go to D/results.jsonl as each alpha finishes\n"
+      "(--resume continues), answers and rewards to D/alpha-<alpha>/, the table and plot to\n"
+      "D/report.md.\n"
+      "Examples: expo search --sft ./sft --aligned ./dpo --reward-model ./rm --prompts p.jsonl \\\n"
+      "              --alphas 0,0.1,0.2,0.3,0.5 --output-dir runs/search\n"
+      "          expo search ... --auto --write-best ./expo-best\n"
+      "          expo search ... --backend openai --serve 'vllm serve {model} --port {port}'");
+  cmd->add_option("--sft", args->sft, "theta0: the SFT checkpoint");
+  cmd->add_option("--aligned", args->aligned, "theta1: the aligned (DPO/RLHF) checkpoint");
+  cmd->add_option("--reward-model", args->reward_model,
+                  "reward model folder (*ForSequenceClassification), or its served name with "
+                  "--reward-endpoint");
+  cmd->add_option("--output-dir", args->output_dir, "folder for results, answers and the report");
+  cmd->add_option("--alphas", args->alphas, "a grid of alphas, e.g. 0,0.1,0.2,0.3,0.5 (0 is added)");
+  cmd->add_flag("--auto", args->auto_search,
+                "log-scale scan over 0.1..25, then golden-section refinement (the default "
+                "without --alphas)");
+  cmd->add_option("--tol", args->auto_options.tol,
+                  "--auto: stop when the bracket is within this relative width")
+      ->capture_default_str();
+  cmd->add_option("--max-evals", args->auto_options.max_evaluations,
+                  "--auto: most alphas to evaluate, alpha 0 included")
+      ->capture_default_str();
+  cmd->add_flag("--resume", args->resume, "continue an interrupted search in the same --output-dir");
+  cmd->add_option("--write-best", args->write_best, "write the best model to this folder");
+  cmd->add_option("--format", args->format,
+                  "answers format per alpha: jsonl, alpaca_eval or mt_bench (default: the prompt set's)");
+  cmd->add_flag("--raw", args->raw, "send prompt texts without the chat template");
+  cmd->add_option("--tokenizer", args->tokenizer, "tokenizer folder (default: the aligned model's)");
+  cmd->add_option("--chat-template", args->template_name, "named chat template to use")
+      ->capture_default_str();
+  args->g.add_to(*cmd, true);
+  args->backend.add_to(*cmd, "generation", true);
+  cmd->add_option("--serve", args->serve,
+                  "openai: command that serves a candidate; {model} is its folder, {port} a free "
+                  "port, {host} 127.0.0.1, {alpha} the alpha. Example: 'vllm serve {model} --port "
+                  "{port}' or 'expo serve --model {model} --port {port}'");
+  cmd->add_option("--serve-timeout", args->serve_timeout,
+                  "seconds to wait for a started server to answer /health or /v1/models")
+      ->capture_default_str();
+  cmd->add_flag("--keep", args->keep, "--serve: keep the candidate folders expo writes");
+  cmd->add_option("--reward-endpoint", args->reward_endpoints,
+                  "score through this reward server's pooling API instead of the built-in engine "
+                  "(repeatable)");
+  cmd->add_flag("--allow-nonfinite", args->allow_nonfinite, "carry NaN/Inf weights through extrapolation");
+  cmd->add_option("--threads", args->threads, "worker threads (default: all cores)");
+  cmd->add_flag("--progress", args->progress, "progress on stderr even when it is not a terminal");
+  cmd->add_flag("--no-progress", args->no_progress, "no progress line");
+  cmd->callback([args] { run_search(*args); });
+}
+
+}  // namespace expo::cli

@@ -1,0 +1,85 @@
+#include "pipeline/local_answers.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "model/kv_cache.h"
+
+namespace expo {
+
+std::vector<int32_t> encode_prompt_turn(const PromptEncoder& encoder, const Prompt& prompt,
+                                        size_t turn, std::span<const std::string> answers,
+                                        bool raw) {
+  if (raw) {
+    if (prompt.turn_count() > 1 || prompt.messages.size() > 1)
+      fail("prompt ", prompt.id_text,
+           " is a conversation; --raw sends one text prompt without a chat template");
+    return encoder.encode_raw(prompt.user_turn(0));
+  }
+  return encoder.encode_messages(conversation_for_turn(prompt, turn, answers), true);
+}
+
+void generate_answers(Transformer& model, const PromptEncoder& encoder,
+                      std::span<const Prompt> prompts, const GenerationOptions& options, bool raw,
+                      ThreadPool& pool, const std::string& set_name, std::vector<Answer>& answers,
+                      const std::function<void(const TurnProgress&)>& on_step) {
+  answers.assign(prompts.size(), Answer{});
+  for (size_t i = 0; i < prompts.size(); ++i) answers[i].prompt = prompts[i];
+  size_t turns = 0;
+  for (const auto& p : prompts) turns = std::max(turns, p.turn_count());
+  for (size_t turn = 0; turn < turns; ++turn) {
+    std::vector<GenerationRequest> requests;
+    std::vector<size_t> owner;
+    for (size_t i = 0; i < prompts.size(); ++i) {
+      if (prompts[i].turn_count() <= turn) continue;
+      std::vector<int32_t> tokens;
+      try {
+        tokens = encode_prompt_turn(encoder, prompts[i], turn, answers[i].turns, raw);
+      } catch (const Error& e) {
+        fail(set_name, ": prompt ", prompts[i].id_text, ": ", e.what());
+      }
+      requests.push_back({std::move(tokens), i + turn * prompts.size()});
+      owner.push_back(i);
+    }
+    check_requests(model, requests, options, [&](size_t k) {
+      return set_name + ": prompt " + prompts[owner[k]].id_text + " (turn " +
+             std::to_string(turn + 1) + ")";
+    });
+    generate(
+        model, requests, options, pool,
+        [&](GenerationResult&& r) {
+          Answer& a = answers[owner[r.request]];
+          a.turns.push_back(encoder.decode_answer(r.tokens));
+          a.finish_reasons.push_back(r.finish_reason);
+          a.output_tokens.push_back(r.tokens.size());
+        },
+        [&](const GenerationStats& s) {
+          if (on_step) on_step({turn, turns, s});
+        });
+  }
+}
+
+std::vector<int32_t> default_stop_ids(std::span<const int32_t> explicit_ids, bool ignore_eos,
+                                      std::span<const int32_t> eos_ids,
+                                      std::span<const int32_t> template_stop_ids) {
+  if (!explicit_ids.empty()) return {explicit_ids.begin(), explicit_ids.end()};
+  if (ignore_eos) return {};
+  std::vector<int32_t> ids(eos_ids.begin(), eos_ids.end());
+  for (int32_t id : template_stop_ids)
+    if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  return ids;
+}
+
+uint64_t generation_working_memory(const ModelConfig& config, const GenerationOptions& gen,
+                                   uint64_t prompts, uint64_t longest_prompt) {
+  const uint64_t limit = gen.context_length ? gen.context_length : model_context_length(config);
+  const uint64_t context = std::min(limit, longest_prompt + gen.max_new_tokens);
+  const uint64_t slots = std::min<uint64_t>(gen.max_batch, prompts);
+  const uint64_t step = std::min<uint64_t>(gen.step_tokens + slots, slots * context);
+  return slots * KvCache::bytes_for(config, context) +
+         step * (4 * config.hidden_size + 3 * config.intermediate_size + config.q_dim() +
+                 2 * config.kv_dim()) * 4 +
+         slots * config.vocab_size * 4;
+}
+
+}  // namespace expo

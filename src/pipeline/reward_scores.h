@@ -1,0 +1,57 @@
+#pragma once
+// Rewards for answers. The reward model reads the whole exchange (the conversation and the
+// model's answers, eval/prompt_set.h full_conversation) rendered with the reward model's OWN
+// chat template, add_generation_prompt off, encoded without extra special tokens: the
+// template writes BOS itself, so BOS is never doubled (as apply_chat_template(tokenize=True)).
+//
+// On the built-in engine (score_answers_local) or through an OpenAI-compatible server's
+// pooling API (score_answers_remote: the conversation is sent as messages and the server
+// applies the template, vLLM's /pooling or /classify with raw logits).
+//
+// An answer the reward model cannot read (longer than its context) gets NaN, a "failed"
+// answer in the statistics, with a warning; anything else wrong is an error.
+#include <cstddef>
+#include <filesystem>
+#include <functional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/thread_pool.h"
+#include "eval/alpha_stats.h"
+#include "eval/answers.h"
+#include "http/openai_client.h"
+#include "model/transformer.h"
+#include "text/prompt_encoder.h"
+#include "text/tokenizer.h"
+
+namespace expo {
+
+// The tokens the reward model scores for one answer (all its turns).
+std::vector<int32_t> encode_for_reward(const PromptEncoder& reward_encoder, const Answer& answer);
+
+// One reward per answer (label 0's raw logit). `on_done(n)` after each packed forward pass.
+std::vector<double> score_answers_local(Transformer& reward_model,
+                                        const PromptEncoder& reward_encoder,
+                                        std::span<const Answer> answers, ThreadPool& pool,
+                                        std::vector<std::string>& warnings,
+                                        const std::function<void(size_t done)>& on_done = {});
+
+// The same through a server; `model` is the served reward model's name.
+std::vector<double> score_answers_remote(OpenAIClient& client, const std::string& model,
+                                         std::span<const Answer> answers,
+                                         const std::function<void(size_t done)>& on_done = {});
+
+// Rewards and lengths as the search's statistics want them. An answer's length in tokens is
+// the sum of its turns' output_tokens when the answer file has them, else its turns counted
+// with `tokenizer` (no special tokens) when given, else NaN; characters are Unicode code
+// points (Python's len()). Truncated: any turn whose finish_reason is "length".
+AlphaResult answers_result(double alpha, std::span<const Answer> answers,
+                           std::span<const double> rewards, const Tokenizer* tokenizer);
+
+// One line per answer: {"id", "reward" (null when failed), "answer_tokens", "answer_chars",
+// "finish_reason"}, written atomically.
+void write_rewards(const std::filesystem::path& path, std::span<const Answer> answers,
+                   const AlphaResult& result);
+
+}  // namespace expo

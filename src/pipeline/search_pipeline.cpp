@@ -1,0 +1,276 @@
+#include "pipeline/search_pipeline.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <optional>
+
+#include "core/error.h"
+#include "core/thread_pool.h"
+#include "eval/report.h"
+#include "io/checkpoint.h"
+#include "merge/extrapolate.h"
+#include "merge/plan.h"
+#include "model/transformer.h"
+#include "model/weights.h"
+#include "pipeline/local_answers.h"
+#include "pipeline/remote_answers.h"
+#include "pipeline/reward_scores.h"
+#include "pipeline/server_process.h"
+#include "text/prompt_encoder.h"
+
+namespace expo {
+
+namespace fs = std::filesystem;
+
+struct SearchPipeline::Impl {
+  SearchPipelineOptions o;
+  ThreadPool pool;
+  ModelConfig policy_config;
+  fs::path aligned_folder;
+  std::unique_ptr<PromptEncoder> policy_encoder;
+  // Reward model on the built-in engine...
+  std::unique_ptr<LoadedModel> reward_weights;
+  std::unique_ptr<Transformer> reward_model;
+  std::unique_ptr<PromptEncoder> reward_encoder;
+  // ...or on servers.
+  std::unique_ptr<OpenAIClient> reward_client;
+  std::vector<std::string> warnings;
+  std::function<void(const PipelineProgress&)> on_progress;
+
+  explicit Impl(SearchPipelineOptions options) : o(std::move(options)), pool(o.threads) {}
+
+  bool local_generation() const { return o.endpoints.empty() && o.serve_command.empty(); }
+
+  void report(double alpha, const std::string& stage, double fraction, const std::string& detail) {
+    if (on_progress) on_progress({alpha, stage, fraction, detail});
+  }
+};
+
+SearchPipeline::SearchPipeline(SearchPipelineOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options))) {
+  Impl& m = *impl_;
+  auto& o = m.o;
+  if (o.prompts.prompts.empty()) fail(o.prompts.path.string(), ": no prompts");
+  if (!o.endpoints.empty() && !o.serve_command.empty())
+    fail("give --endpoint (servers already running) or --serve (a server per candidate), not both");
+  const Checkpoint aligned = Checkpoint::open(o.aligned);
+  {
+    const Checkpoint sft = Checkpoint::open(o.sft);  // fails early on a bad path
+    if (sft.architecture() != aligned.architecture())
+      fail("--sft ", o.sft, " is ", sft.architecture(), " but --aligned ", o.aligned, " is ",
+           aligned.architecture());
+  }
+  m.aligned_folder = aligned.folder();
+  m.policy_config = read_model_config(aligned);
+  if (m.policy_config.is_reward_model)
+    fail(o.aligned, ": ", m.policy_config.architecture,
+         " is a reward model; --sft and --aligned must be generative (*ForCausalLM) models");
+  const fs::path tokenizer = o.tokenizer.empty() ? m.aligned_folder : fs::path(o.tokenizer);
+  if (tokenizer.empty())
+    fail("the aligned model is a lone .safetensors file: give --tokenizer DIR (a folder with tokenizer.json)");
+  m.policy_encoder = std::make_unique<PromptEncoder>(tokenizer, o.template_name);
+  o.gen.stop_ids = default_stop_ids(o.stop_ids, o.ignore_eos, m.policy_config.eos_token_ids,
+                                    m.policy_encoder->stop_ids());
+
+  // Every first turn encodes and fits the context (the local engine's; a server has its own).
+  if (m.local_generation()) {
+    const uint64_t context =
+        o.gen.context_length ? o.gen.context_length : model_context_length(m.policy_config);
+    for (const auto& p : o.prompts.prompts) {
+      std::vector<int32_t> tokens;
+      try {
+        tokens = encode_prompt_turn(*m.policy_encoder, p, 0, {}, o.raw);
+      } catch (const Error& e) {
+        fail(o.prompts.path.string(), ": prompt ", p.id_text, ": ", e.what());
+      }
+      if (tokens.size() >= context)
+        fail(o.prompts.path.string(), ": prompt ", p.id_text, " is ", tokens.size(),
+             " tokens, which leaves no room for an answer in the context of ", context);
+    }
+  }
+
+  if (o.reward_endpoints.empty()) {
+    const WeightSource source = WeightSource::from_model(o.reward_model);
+    const Checkpoint probe = Checkpoint::open(o.reward_model);
+    const ModelConfig config = read_model_config(probe);
+    if (!config.is_reward_model)
+      fail("--reward-model ", o.reward_model, ": ", config.architecture,
+           " is not a reward model (expected *ForSequenceClassification)");
+    m.reward_encoder = std::make_unique<PromptEncoder>(probe.folder());
+    if (!m.reward_encoder->has_chat_template())
+      fail("--reward-model ", o.reward_model,
+           ": its tokenizer has no chat template; expo builds the reward model's input with the "
+           "reward model's own template");
+    m.reward_weights = LoadedModel::load(source, m.pool);
+    m.reward_model = std::make_unique<Transformer>(*m.reward_weights);
+  } else {
+    m.reward_client = std::make_unique<OpenAIClient>(o.reward_endpoints, o.client);
+  }
+}
+
+SearchPipeline::~SearchPipeline() = default;
+
+void SearchPipeline::set_progress(std::function<void(const PipelineProgress&)> on_progress) {
+  impl_->on_progress = std::move(on_progress);
+}
+
+const std::vector<std::string>& SearchPipeline::warnings() const { return impl_->warnings; }
+
+fs::path SearchPipeline::alpha_dir(double alpha) const {
+  return impl_->o.out_dir / ("alpha-" + format_alpha(alpha));
+}
+
+namespace {
+
+std::string rate_detail(size_t done, size_t total, uint64_t tokens, double seconds,
+                        size_t turn, size_t turns) {
+  std::string s = str(done, "/", total, " prompts");
+  if (turns > 1) s += str(" (turn ", turn + 1, "/", turns, ")");
+  s += str(", ", tokens, " tokens");
+  if (seconds > 0) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, ", %.1f tok/s", tokens / seconds);
+    s += buf;
+  }
+  return s;
+}
+
+// Answers left by an interrupted run, when they answer every prompt of the set, in order.
+std::optional<std::vector<Answer>> complete_answers(const fs::path& path, const PromptSet& set) {
+  if (!fs::exists(path)) return std::nullopt;
+  try {
+    AnswerSet answers = read_answers(path);
+    attach_prompts(answers, set);
+    if (answers.answers.size() != set.prompts.size()) return std::nullopt;
+    for (size_t i = 0; i < set.prompts.size(); ++i) {
+      if (answers.answers[i].prompt.id_text != set.prompts[i].id_text ||
+          answers.answers[i].turns.size() != set.prompts[i].turn_count())
+        return std::nullopt;
+      answers.answers[i].prompt = set.prompts[i];
+    }
+    return std::move(answers.answers);
+  } catch (const Error&) {
+    return std::nullopt;
+  }
+}
+
+}  // namespace
+
+AlphaResult SearchPipeline::evaluate(double alpha) {
+  Impl& m = *impl_;
+  const auto& o = m.o;
+  const fs::path dir = alpha_dir(alpha);
+  fs::create_directories(dir);
+  const std::string model_id =
+      m.aligned_folder.filename().string() + "-expo-alpha" + format_alpha(alpha);
+  const fs::path answers_path = dir / default_answer_file_name(o.answer_format, model_id);
+  const auto& prompts = o.prompts.prompts;
+  const auto start = std::chrono::steady_clock::now();
+  auto elapsed = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
+
+  std::vector<Answer> answers;
+  std::optional<std::vector<Answer>> reused;
+  if (o.resume) reused = complete_answers(answers_path, o.prompts);
+  if (reused) {
+    answers = std::move(*reused);
+    m.warnings.push_back(str("alpha ", format_alpha(alpha), ": reused the complete answers in ",
+                             answers_path.string()));
+  } else if (m.local_generation()) {
+    m.report(alpha, alpha == 0 ? "loading" : "extrapolating", 0, "");
+    const WeightSource source = alpha == 0 ? WeightSource::from_model(o.aligned)
+                                           : WeightSource::from_pair(o.sft, o.aligned, alpha);
+    WeightSource s = source;
+    s.allow_nonfinite = o.allow_nonfinite;
+    auto loaded = LoadedModel::load(s, m.pool);
+    Transformer model(*loaded);
+    generate_answers(model, *m.policy_encoder, prompts, o.gen, o.raw, m.pool,
+                     o.prompts.path.string(), answers, [&](const TurnProgress& p) {
+                       const double f = (p.turn + (p.stats.total ? double(p.stats.finished) / p.stats.total : 0)) / p.turns;
+                       m.report(alpha, "generating", 0.9 * f,
+                                rate_detail(p.stats.finished, p.stats.total, p.stats.generated_tokens,
+                                            p.stats.seconds, p.turn, p.turns));
+                     });
+  } else {
+    std::unique_ptr<ServerProcess> server;
+    std::vector<Endpoint> endpoints = o.endpoints;
+    fs::path candidate;
+    if (!o.serve_command.empty()) {
+      std::string model_folder = m.aligned_folder.string();
+      if (alpha != 0) {
+        m.report(alpha, "extrapolating", 0, "");
+        candidate = o.out_dir / "candidates" / ("alpha-" + format_alpha(alpha));
+        if (fs::exists(candidate)) fs::remove_all(candidate);  // left by an interrupted run
+        const Checkpoint sft = Checkpoint::open(o.sft), aligned = Checkpoint::open(o.aligned);
+        const Plan plan = make_plan(sft, aligned, PlanOptions{});
+        ExtrapolateOptions eo;
+        eo.outputs.push_back({candidate, AlphaValue{alpha, format_alpha(alpha)}});
+        eo.allow_nonfinite = o.allow_nonfinite;
+        eo.command_line = "expo search (candidate alpha " + format_alpha(alpha) + ")";
+        fs::create_directories(candidate.parent_path());
+        extrapolate_checkpoints(sft, aligned, plan, eo, m.pool);
+        model_folder = candidate.string();
+      }
+      const int port = free_loopback_port();
+      const std::string command = expand_command_template(
+          o.serve_command, {{"model", model_folder},
+                            {"port", std::to_string(port)},
+                            {"host", "127.0.0.1"},
+                            {"alpha", format_alpha(alpha)}});
+      m.report(alpha, "starting server", 0.05, command);
+      server = std::make_unique<ServerProcess>(command, dir / "server.log");
+      const std::string url = "http://127.0.0.1:" + std::to_string(port);
+      server->wait_ready(url, o.serve_timeout_s);
+      endpoints = {Endpoint{url, o.endpoints.empty() ? "" : o.endpoints[0].api_key}};
+    }
+    OpenAIClient client(endpoints, o.client);
+    std::string name = o.served_model_name;
+    if (name.empty()) {
+      const auto models = client.models();
+      if (models.empty()) fail(endpoints[0].base_url, "/v1/models lists no model; give --model-name");
+      name = models[0];
+    }
+    try {
+      generate_answers_remote(client, name, prompts, o.gen.sampling, o.gen.max_new_tokens, answers,
+                              [&](const RemoteProgress& p) {
+                                m.report(alpha, "generating",
+                                         0.9 * (p.turn + double(p.done) / p.total) / p.turns,
+                                         rate_detail(p.done, p.total, p.completion_tokens,
+                                                     elapsed(), p.turn, p.turns));
+                              });
+    } catch (const Error& e) {
+      if (server && !server->running())
+        fail(e.what(), "\nthe server exited (", server->exit_description(), "); end of ",
+             (dir / "server.log").string(), ":\n", server->log_tail());
+      throw;
+    }
+    if (server) server->stop();
+    if (!candidate.empty() && !o.keep_candidates) fs::remove_all(candidate);
+  }
+  AnswerWriteOptions wo;
+  wo.generator = model_id;
+  wo.answer_id_seed = o.gen.sampling.seed;
+  write_answers(answers_path, answers, o.answer_format, wo);
+
+  m.report(alpha, "scoring", 0.9, str(answers.size(), " answers"));
+  std::vector<double> rewards;
+  if (m.reward_model) {
+    rewards = score_answers_local(*m.reward_model, *m.reward_encoder, answers, m.pool, m.warnings,
+                                  [&](size_t done) {
+                                    m.report(alpha, "scoring", 0.9 + 0.1 * done / answers.size(),
+                                             str(done, "/", answers.size(), " answers"));
+                                  });
+  } else {
+    rewards = score_answers_remote(*m.reward_client, o.reward_model, answers, [&](size_t done) {
+      m.report(alpha, "scoring", 0.9 + 0.1 * done / answers.size(),
+               str(done, "/", answers.size(), " answers"));
+    });
+  }
+  AlphaResult result = answers_result(alpha, answers, rewards, &m.policy_encoder->tokenizer());
+  write_rewards(dir / "rewards.jsonl", answers, result);
+  return result;
+}
+
+}  // namespace expo

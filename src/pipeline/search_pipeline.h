@@ -1,0 +1,94 @@
+#pragma once
+// The model work behind `expo search`, one alpha at a time: make the candidate
+// theta1 + alpha (theta1 - theta0), generate answers to the prompt set with it, score them
+// with the reward model, and keep both in the output folder:
+//
+//   D/alpha-<alpha>/<answers file>   in the prompt set's own format (AlpacaEval
+//                                    model_outputs.json, MT-Bench answer JSONL, or JSONL)
+//   D/alpha-<alpha>/rewards.jsonl    {"id", "reward", "answer_tokens", "answer_chars",
+//                                    "finish_reason"} per prompt
+//   D/alpha-<alpha>/server.log       (--serve) the server's output
+//
+// Alpha 0 is the aligned model itself, read as is. Generation runs on the built-in engine
+// (the candidate is extrapolated while it loads, nothing written) or on OpenAI-compatible
+// servers: given endpoints (which must already serve the candidate: only useful for one
+// alpha), or, with a --serve command template, a server expo starts per candidate on a model
+// folder it writes with the extrapolation pass (removed afterwards unless `keep`). Rewards come
+// from the built-in engine (the reward model loaded once) or from reward endpoints.
+//
+// When resuming, an alpha whose answers file is complete (every prompt, every turn, the same
+// ids) is scored again without generating.
+#include <cstddef>
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "eval/alpha_stats.h"
+#include "eval/answers.h"
+#include "eval/prompt_set.h"
+#include "http/openai_client.h"
+#include "model/generator.h"
+
+namespace expo {
+
+struct SearchPipelineOptions {
+  std::string sft, aligned;  // checkpoint specs
+  std::string reward_model;  // folder (built-in engine), or the served name with reward endpoints
+  std::filesystem::path out_dir;
+  PromptSet prompts;
+  AnswerFormat answer_format = AnswerFormat::kJsonl;
+
+  // Generation.
+  GenerationOptions gen;                // sampling, max_new_tokens, batch; stop_ids filled below
+  std::vector<int32_t> stop_ids;        // explicit --stop-token-ids (local backend)
+  bool ignore_eos = false;
+  bool raw = false;
+  std::string tokenizer;                // default: the aligned model's folder
+  std::string template_name = "default";
+  bool allow_nonfinite = false;
+  size_t threads = 0;
+
+  // Generation backend: local unless endpoints or serve_command are given.
+  std::vector<Endpoint> endpoints;      // --backend openai --endpoint
+  std::string serve_command;            // --serve template ({model}, {port}, {host}, {alpha})
+  std::string served_model_name;        // --model-name; default: what /v1/models lists first
+  double serve_timeout_s = 600;
+  bool keep_candidates = false;         // --keep
+  ClientOptions client;                 // parallel, timeouts, retries
+
+  // Reward backend: local (reward_model is a folder) unless reward_endpoints are given.
+  std::vector<Endpoint> reward_endpoints;
+
+  bool resume = false;  // reuse complete answers files left in D by an interrupted run
+};
+
+struct PipelineProgress {
+  double alpha = 0;
+  std::string stage;      // "loading", "extrapolating", "starting server", "generating", "scoring"
+  double fraction = 0;    // of this alpha's work, in [0, 1]
+  std::string detail;     // "12/32 prompts, 1234 tokens, 130 tok/s"
+};
+
+class SearchPipeline {
+ public:
+  // Checks what can be checked before any model work: the models' configs and tokenizers,
+  // every prompt's encoding against the context, the reward model's template.
+  explicit SearchPipeline(SearchPipelineOptions options);
+  ~SearchPipeline();
+
+  // Evaluates one alpha (the search's Evaluate callback).
+  AlphaResult evaluate(double alpha);
+  // Folder of an alpha's files.
+  std::filesystem::path alpha_dir(double alpha) const;
+
+  void set_progress(std::function<void(const PipelineProgress&)> on_progress);
+  const std::vector<std::string>& warnings() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace expo

@@ -1,0 +1,182 @@
+#include "pipeline/server_process.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include "core/error.h"
+#include "core/interrupt.h"
+#include "http/openai_client.h"
+
+namespace expo {
+
+std::string expand_command_template(const std::string& command,
+                                    const std::map<std::string, std::string>& values) {
+  std::string out;
+  for (size_t i = 0; i < command.size(); ++i) {
+    const char c = command[i];
+    if ((c == '{' || c == '}') && i + 1 < command.size() && command[i + 1] == c) {
+      out += c;
+      ++i;
+      continue;
+    }
+    if (c == '}') fail("--serve: unmatched '}' at offset ", i, " of \"", command, "\" (write }} for a brace)");
+    if (c != '{') {
+      out += c;
+      continue;
+    }
+    const size_t end = command.find('}', i);
+    if (end == std::string::npos)
+      fail("--serve: unmatched '{' at offset ", i, " of \"", command, "\" (write {{ for a brace)");
+    const std::string key = command.substr(i + 1, end - i - 1);
+    const auto it = values.find(key);
+    if (it == values.end()) {
+      std::string known;
+      for (const auto& [k, v] : values) known += (known.empty() ? "{" : ", {") + k + "}";
+      fail("--serve: unknown placeholder {", key, "} in \"", command, "\"; known: ", known);
+    }
+    out += it->second;
+    i = end;
+  }
+  return out;
+}
+
+int free_loopback_port() {
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) fail("cannot create a socket: ", std::strerror(errno));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = 0;
+  socklen_t len = sizeof addr;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
+    const int e = errno;
+    ::close(fd);
+    fail("cannot find a free port on 127.0.0.1: ", std::strerror(e));
+  }
+  ::close(fd);
+  return ntohs(addr.sin_port);
+}
+
+ServerProcess::ServerProcess(const std::string& command, const std::filesystem::path& log_path)
+    : command_(command), log_path_(log_path) {
+  const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log < 0) fail(log_path.string(), ": cannot create the server log: ", std::strerror(errno));
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(log);
+    fail("cannot start the server (fork: ", std::strerror(errno), ")");
+  }
+  if (pid == 0) {
+    ::setpgid(0, 0);
+    ::dup2(log, STDOUT_FILENO);
+    ::dup2(log, STDERR_FILENO);
+    const int null = ::open("/dev/null", O_RDONLY);
+    if (null >= 0) ::dup2(null, STDIN_FILENO);
+    // Default signal dispositions: the server handles SIGINT/SIGTERM itself.
+    ::signal(SIGINT, SIG_DFL);
+    ::signal(SIGTERM, SIG_DFL);
+    ::signal(SIGPIPE, SIG_DFL);
+    ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  ::setpgid(pid, pid);  // also from the parent, so the group exists before any kill
+  ::close(log);
+  pid_ = pid;
+}
+
+ServerProcess::~ServerProcess() {
+  try {
+    stop();
+  } catch (...) {
+  }
+}
+
+bool ServerProcess::running() {
+  if (pid_ < 0 || exited_) return false;
+  int status = 0;
+  const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+  if (r == pid_) {
+    exited_ = true;
+    status_ = status;
+    return false;
+  }
+  return true;
+}
+
+std::string ServerProcess::exit_description() const {
+  if (!exited_) return "running";
+  if (WIFEXITED(status_)) return "exit status " + std::to_string(WEXITSTATUS(status_));
+  if (WIFSIGNALED(status_)) return "killed by signal " + std::to_string(WTERMSIG(status_));
+  return "stopped";
+}
+
+std::string ServerProcess::log_tail(size_t max_bytes) const {
+  std::ifstream in(log_path_, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string text = ss.str();
+  if (text.size() > max_bytes) text = "..." + text.substr(text.size() - max_bytes);
+  return text;
+}
+
+void ServerProcess::wait_ready(const std::string& base_url, double timeout_s) {
+  ClientOptions options;
+  options.max_retries = 0;
+  options.timeout_s = 5;
+  options.connect_timeout_s = 2;
+  OpenAIClient client({Endpoint{base_url, ""}}, options);
+  const auto start = std::chrono::steady_clock::now();
+  for (;;) {
+    if (!running())
+      fail("the server command exited before it answered (", exit_description(), "): ", command_,
+           "\n--- end of ", log_path_.string(), " ---\n", log_tail());
+    if (client.healthy()) return;
+    try {
+      client.models();
+      return;
+    } catch (const Error&) {
+    }
+    if (interrupted()) fail("interrupted while waiting for the server to start");
+    const double waited =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (waited > timeout_s)
+      fail("the server did not answer GET ", base_url, "/health or /v1/models within ", timeout_s,
+           " s (--serve-timeout): ", command_, "\n--- end of ", log_path_.string(), " ---\n",
+           log_tail());
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+}
+
+void ServerProcess::stop(double grace_s) {
+  if (pid_ < 0 || !running()) return;
+  ::kill(-pid_, SIGTERM);
+  const auto start = std::chrono::steady_clock::now();
+  while (running()) {
+    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() > grace_s) {
+      ::kill(-pid_, SIGKILL);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+      exited_ = true;
+      status_ = status;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  // Children the shell left behind in the group.
+  ::kill(-pid_, SIGKILL);
+}
+
+}  // namespace expo
