@@ -93,7 +93,7 @@ void run(const DemoArgs& args) {
   spec.vocab = ByteTokenizerIds::kVocabSize;
   spec.bos_id = ByteTokenizerIds::kBos;
   spec.eos_id = ByteTokenizerIds::kImEnd;
-  spec.max_shard_size = 500'000;  // several shards, to show sharded input
+  spec.max_shard_size = 1'000'000;  // two shards, to show sharded input
   std::printf("1. writing a random Llama pair (SFT and aligned, BF16), a random Llama reward model\n"
               "   and a byte-level BPE tokenizer with a ChatML template to %s\n",
               root.c_str());

@@ -100,6 +100,12 @@ class SearchProgressPrinter {
                  m.truncated, s.resumed ? " (from results.jsonl)" : str(" (", duration_text(took), ")").c_str());
   }
 
+ // A line of its own, above the progress line.
+  void print_line(const std::string& line) {
+    clear();
+    std::fprintf(stderr, "%s\n", line.c_str());
+  }
+
  private:
   void clear() {
     if (drawn_) std::fputs("\r\033[K", stderr);
@@ -160,7 +166,6 @@ SearchOutcome run_search(SearchArgs& args) {
   if (!args.write_best.empty()) check_output_target(args.write_best, false);
 
   const fs::path dir(args.output_dir);
-  fs::create_directories(dir);
 
   SearchPipelineOptions o;
   o.sft = args.sft;
@@ -189,8 +194,6 @@ SearchOutcome run_search(SearchArgs& args) {
   for (const auto& e : args.reward_endpoints) o.reward_endpoints.push_back({e, args.backend.api_key()});
   o.resume = args.resume;
 
-  ResultsLog log(dir / "results.jsonl", args.resume);
-  for (const auto& w : log.warnings()) std::fprintf(stderr, "warning: %s\n", w.c_str());
   const size_t prompt_count = o.prompts.prompts.size();
   const std::string prompt_path = o.prompts.path.string();
   const std::string prompt_format = prompt_format_name(o.prompts.format);
@@ -203,7 +206,11 @@ SearchOutcome run_search(SearchArgs& args) {
                static_cast<unsigned long long>(o.gen.max_new_tokens),
                remote ? (args.serve.empty() ? "openai endpoints" : "a server per candidate (--serve)")
                       : "built-in engine");
+  // The models and the prompts are checked before anything is written to D.
   SearchPipeline pipeline(std::move(o));
+  fs::create_directories(dir);
+  ResultsLog log(dir / "results.jsonl", args.resume);
+  for (const auto& w : log.warnings()) std::fprintf(stderr, "warning: %s\n", w.c_str());
   for (const auto& w : pipeline.warnings()) std::fprintf(stderr, "warning: %s\n", w.c_str());
   size_t warned = pipeline.warnings().size();
 
@@ -214,7 +221,7 @@ SearchOutcome run_search(SearchArgs& args) {
   context.evaluate = [&](double alpha) {
     AlphaResult r = pipeline.evaluate(alpha);
     for (; warned < pipeline.warnings().size(); ++warned)
-      std::fprintf(stderr, "\r\033[Kwarning: %s\n", pipeline.warnings()[warned].c_str());
+      printer.print_line("warning: " + pipeline.warnings()[warned]);
     return r;
   };
   context.log = &log;

@@ -30,9 +30,9 @@ struct ServeArgs {
 // context, the workspace of a prefill chunk and a row of logits.
 uint64_t working_memory(const ModelConfig& config, uint64_t context) {
   const uint64_t step = std::min<uint64_t>(GenerationOptions{}.prefill_chunk, context);
-  return KvCache::bytes_for(config, context) +
-         step * (4 * config.hidden_size + 3 * config.intermediate_size + config.q_dim() +
-                 2 * config.kv_dim()) * 4 +
+  const uint64_t floats_per_token =
+      4 * config.hidden_size + 3 * config.intermediate_size + config.q_dim() + 2 * config.kv_dim();
+  return KvCache::bytes_for(config, context) + step * floats_per_token * 4 +
          config.output_size() * 4;
 }
 
@@ -52,17 +52,16 @@ void run(const ServeArgs& args) {
                                                                            : options.source.model);
     const ModelConfig config = read_model_config(probe);
     const uint64_t model_context = model_context_length(config);
-    const uint64_t context = args.max_context ? std::min(args.max_context, model_context)
-                                              : model_context;
+    const uint64_t context =
+        args.max_context ? std::min(args.max_context, model_context) : model_context;
     args.model.check_memory(options.source, working_memory(config, context),
                             "KV cache and activations");
   }
   EngineBackend backend(options);
   OpenAIServer server(backend, args.host, args.port);
   if (!args.quiet)
-    server.set_request_log([](const std::string& line) {
-      std::fprintf(stderr, "expo serve: %s\n", line.c_str());
-    });
+    server.set_request_log(
+        [](const std::string& line) { std::fprintf(stderr, "expo serve: %s\n", line.c_str()); });
   server.start();
   std::fprintf(stderr, "expo serve: listening on http://%s:%d (model %s)\n", args.host.c_str(),
                server.port(), backend.model_name().c_str());

@@ -247,7 +247,11 @@ AlphaResult SearchPipeline::evaluate(double alpha) {
       throw;
     }
     if (server) server->stop();
-    if (!candidate.empty() && !o.keep_candidates) fs::remove_all(candidate);
+    if (!candidate.empty() && !o.keep_candidates) {
+      fs::remove_all(candidate);
+      std::error_code ignored;
+      fs::remove(candidate.parent_path(), ignored);  // D/candidates, when it is empty now
+    }
   }
   AnswerWriteOptions wo;
   wo.generator = model_id;

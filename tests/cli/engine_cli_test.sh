@@ -28,13 +28,14 @@ M=demo/aligned
 
 check "forward" "$expo" forward --model $M --tokens 1,2,3,4 --output logits.npy
 check "forward shape" $py -c "
-import numpy as np; a = np.load('logits.npy'); assert a.dtype == np.float32 and a.shape == (4, 1000), a.shape"
+import numpy as np; a = np.load('logits.npy'); assert a.dtype == np.float32 and a.shape == (4, 259), a.shape"
 check "forward extrapolated on load" "$expo" forward --sft demo/sft --aligned $M --alpha 0.3 --tokens 1,2,3,4 --output x.npy
+"$expo" extrapolate --sft demo/sft --aligned $M --alpha 0.3 --output demo/expo-alpha0.3 >/dev/null
 check "forward on the written model agrees" "$expo" forward --model demo/expo-alpha0.3 --tokens 1,2,3,4 --output w.npy
 check "extrapolation on load = expo extrapolate" $py -c "
 import numpy as np; assert (np.load('x.npy') == np.load('w.npy')).all()"
 expect_error "bad token list" "--tokens.*x" "$expo" forward --model $M --tokens 1,x --output l.npy
-expect_error "token out of vocab" "token id 1000 at position 1 is out of range" "$expo" forward --model $M --tokens 1,1000 --output l.npy
+expect_error "token out of vocab" "token id 259 at position 1 is out of range" "$expo" forward --model $M --tokens 1,259 --output l.npy
 expect_error "both model forms" "either --model" "$expo" forward --model $M --sft demo/sft --tokens 1 --output l.npy
 expect_error "incomplete extrapolation" "needs all of --sft, --aligned and --alpha" "$expo" forward --sft demo/sft --tokens 1 --output l.npy
 expect_error "max memory" "needs about .* --max-memory is" "$expo" forward --model $M --tokens 1,2 --output l.npy --max-memory 100KB
@@ -62,7 +63,7 @@ expect_error "malformed JSONL names the line" "broken.jsonl:2: not valid JSON" "
 printf '{"id": 1, "tokens": []}\n' > empty_prompt.jsonl
 expect_error "empty prompt" "empty_prompt.jsonl:1: the prompt has no tokens" "$expo" generate --model $M --tokens-file empty_prompt.jsonl --output o.jsonl
 printf '{"id": 1, "tokens": [1, 1999]}\n' > oov.jsonl
-expect_error "token id out of vocab" "oov.jsonl:1: token 1 is 1999, outside the vocabulary of 1000" "$expo" generate --model $M --tokens-file oov.jsonl --output o.jsonl
+expect_error "token id out of vocab" "oov.jsonl:1: token 1 is 1999, outside the vocabulary of 259" "$expo" generate --model $M --tokens-file oov.jsonl --output o.jsonl
 : > nothing.jsonl
 expect_error "empty prompt file" "nothing.jsonl: no prompts" "$expo" generate --model $M --tokens-file nothing.jsonl --output o.jsonl
 printf '{"id": 1, "text": "hi"}\n' > notokens.jsonl

@@ -1,0 +1,44 @@
+# Shared by the command-line tests: `source lib.sh PATH/TO/expo` sets $expo (absolute), $py, a
+# temporary $work folder removed at exit, and the check/expect_error/finish helpers.
+expo="$(cd "$(dirname "${1:-build/expo}")" && pwd)/$(basename "${1:-build/expo}")"
+py=/usr/bin/python3
+work="$(mktemp -d)"
+trap 'kill $(jobs -p) 2>/dev/null; rm -rf "$work"' EXIT
+passed=0
+failed=0
+# Both keep the command's output in $work/last.out and $work/last.err for later checks.
+check() {  # check NAME COMMAND...: the command must succeed
+  local name="$1"; shift
+  if "$@" >"$work/out" 2>"$work/err"; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: $name"; sed 's/^/  | /' "$work/out" "$work/err" | head -30; fi
+  cp "$work/out" "$work/last.out"; cp "$work/err" "$work/last.err"
+}
+expect_error() {  # expect_error NAME PATTERN COMMAND...: non-zero exit, PATTERN in stderr
+  local name="$1" pattern="$2"; shift 2
+  "$@" >"$work/out" 2>"$work/err"
+  local status=$?
+  cp "$work/out" "$work/last.out"; cp "$work/err" "$work/last.err"
+  if [ $status -eq 0 ]; then
+    failed=$((failed + 1)); echo "FAIL: $name (exit 0)"; return; fi
+  if grep -qE -- "$pattern" "$work/err"; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: $name (no /$pattern/ in stderr)"; sed 's/^/  | /' "$work/err" | head -20; fi
+}
+finish() {  # prints the tally; exits non-zero on any failure
+  echo "$passed passed, $failed failed"
+  [ "$failed" -eq 0 ]
+  exit $?
+}
+# start_server LOG COMMAND...: runs an `expo serve` in the background and sets $port and
+# $server_pid once it prints its "listening on" line (within 30 s).
+start_server() {
+  local log="$1"; shift
+  "$@" 2>"$log" &
+  server_pid=$!
+  for _ in $(seq 300); do
+    port=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" | head -1)
+    [ -n "$port" ] && return 0
+    kill -0 $server_pid 2>/dev/null || { echo "server exited:"; cat "$log"; return 1; }
+    sleep 0.1
+  done
+  echo "server did not start:"; cat "$log"; return 1
+}
