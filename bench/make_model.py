@@ -3,6 +3,10 @@
 
     /usr/bin/python3 bench/make_model.py --out bench/work/llama-0.5b-bf16 --dtype bf16
 
+--perturb S adds normal(0, S) noise (from --perturb-seed) to the same weights: an "aligned"
+model next to the "SFT" one of the same --seed. --reward writes a reward model
+(LlamaForSequenceClassification, one label: score.weight instead of lm_head.weight).
+
 Default shape: about 0.49B parameters (hidden 1024, 28 layers, intermediate 4096, 16 heads,
 4 KV heads, vocab 32000, untied head). Weights are normal(0, 0.02), norms near 1, written a
 chunk at a time from a random pool (seconds per GB, tens of MB of memory).
@@ -37,7 +41,8 @@ def tensors(a):
             (p + "mlp.up_proj.weight", [a.intermediate, a.hidden]),
             (p + "mlp.down_proj.weight", [a.hidden, a.intermediate]),
         ]
-    out += [("model.norm.weight", [a.hidden]), ("lm_head.weight", [a.vocab, a.hidden])]
+    out += [("model.norm.weight", [a.hidden])]
+    out += [("score.weight", [1, a.hidden])] if a.reward else [("lm_head.weight", [a.vocab, a.hidden])]
     return out
 
 
@@ -52,11 +57,20 @@ def main():
     ap.add_argument("--kv-heads", type=int, default=4)
     ap.add_argument("--vocab", type=int, default=32000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--perturb", type=float, default=0.0)
+    ap.add_argument("--perturb-seed", type=int, default=1)
+    ap.add_argument("--reward", action="store_true")
+    ap.add_argument("--bos", type=int, default=1)
+    ap.add_argument("--eos", type=int, default=2)
     a = ap.parse_args()
     t0 = time.time()
     rng = np.random.default_rng(a.seed)
     weights = (rng.standard_normal(2 * POOL, dtype=np.float32) * np.float32(0.02))
     norms = np.float32(1.0) + rng.standard_normal(2 * POOL, dtype=np.float32) * np.float32(0.05)
+    if a.perturb:
+        noise = np.random.default_rng(a.perturb_seed)
+        weights += noise.standard_normal(2 * POOL, dtype=np.float32) * np.float32(a.perturb)
+        norms += noise.standard_normal(2 * POOL, dtype=np.float32) * np.float32(a.perturb)
     if a.dtype == "bf16":
         def enc(x):
             u = x.view(np.uint32)
@@ -88,15 +102,18 @@ def main():
                 f.write(pool[o:o + n].tobytes())
                 left -= n
     config = {
-        "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+        "architectures": ["LlamaForSequenceClassification" if a.reward else "LlamaForCausalLM"],
+        "model_type": "llama",
         "hidden_size": a.hidden, "intermediate_size": a.intermediate,
         "num_hidden_layers": a.layers, "num_attention_heads": a.heads,
         "num_key_value_heads": a.kv_heads, "vocab_size": a.vocab,
         "max_position_embeddings": 4096, "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
         "hidden_act": "silu", "tie_word_embeddings": False,
         "torch_dtype": {"bf16": "bfloat16", "f16": "float16", "f32": "float32"}[a.dtype],
-        "bos_token_id": 1, "eos_token_id": 2,
+        "bos_token_id": a.bos, "eos_token_id": a.eos,
     }
+    if a.reward:
+        config.update(num_labels=1, id2label={"0": "LABEL_0"}, label2id={"LABEL_0": 0}, pad_token_id=a.eos)
     with open(os.path.join(a.out, "config.json"), "w") as f:
         json.dump(config, f, indent=2)
         f.write("\n")

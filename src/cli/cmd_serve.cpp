@@ -93,7 +93,7 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--chat-template", args->template_name, "named chat template to use")
       ->capture_default_str();
   cmd->add_option("--max-new-tokens", args->max_new_tokens,
-                  "answer length for requests without max_tokens (default 0: up to the context)")
+                  "answer length for requests without max_tokens (0: up to the context)")
       ->capture_default_str();
   cmd->add_option("--max-context", args->max_context,
                   "tokens a sequence may reach, prompt included (default: the model's context)");

@@ -1,0 +1,97 @@
+#pragma once
+// The built-in engine behind `expo serve`: a ServeBackend (src/http/openai_server.h) that
+// answers chat completions with a causal LM and reward scores with a reward model
+// (*ForSequenceClassification), both loaded once (extrapolated on load when asked).
+//
+// Chat: the messages go through the chat template with add_generation_prompt, as
+// apply_chat_template(tokenize=True) does; the answer ends at eos or the template's
+// end-of-turn token ("stop"), at the first of the request's `stop` strings (the text is cut
+// before it, "stop"), or at max_tokens / the context ("length"). Decoding is the same
+// prefill-then-decode loop as generate() with one sequence, stream 0, so an answer is what
+// generate() gives for the same tokens, sampling options and seed (for `expo generate`, the
+// first prompt of a file); a request without a seed uses kDefaultSeed, so identical requests
+// get identical answers.
+//
+// Scores: the reward head's raw logit (label 0) at the last token of the conversation
+// rendered without a generation prompt, or of each already-rendered text (encoded without
+// adding special tokens: the rendered text carries its own BOS).
+//
+// Not re-entrant: one request at a time (OpenAIServer serialises the calls).
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/thread_pool.h"
+#include "http/openai_server.h"
+#include "model/generator.h"
+#include "model/transformer.h"
+#include "model/weights.h"
+#include "text/prompt_encoder.h"
+
+namespace expo {
+
+struct EngineBackendOptions {
+  WeightSource source;
+  std::filesystem::path tokenizer;        // empty: the model's folder
+  std::string chat_template = "default";  // a named template of tokenizer_config.json
+  std::string model_name;                 // empty: default_model_name(source)
+  size_t threads = 0;                     // 0: all cores
+  uint64_t max_new_tokens = 0;            // for requests without max_tokens; 0: up to the context
+  uint64_t context_length = 0;            // tokens a sequence may reach; 0: the model's context
+};
+
+class EngineBackend : public ServeBackend {
+ public:
+  // The seed of requests that send none.
+  static constexpr uint64_t kDefaultSeed = 42;
+
+  // Loads the tokenizer (first, so that a bad tokenizer fails before the weights are read)
+  // and the model. Throws expo::Error for a model or tokenizer that cannot be loaded.
+  explicit EngineBackend(const EngineBackendOptions& options);
+  ~EngineBackend() override;
+
+  // The --model argument's last path component ("zephyr-7b-dpo"), a repo id as given
+  // ("HuggingFaceH4/zephyr-7b-beta"), or for extrapolation on load the aligned model's name
+  // with the alpha ("zephyr-7b-dpo-expo-alpha0.3").
+  static std::string default_model_name(const WeightSource& source);
+
+  std::string model_name() override { return name_; }
+  ChatResponse chat(const ChatRequest& request) override;
+  std::optional<std::vector<double>> score(const nlohmann::json& messages_or_input) override;
+  bool is_reward_model() override { return model_->config().is_reward_model; }
+  bool reentrant() override { return false; }
+
+  // The sampling a request asks for (its seed, or kDefaultSeed), validated.
+  static SamplingParams sampling_of(const ChatRequest& request);
+  // The conversation as the chat template wants it: content null -> "", an array of text
+  // parts -> their texts joined by "\n" (as vLLM does); other fields are kept.
+  static nlohmann::ordered_json template_messages(const nlohmann::json& messages);
+
+  const ModelConfig& config() const { return model_->config(); }
+  const PromptEncoder& encoder() const { return *encoder_; }
+  // eos ids of config.json / generation_config.json and the template's end-of-turn token.
+  const std::vector<int32_t>& stop_ids() const { return stop_ids_; }
+  uint64_t context_length() const { return context_; }
+
+ private:
+  // One sequence, as generate() decodes it. Returns the generated tokens and finish reason.
+  GenerationResult decode(const std::vector<int32_t>& prompt, const SamplingParams& sampling,
+                          uint64_t max_new_tokens, const std::vector<std::string>& stop,
+                          std::string& text);
+
+  EngineBackendOptions options_;
+  std::string name_;
+  std::unique_ptr<ThreadPool> pool_;
+  std::unique_ptr<PromptEncoder> encoder_;
+  std::unique_ptr<LoadedModel> model_;
+  std::unique_ptr<Transformer> transformer_;
+  std::vector<int32_t> stop_ids_;
+  uint64_t context_ = 0;
+};
+
+}  // namespace expo
