@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "core/interrupt.h"
 #include "core/progress.h"
 #include "core/thread_pool.h"
 #include "core/units.h"
@@ -64,7 +65,13 @@ void run(const ExtrapolateArgs& args) {
   }
   for (const auto& n : plan.notes) std::fprintf(stderr, "expo: note: %s\n", n.c_str());
   ThreadPool pool(args.threads);
-  extrapolate_checkpoints(sft, aligned, plan, options, pool);
+  try {
+    extrapolate_checkpoints(sft, aligned, plan, options, pool);
+  } catch (const Error& e) {
+    // Outputs are staged and renamed only when complete: an interrupted run leaves nothing.
+    if (interrupted()) fail(e.what(), "; nothing was written");
+    throw;
+  }
   const auto shards = plan_output_shards(plan, options.max_shard_size);
   for (const auto& o : options.outputs)
     std::printf("wrote %s: alpha %s, %zu tensors, %s in %zu shard(s)\n", o.dir.c_str(),

@@ -106,11 +106,12 @@ class SearchProgressPrinter {
     std::fprintf(stderr, "%s\n", line.c_str());
   }
 
- private:
-  void clear() {
+ void clear() {
     if (drawn_) std::fputs("\r\033[K", stderr);
     drawn_ = false;
   }
+
+ private:
   bool redraw_;
   bool drawn_ = false, estimated_ = false, alpha_started_ = false;
   size_t done_ = 0, total_ = 0, evaluated_ = 0;
@@ -226,13 +227,24 @@ SearchOutcome run_search(SearchArgs& args) {
   };
   context.log = &log;
   context.prompt_ids = ids;
-  context.on_progress = [&](const SearchProgress& s) { printer.finished(s, !grid); };
+  size_t finished = 0;  // alphas in results.jsonl
+  context.on_progress = [&](const SearchProgress& s) {
+    finished = s.done;
+    printer.finished(s, !grid);
+  };
   // --auto: alpha 0, the scan and a typical refinement until the search says more.
   printer.set_total(grid ? alphas.size() : 1 + args.auto_options.scan.size() + 6);
 
   const auto start = std::chrono::steady_clock::now();
-  const SearchOutcome outcome =
-      grid ? grid_search(alphas, context) : auto_search(args.auto_options, context);
+  SearchOutcome outcome;
+  try {
+    outcome = grid ? grid_search(alphas, context) : auto_search(args.auto_options, context);
+  } catch (const Error& e) {
+    printer.clear();
+    const size_t kept = finished;
+    fail(e.what(), " (", kept, kept == 1 ? " alpha is" : " alphas are", " saved in ",
+         (dir / "results.jsonl").string(), "; run the same command with --resume to continue)");
+  }
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   ReportOptions report;

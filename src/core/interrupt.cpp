@@ -23,7 +23,7 @@ void install_interrupt_handlers() {
 bool interrupted() { return g_interrupted != 0; }
 
 void check_interrupted() {
-  if (interrupted()) fail("interrupted by a signal; nothing was written");
+  if (interrupted()) fail("interrupted by a signal");
 }
 
 }  // namespace expo

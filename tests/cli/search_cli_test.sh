@@ -68,6 +68,15 @@ cp "$work/last.err" torn.err
 check "torn line reported" grep -q 'warning: .*truncated' torn.err
 check "its complete answers are reused" grep -q 'reused the complete answers' torn.err
 
+# Ctrl-C: exit 130, the finished alphas kept, and the way to continue said.
+"$expo" search --sft $S --aligned $A --reward-model $R --prompts $P --alphas 0,1,2,3,4,5,6,7,8,9 --max-new-tokens 300 --ignore-eos --output-dir int >/dev/null 2>int.err &
+pid=$!
+for _ in $(seq 600); do [ -s int/results.jsonl ] && break; sleep 0.05; done
+kill -INT $pid; wait $pid; status=$?
+check "Ctrl-C exits 130" test $status -eq 130
+check "Ctrl-C says what was kept" grep -qE 'interrupted by a signal \([0-9]+ alphas? (is|are) saved in int/results.jsonl; run the same command with --resume' int.err
+check "Ctrl-C resume" "$expo" search --sft $S --aligned $A --reward-model $R --prompts $P --alphas 0,1 --max-new-tokens 300 --ignore-eos --output-dir int --resume
+
 # --auto: the log scan and refinement, with --limit and --shuffle, and the best model written.
 check "auto search" "$expo" search "${common[@]}" --prompts $P --limit 6 --shuffle --seed 3 --auto --max-evals 9 --output-dir auto --write-best best
 cp "$work/last.out" auto.out
