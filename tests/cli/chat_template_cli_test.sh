@@ -3,30 +3,11 @@
 # added), the flags, the accepted message files, and errors that name the template's line.
 # Usage: bash tests/cli/chat_template_cli_test.sh path/to/expo
 set -u
-expo="$(cd "$(dirname "${1:-build/expo}")" && pwd)/$(basename "${1:-build/expo}")"
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 goldens="$here/../golden/text/chat/goldens.json"
 node_modules="$here/../golden/text/node_modules"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
+source "$here/lib.sh" "${1:-build/expo}"
 
-check() {  # check NAME COMMAND...: the command must succeed
-  local name="$1"; shift
-  if "$@" >"$work/out" 2>"$work/err"; then passed=$((passed + 1)); else
-    failed=$((failed + 1)); echo "FAIL: $name"; sed 's/^/  | /' "$work/out" "$work/err" | head -20; fi
-}
-# expect_error NAME PATTERN COMMAND...: exit status 1 and PATTERN in stderr
-expect_error() {
-  local name="$1" pattern="$2"; shift 2
-  "$@" >"$work/out" 2>"$work/err"
-  local rc=$?
-  if [ "$rc" -eq 0 ]; then failed=$((failed + 1)); echo "FAIL: $name (exit 0)"; return; fi
-  if grep -qE -- "$pattern" "$work/err"; then passed=$((passed + 1)); else
-    failed=$((failed + 1)); echo "FAIL: $name (exit $rc, no /$pattern/ in stderr)"
-    sed 's/^/  | /' "$work/err" | head -20; fi
-}
 # same_bytes NAME EXPECTED_FILE COMMAND...: stdout equals the file exactly
 same_bytes() {
   local name="$1" expected="$2"; shift 2
@@ -104,5 +85,4 @@ else
   echo "skipped: Llama 3 template (run bash scripts/install-npm-deps.sh)"
 fi
 
-echo "chat-template CLI: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

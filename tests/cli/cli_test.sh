@@ -3,25 +3,8 @@
 # naming the file or tensor, nothing written on failure, Ctrl-C during a run.
 # Usage: bash tests/cli/cli_test.sh path/to/expo
 set -u
-expo="$(cd "$(dirname "${1:-build/expo}")" && pwd)/$(basename "${1:-build/expo}")"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-
-check() {  # check NAME COMMAND...: the command must succeed
-  local name="$1"; shift
-  if "$@" >"$work/out" 2>"$work/err"; then passed=$((passed + 1)); else
-    failed=$((failed + 1)); echo "FAIL: $name"; sed 's/^/  | /' "$work/out" "$work/err" | head -20; fi
-}
-# expect_error NAME PATTERN COMMAND...: non-zero exit and PATTERN in stderr
-expect_error() {
-  local name="$1" pattern="$2"; shift 2
-  if "$@" >"$work/out" 2>"$work/err"; then
-    failed=$((failed + 1)); echo "FAIL: $name (exit 0)"; return; fi
-  if grep -qE -- "$pattern" "$work/err"; then passed=$((passed + 1)); else
-    failed=$((failed + 1)); echo "FAIL: $name (no /$pattern/ in stderr)"; sed 's/^/  | /' "$work/err" | head -20; fi
-}
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$here/lib.sh" "${1:-build/expo}"
 nothing_beside() {  # only the given entries exist in $work/runs
   [ "$(ls -A "$work/runs" | sort | tr '\n' ' ')" = "$1" ]
 }
@@ -116,5 +99,4 @@ status=$?
 if [ $status -eq 130 ] && [ -z "$(ls -A runs2)" ] && grep -q interrupted "$work/err"; then
   passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: interrupt (exit $status, left: $(ls -A runs2))"; cat "$work/err"; fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

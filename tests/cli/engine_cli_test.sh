@@ -3,24 +3,8 @@
 # bad prompts and bad models, with finished results kept.
 # Usage: bash tests/cli/engine_cli_test.sh path/to/expo
 set -u
-expo="$(cd "$(dirname "${1:-build/expo}")" && pwd)/$(basename "${1:-build/expo}")"
-py=/usr/bin/python3
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
-check() {  # check NAME COMMAND...: the command must succeed
-  local name="$1"; shift
-  if "$@" >"$work/out" 2>"$work/err"; then passed=$((passed + 1)); else
-    failed=$((failed + 1)); echo "FAIL: $name"; sed 's/^/  | /' "$work/out" "$work/err" | head -20; fi
-}
-expect_error() {  # expect_error NAME PATTERN COMMAND...: non-zero exit, PATTERN in stderr
-  local name="$1" pattern="$2"; shift 2
-  if "$@" >"$work/out" 2>"$work/err"; then
-    failed=$((failed + 1)); echo "FAIL: $name (exit 0)"; return; fi
-  if grep -qE -- "$pattern" "$work/err"; then passed=$((passed + 1)); else
-    failed=$((failed + 1)); echo "FAIL: $name (no /$pattern/ in stderr)"; sed 's/^/  | /' "$work/err" | head -20; fi
-}
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+source "$here/lib.sh" "${1:-build/expo}"
 
 cd "$work"
 "$expo" demo --dir demo >/dev/null 2>&1 || { echo "FAIL: demo models"; exit 1; }
@@ -93,5 +77,4 @@ if [ $status -eq 130 ] && [ "$lines" -ge 1 ] && [ "$lines" -lt 40 ] && grep -q "
 import json; [json.loads(l) for l in open('part.jsonl')]"; then
   passed=$((passed + 1)); else failed=$((failed + 1)); echo "FAIL: interrupted generate (exit $status, $lines lines)"; cat "$work/err"; fi
 
-echo "$passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

@@ -23,13 +23,21 @@ expect_error() {  # expect_error NAME PATTERN COMMAND...: non-zero exit, PATTERN
   if grep -qE -- "$pattern" "$work/err"; then passed=$((passed + 1)); else
     failed=$((failed + 1)); echo "FAIL: $name (no /$pattern/ in stderr)"; sed 's/^/  | /' "$work/err" | head -20; fi
 }
+check_prints() {  # check_prints NAME EXPECTED COMMAND...: succeeds and prints EXPECTED exactly
+  local name="$1" expected="$2"; shift 2
+  if "$@" >"$work/out" 2>"$work/err" && [ "$(cat "$work/out")" = "$expected" ]; then
+    passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: $name"; echo "  want: $expected"
+    sed 's/^/  | /' "$work/out" "$work/err" | head -20; fi
+}
 finish() {  # prints the tally; exits non-zero on any failure
   echo "$passed passed, $failed failed"
   [ "$failed" -eq 0 ]
   exit $?
 }
-# start_server LOG COMMAND...: runs an `expo serve` in the background and sets $port and
-# $server_pid once it prints its "listening on" line (within 30 s).
+# start_server LOG COMMAND...: runs a server (expo serve, or a test server) in the background
+# and sets $port and $server_pid once it prints its "listening on" line (within 30 s); a
+# server that exits or stays silent is a failure.
 start_server() {
   local log="$1"; shift
   "$@" 2>"$log" &
@@ -37,8 +45,9 @@ start_server() {
   for _ in $(seq 300); do
     port=$(sed -n 's/.*listening on http:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$log" | head -1)
     [ -n "$port" ] && return 0
-    kill -0 $server_pid 2>/dev/null || { echo "server exited:"; cat "$log"; return 1; }
+    kill -0 $server_pid 2>/dev/null || break
     sleep 0.1
   done
-  echo "server did not start:"; cat "$log"; return 1
+  failed=$((failed + 1)); echo "FAIL: $* did not start"; sed 's/^/  | /' "$log" | head -20
+  return 1
 }

@@ -5,49 +5,9 @@
 # random Llamas with a byte-level tokenizer, written by expo demo.
 # Usage: bash tests/cli/serve_cli_test.sh path/to/expo
 set -u
-expo="$(cd "$(dirname "${1:-build/expo}")" && pwd)/$(basename "${1:-build/expo}")"
 here="$(cd "$(dirname "$0")" && pwd)"
-py=/usr/bin/python3
-work="$(mktemp -d)"
-server_pid=""
-cleanup() {
-  if [ -n "$server_pid" ]; then kill -KILL "$server_pid" 2>/dev/null; wait "$server_pid" 2>/dev/null; fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-passed=0
-failed=0
-check() {  # check NAME COMMAND...: the command must succeed
-  local name="$1"; shift
-  if "$@" >"$work/out" 2>"$work/err"; then passed=$((passed + 1)); else
-    failed=$((failed + 1)); echo "FAIL: $name"; sed 's/^/  | /' "$work/out" "$work/err" | head -20; fi
-}
-expect_error() {  # expect_error NAME PATTERN COMMAND...: non-zero exit, PATTERN in stderr
-  local name="$1" pattern="$2"; shift 2
-  if "$@" >"$work/out" 2>"$work/err"; then
-    failed=$((failed + 1)); echo "FAIL: $name (exit 0)"; return; fi
-  if grep -qE -- "$pattern" "$work/err"; then passed=$((passed + 1)); else
-    failed=$((failed + 1)); echo "FAIL: $name (no /$pattern/ in stderr)"; sed 's/^/  | /' "$work/err" | head -20; fi
-}
+source "$here/lib.sh" "${1:-build/expo}"
 
-# start_server LOG ARGS...: expo serve ARGS in the background; sets server_pid and port once
-# the server has printed its one "listening on" line (up to 60 s).
-port=""
-start_server() {
-  local log="$1"; shift
-  "$expo" serve "$@" 2>"$log" &
-  server_pid=$!
-  port=""
-  for _ in $(seq 600); do
-    port="$(sed -n 's|^expo serve: listening on http://127\.0\.0\.1:\([0-9][0-9]*\) (model .*)$|\1|p' "$log")"
-    [ -n "$port" ] && return 0
-    kill -0 "$server_pid" 2>/dev/null || break
-    sleep 0.1
-  done
-  echo "FAIL: expo serve $* did not start"; sed 's/^/  | /' "$log" | head -20
-  failed=$((failed + 1))
-  return 1
-}
 # stop_server NAME: SIGTERM, then the exit status must be 0 and the port closed.
 stop_server() {
   kill -TERM "$server_pid"
@@ -82,7 +42,7 @@ cd "$work"
   cp -r demo/sft chat && cp -r demo/aligned chat2 && cp -r demo/reward rm || { echo "FAIL: tiny models"; exit 1; }
 
 # A causal LM.
-if start_server chat.log --model chat --port 0 --threads 2; then
+if start_server chat.log "$expo" serve --model chat --port 0 --threads 2; then
   check "listening line names the model" grep -qx "expo serve: listening on http://127.0.0.1:$port (model chat)" chat.log
   check "health" bash -c "[ \"\$(curl -sf http://127.0.0.1:$port/health)\" = '{}' ]"
   check "models" bash -c "curl -sf http://127.0.0.1:$port/v1/models > models.json && $py -c \"
@@ -123,7 +83,7 @@ assert c['choices'][0]['finish_reason'] == ('length' if c['usage']['completion_t
 fi
 
 # A reward model, quiet, under another name.
-if start_server rm.log --model rm --port 0 --model-name my-rm --quiet; then
+if start_server rm.log "$expo" serve --model rm --port 0 --model-name my-rm --quiet; then
   conv='{"model": "my-rm", "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello!"}]}'
   check "pooling" bash -c "[ \"\$(curl -s -o p.json -w '%{http_code}' -d '$conv' http://127.0.0.1:$port/pooling)\" = 200 ]"
   check "classify" bash -c "[ \"\$(curl -s -o k.json -w '%{http_code}' -d '$conv' http://127.0.0.1:$port/classify)\" = 200 ]"
@@ -146,7 +106,7 @@ assert t['data'][0]['data'][0] == logit, (t, p)"
 fi
 
 # Extrapolation on load: served under the aligned model's name and the alpha.
-if start_server pair.log --sft chat --aligned chat2 --alpha 0.5 --port 0 --quiet; then
+if start_server pair.log "$expo" serve --sft chat --aligned chat2 --alpha 0.5 --port 0 --quiet; then
   check "extrapolated model's name" grep -qx "expo serve: listening on http://127.0.0.1:$port (model chat2-expo-alpha0.5)" pair.log
   check "extrapolated model answers" bash -c "curl -sf -d '{\"messages\": [{\"role\": \"user\", \"content\": \"Hi\"}], \"max_tokens\": 3}' http://127.0.0.1:$port/v1/chat/completions > e.json"
   stop_server "extrapolating server"
@@ -157,5 +117,4 @@ expect_error "no model" "no model: give --model" "$expo" serve --port 0
 expect_error "bad port" "--port 70000 is out of range" "$expo" serve --model chat --port 70000
 expect_error "bad host" "cannot listen on 203.0.113.7" "$expo" serve --model chat --host 203.0.113.7 --port 0
 
-echo "serve cli: $passed passed, $failed failed"
-[ "$failed" -eq 0 ]
+finish

