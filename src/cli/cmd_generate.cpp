@@ -32,9 +32,7 @@ struct GenerateArgs {
   GenerationArgs g;
   BackendArgs backend;
   std::string tokens_file, output;
-  std::string prompt, tokenizer, format, template_name = "default";
-  bool raw = false;
-  bool progress = false, no_progress = false;
+  std::string prompt;
 };
 
 struct TokenPrompt {
@@ -137,7 +135,7 @@ void run_tokens(GenerateArgs& args) {
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> closer(out, std::fclose);
   size_t written = 0;
   {
-    ProgressLine progress(args.progress || (!args.no_progress && Progress::stderr_is_terminal()));
+    ProgressLine progress(args.g.show_progress());
     try {
       generate(
           model, requests, args.g.gen, pool,
@@ -169,10 +167,10 @@ void run_text(GenerateArgs& args) {
     if (args.output.empty()) fail("--prompts needs --output (the answers file)");
   }
   const AnswerFormat format =
-      args.format.empty() ? default_answer_format(set.format) : parse_answer_format(args.format);
+      args.g.format.empty() ? default_answer_format(set.format) : parse_answer_format(args.g.format);
   if (!args.output.empty()) check_output_target(args.output, true);
   const bool remote = args.backend.remote();
-  const bool show = args.progress || (!args.no_progress && Progress::stderr_is_terminal());
+  const bool show = args.g.show_progress();
 
   std::vector<Answer> answers;
   std::string generator;
@@ -195,7 +193,7 @@ void run_text(GenerateArgs& args) {
         fail("--model, --sft and --aligned load a model into the built-in engine; with --backend "
              "openai the server holds the model (name it with --model-name)");
       if (args.backend.endpoints.empty()) fail("--backend openai needs --endpoint URL");
-      if (args.raw) fail("--raw needs the built-in engine: a chat server applies its own template");
+      if (args.g.raw) fail("--raw needs the built-in engine: a chat server applies its own template");
       OpenAIClient client(args.backend.endpoint_list(),
                           args.backend.client_options(args.g.gen.sampling.seed));
       generator = args.backend.model_name;
@@ -224,16 +222,16 @@ void run_text(GenerateArgs& args) {
       std::filesystem::path model_folder;
       const ModelConfig config = probe_config(source, &model_folder);
       const std::filesystem::path tokenizer_folder =
-          args.tokenizer.empty() ? model_folder : std::filesystem::path(args.tokenizer);
+          args.g.tokenizer.empty() ? model_folder : std::filesystem::path(args.g.tokenizer);
       if (tokenizer_folder.empty())
         fail("the model is a lone .safetensors file: give --tokenizer DIR (a folder with tokenizer.json)");
-      const PromptEncoder encoder(tokenizer_folder, args.template_name);
+      const PromptEncoder encoder(tokenizer_folder, args.g.template_name);
       // Turn-0 prompts first, to size memory and check everything before loading the model.
       uint64_t longest = 0;
       for (const auto& p : set.prompts) {
         std::vector<int32_t> tokens;
         try {
-          tokens = encode_prompt_turn(encoder, p, 0, {}, args.raw);
+          tokens = encode_prompt_turn(encoder, p, 0, {}, args.g.raw);
         } catch (const Error& e) {
           fail(set.path.string(), ": prompt ", p.id_text, ": ", e.what());
         }
@@ -250,7 +248,7 @@ void run_text(GenerateArgs& args) {
                                              loaded->config().eos_token_ids, encoder.stop_ids());
       std::unique_ptr<ProgressLine> progress;
       size_t current_turn = SIZE_MAX;
-      generate_answers(model, encoder, set.prompts, args.g.gen, args.raw, pool, set.path.string(),
+      generate_answers(model, encoder, set.prompts, args.g.gen, args.g.raw, pool, set.path.string(),
                        answers, [&](const TurnProgress& p) {
                          if (p.turn != current_turn) {
                            progress.reset();
@@ -308,16 +306,8 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--output", args->output,
                   "answers file (--prompts: AlpacaEval model_outputs.json, MT-Bench answer JSONL or "
                   "JSONL, following the prompt set) or generated tokens (--tokens-file)");
-  cmd->add_option("--format", args->format, "answers format: jsonl, alpaca_eval or mt_bench");
-  cmd->add_flag("--raw", args->raw, "send the prompt text as is, without the chat template");
-  cmd->add_option("--tokenizer", args->tokenizer,
-                  "folder with tokenizer.json and the chat template (default: the model's folder)");
-  cmd->add_option("--chat-template", args->template_name, "named chat template to use")
-      ->capture_default_str();
   args->g.add_to(*cmd, true);
   args->backend.add_to(*cmd, "generation");
-  cmd->add_flag("--progress", args->progress, "progress on stderr even when it is not a terminal");
-  cmd->add_flag("--no-progress", args->no_progress, "no progress line");
   cmd->callback([args] { run(*args); });
 }
 

@@ -174,14 +174,14 @@ SearchOutcome run_search(SearchArgs& args) {
   o.reward_model = args.reward_model;
   o.out_dir = dir;
   o.prompts = args.g.read_prompts();
-  o.answer_format = args.format.empty() ? default_answer_format(o.prompts.format)
-                                        : parse_answer_format(args.format);
+  o.answer_format = args.g.format.empty() ? default_answer_format(o.prompts.format)
+                                        : parse_answer_format(args.g.format);
   o.gen = args.g.gen;
   o.stop_ids = args.g.stop_ids;
   o.ignore_eos = args.g.ignore_eos;
-  o.raw = args.raw;
-  o.tokenizer = args.tokenizer;
-  o.template_name = args.template_name;
+  o.raw = args.g.raw;
+  o.tokenizer = args.g.tokenizer;
+  o.template_name = args.g.template_name;
   o.allow_nonfinite = args.allow_nonfinite;
   o.threads = args.threads;
   if (remote) {
@@ -215,7 +215,7 @@ SearchOutcome run_search(SearchArgs& args) {
   for (const auto& w : pipeline.warnings()) std::fprintf(stderr, "warning: %s\n", w.c_str());
   size_t warned = pipeline.warnings().size();
 
-  const bool redraw = args.progress || (!args.no_progress && Progress::stderr_is_terminal());
+  const bool redraw = args.g.show_progress();
   SearchProgressPrinter printer(redraw);
   pipeline.set_progress([&](const PipelineProgress& p) { printer.stage(p); });
   SearchContext context;
@@ -312,12 +312,6 @@ void add_search_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_flag("--resume", args->resume, "continue an interrupted search in the same --output-dir");
   cmd->add_option("--write-best", args->write_best, "write the best model to this folder");
-  cmd->add_option("--format", args->format,
-                  "answers format per alpha: jsonl, alpaca_eval or mt_bench (default: the prompt set's)");
-  cmd->add_flag("--raw", args->raw, "send prompt texts without the chat template");
-  cmd->add_option("--tokenizer", args->tokenizer, "tokenizer folder (default: the aligned model's)");
-  cmd->add_option("--chat-template", args->template_name, "named chat template to use")
-      ->capture_default_str();
   args->g.add_to(*cmd, true);
   args->backend.add_to(*cmd, "generation", true);
   cmd->add_option("--serve", args->serve,
@@ -333,8 +327,6 @@ void add_search_command(CLI::App& app) {
                   "(repeatable)");
   cmd->add_flag("--allow-nonfinite", args->allow_nonfinite, "carry NaN/Inf weights through extrapolation");
   cmd->add_option("--threads", args->threads, "worker threads (default: all cores)");
-  cmd->add_flag("--progress", args->progress, "progress on stderr even when it is not a terminal");
-  cmd->add_flag("--no-progress", args->no_progress, "no progress line");
   cmd->callback([args] { run_search(*args); });
 }
 

@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "core/error.h"
+#include "core/progress.h"
 
 namespace expo::cli {
 
@@ -20,7 +21,16 @@ void GenerationArgs::add_to(CLI::App& cmd, bool with_prompts) {
                    "AlpacaEval JSON or MT-Bench question.jsonl");
     limit_option = cmd.add_option("--limit", limit, "use the first N prompts (after --shuffle)");
     cmd.add_flag("--shuffle", shuffle, "shuffle the prompts with --seed before --limit");
+    cmd.add_option("--format", format,
+                   "answers format: jsonl, alpaca_eval or mt_bench (default: the prompt set's)");
+    cmd.add_flag("--raw", raw, "send the prompt text as is, without the chat template");
+    cmd.add_option("--tokenizer", tokenizer,
+                   "folder with tokenizer.json and the chat template (default: the model's folder)");
+    cmd.add_option("--chat-template", template_name, "named chat template to use")
+        ->capture_default_str();
   }
+  cmd.add_flag("--progress", progress, "progress on stderr even when it is not a terminal");
+  cmd.add_flag("--no-progress", no_progress, "no progress line");
   auto& s = gen.sampling;
   cmd.add_option("--temperature", s.temperature, "0 = greedy")->capture_default_str();
   cmd.add_option("--top-k", s.top_k, "0 = off")->capture_default_str();
@@ -59,6 +69,10 @@ PromptSet GenerationArgs::read_prompts() const {
   }
   select_prompts(set, n, shuffle, gen.sampling.seed);
   return set;
+}
+
+bool GenerationArgs::show_progress() const {
+  return progress || (!no_progress && Progress::stderr_is_terminal());
 }
 
 void BackendArgs::add_to(CLI::App& cmd, const std::string& what, bool scoring) {

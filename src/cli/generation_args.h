@@ -24,14 +24,21 @@ struct GenerationArgs {
   size_t limit = 0;
   CLI::Option* limit_option = nullptr;
   bool shuffle = false;
+  // Text: the answers file's format, the tokenizer and template, and progress.
+  std::string format, tokenizer, template_name = "default";
+  bool raw = false;
+  bool progress = false, no_progress = false;
 
   GenerationArgs();  // the paper's sampling defaults
-  // `with_prompts`: also --prompts, --limit, --shuffle.
+  // `with_prompts`: also --prompts, --limit, --shuffle, --format, --raw, --tokenizer,
+  // --chat-template.
   void add_to(CLI::App& cmd, bool with_prompts);
   // Applies --greedy and checks the sampling values.
   void finish();
   // Reads --prompts and applies --shuffle (with --seed) and --limit.
   PromptSet read_prompts() const;
+  // --progress, or stderr is a terminal and not --no-progress.
+  bool show_progress() const;
 };
 
 struct BackendArgs {

@@ -19,10 +19,8 @@ struct SearchArgs {
   std::string serve;
   double serve_timeout = 600;
   std::vector<std::string> reward_endpoints;
-  std::string tokenizer, template_name = "default", format;
-  bool raw = false, allow_nonfinite = false;
+  bool allow_nonfinite = false;
   size_t threads = 0;
-  bool progress = false, no_progress = false;
 };
 
 // Checks the options, runs the search (printing progress on stderr, the table, the best alpha

@@ -1,5 +1,6 @@
 #include "eval/answers.h"
 
+#include <algorithm>
 #include <chrono>
 #include <map>
 #include <utility>
@@ -412,6 +413,16 @@ void attach_prompts(AnswerSet& answers, const PromptSet& prompts) {
            a.turns.size(), " turn(s) but its prompt in ", prompts.path.string(), " has ",
            a.prompt.turn_count());
   }
+}
+
+size_t start_answers(std::span<const Prompt> prompts, std::vector<Answer>& answers) {
+  answers.assign(prompts.size(), Answer{});
+  size_t turns = 0;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    answers[i].prompt = prompts[i];
+    turns = std::max(turns, prompts[i].turn_count());
+  }
+  return turns;
 }
 
 }  // namespace expo

@@ -82,6 +82,10 @@ AnswerSet parse_answers(const std::string& text, const std::string& name);
 // turn. Errors name both files and the id.
 void attach_prompts(AnswerSet& answers, const PromptSet& prompts);
 
+// Resets `answers` to one empty answer per prompt (its prompt filled in), ready for generation
+// turn by turn; returns the most turns any prompt has.
+size_t start_answers(std::span<const Prompt> prompts, std::vector<Answer>& answers);
+
 // The MT-Bench answer_id: 22 characters of shortuuid's alphabet, from (seed, question id).
 std::string mt_bench_answer_id(uint64_t seed, const std::string& question_id);
 

@@ -23,10 +23,7 @@ void generate_answers(Transformer& model, const PromptEncoder& encoder,
                       std::span<const Prompt> prompts, const GenerationOptions& options, bool raw,
                       ThreadPool& pool, const std::string& set_name, std::vector<Answer>& answers,
                       const std::function<void(const TurnProgress&)>& on_step) {
-  answers.assign(prompts.size(), Answer{});
-  for (size_t i = 0; i < prompts.size(); ++i) answers[i].prompt = prompts[i];
-  size_t turns = 0;
-  for (const auto& p : prompts) turns = std::max(turns, p.turn_count());
+  const size_t turns = start_answers(prompts, answers);
   for (size_t turn = 0; turn < turns; ++turn) {
     std::vector<GenerationRequest> requests;
     std::vector<size_t> owner;

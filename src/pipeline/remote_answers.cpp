@@ -8,10 +8,7 @@ void generate_answers_remote(OpenAIClient& client, const std::string& model,
                              std::span<const Prompt> prompts, const SamplingParams& sampling,
                              uint64_t max_new_tokens, std::vector<Answer>& answers,
                              const std::function<void(const RemoteProgress&)>& on_done) {
-  answers.assign(prompts.size(), Answer{});
-  for (size_t i = 0; i < prompts.size(); ++i) answers[i].prompt = prompts[i];
-  size_t turns = 0;
-  for (const auto& p : prompts) turns = std::max(turns, p.turn_count());
+  const size_t turns = start_answers(prompts, answers);
   for (size_t turn = 0; turn < turns; ++turn) {
     std::vector<ChatRequest> requests;
     std::vector<size_t> owner;
