@@ -15,29 +15,13 @@
 #include "core/error.h"
 #include "http/openai_client.h"
 #include "http/openai_server.h"
+#include "test_util.h"
 
 namespace expo {
 namespace {
 
 using nlohmann::json;
-
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-// `text` is evaluated once (it is often a call that throws).
-#define EXPECT_CONTAINS(text, part)                               \
-  do {                                                            \
-    const std::string text_once_ = (text);                        \
-    EXPECT_NE(text_once_.find(part), std::string::npos)           \
-        << "expected \"" << (part) << "\" in:\n  " << text_once_; \
-  } while (0)
+using testing::error_of;
 
 // Echoes the last message; scores a text by its length and a conversation by the length of
 // its last message, negated for odd lengths (so raw scores can be negative). Counts how many

@@ -22,13 +22,6 @@ using nlohmann::json;
 using testing::error_of;
 using testing::TempDir;
 
-#define EXPECT_CONTAINS(text, part)                               \
-  do {                                                            \
-    const std::string text_once_ = (text);                        \
-    EXPECT_NE(text_once_.find(part), std::string::npos)           \
-        << "expected \"" << (part) << "\" in:\n  " << text_once_; \
-  } while (0)
-
 // A tiny random Llama paired with the byte-level tokenizer (ChatML template).
 void write_chat_model(const std::filesystem::path& dir, bool reward, uint64_t seed) {
   RandomLlamaSpec spec = testing::tiny_llama(2, 64, 96, 4, 2, ByteTokenizerIds::kVocabSize);

@@ -95,4 +95,12 @@ std::string error_of(Fn&& fn) {
   return "";
 }
 
+// Expects `part` in `text`; `text` is evaluated once (it is often a call that throws).
+#define EXPECT_CONTAINS(text, part)                               \
+  do {                                                            \
+    const std::string text_once_ = (text);                        \
+    EXPECT_NE(text_once_.find(part), std::string::npos)           \
+        << "expected \"" << (part) << "\" in:\n  " << text_once_; \
+  } while (0)
+
 }  // namespace expo::testing
