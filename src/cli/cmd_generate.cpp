@@ -14,6 +14,7 @@
 #include "core/progress.h"
 #include "core/units.h"
 #include "eval/answers.h"
+#include "eval/json_text.h"
 #include "eval/prompt_set.h"
 #include "cli/generation_args.h"
 #include "model/generator.h"
@@ -37,29 +38,15 @@ struct GenerateArgs {
 
 struct TokenPrompt {
   json id;
-  size_t line;
+  std::string where;  // file:line
 };
 
 // {"id": ..., "tokens": [...]} per line; blank lines are skipped. Errors name the line.
 std::vector<GenerationRequest> read_token_prompts(const std::string& path, std::vector<TokenPrompt>& meta) {
-  std::ifstream in(path);
-  if (!in) fail(path, ": cannot open");
   std::vector<GenerationRequest> requests;
-  std::string line;
-  size_t number = 0;
-  while (std::getline(in, line)) {
-    ++number;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::string where = path + ":" + std::to_string(number);
-    json j;
-    try {
-      j = json::parse(line);
-    } catch (const json::exception& e) {
-      fail(where, ": not valid JSON (", e.what(), ")");
-    }
+  for_each_jsonl_line(read_text_file(path), path, [&](const json& j, const std::string& where) {
     if (!j.is_object()) fail(where, ": expected an object {\"id\": ..., \"tokens\": [...]}");
-    if (!j.contains("tokens") || !j["tokens"].is_array())
-      fail(where, ": no \"tokens\" array");
+    if (!j.contains("tokens") || !j["tokens"].is_array()) fail(where, ": no \"tokens\" array");
     GenerationRequest r;
     for (const auto& t : j["tokens"]) {
       if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() > INT32_MAX)
@@ -67,10 +54,9 @@ std::vector<GenerationRequest> read_token_prompts(const std::string& path, std::
       r.prompt.push_back(static_cast<int32_t>(t.get<int64_t>()));
     }
     r.stream = requests.size();
-    meta.push_back({j.contains("id") ? j["id"] : json(requests.size()), number});
+    meta.push_back({j.contains("id") ? j["id"] : json(requests.size()), where});
     requests.push_back(std::move(r));
-  }
-  if (in.bad()) fail(path, ": read error");
+  });
   if (requests.empty()) fail(path, ": no prompts (the file is empty)");
   return requests;
 }
@@ -125,7 +111,7 @@ void run_tokens(GenerateArgs& args) {
   args.g.gen.stop_ids = default_stop_ids(args.g.stop_ids, args.g.ignore_eos,
                                          loaded->config().eos_token_ids, {});
   check_requests(model, requests, args.g.gen, [&](size_t i) {
-    return args.tokens_file + ":" + std::to_string(meta[i].line);
+    return meta[i].where;
   });
 
   // Results go out as each prompt finishes, one flushed line each, so an interruption or a

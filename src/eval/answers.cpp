@@ -345,24 +345,7 @@ AnswerSet parse_answers(const std::string& text_in, const std::string& name) {
       set.answers.push_back(alpaca_answer(list[i], i, wheres.back()));
     }
   } else {
-    size_t line_number = 0;
-    size_t at = 0;
-    while (at <= text.size()) {
-      size_t end = text.find('\n', at);
-      if (end == std::string_view::npos) end = text.size();
-      std::string_view line = text.substr(at, end - at);
-      at = end + 1;
-      ++line_number;
-      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      if (line.find_first_not_of(" \t") == std::string_view::npos) continue;
-      const std::string where = str(name, ":", line_number);
-      json object;
-      try {
-        object = json::parse(line);
-      } catch (const json::exception& e) {
-        fail(where, ": malformed JSON (each line must hold one complete JSON object): ",
-             json_error_text(e));
-      }
+    for_each_jsonl_line(text, name, [&](const json& object, const std::string& where) {
       const bool mt_bench = object.is_object() && object.contains("choices");
       if (set.answers.empty()) {
         set.format = mt_bench ? AnswerFormat::kMtBench : AnswerFormat::kJsonl;
@@ -376,7 +359,7 @@ AnswerSet parse_answers(const std::string& text_in, const std::string& name) {
       set.answers.push_back(mt_bench ? mt_bench_answer(object, index, where)
                                      : jsonl_answer(object, index, where));
       wheres.push_back(where);
-    }
+    });
     if (set.answers.empty()) fail(name, ": the file has only blank lines: no answers");
   }
   std::map<std::string, size_t> seen;

@@ -2,6 +2,9 @@
 // Small JSON helpers shared by the eval readers and writers.
 #include <nlohmann/json.hpp>
 #include <string>
+#include <string_view>
+
+#include "core/error.h"
 
 namespace expo {
 
@@ -40,6 +43,33 @@ inline std::string json_error_text(const nlohmann::json::exception& e) {
 template <typename Json>
 std::string dump_json(const Json& value, int indent = -1) {
   return value.dump(indent, ' ', /*ensure_ascii=*/false, Json::error_handler_t::replace);
+}
+
+// Calls fn(value, where) with the JSON value of each non-blank line of JSONL `text` (LF or
+// CRLF), where = "NAME:LINE" (1-based, blank lines counted) for error messages. A line that is
+// not one complete JSON value is an error naming it.
+template <typename Fn>
+void for_each_jsonl_line(std::string_view text, const std::string& name, Fn&& fn) {
+  size_t line_number = 0;
+  size_t at = 0;
+  while (at <= text.size()) {
+    size_t end = text.find('\n', at);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view line = text.substr(at, end - at);
+    at = end + 1;
+    ++line_number;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.find_first_not_of(" \t") == std::string_view::npos) continue;
+    const std::string where = str(name, ":", line_number);
+    nlohmann::json value;
+    try {
+      value = nlohmann::json::parse(line);
+    } catch (const nlohmann::json::exception& e) {
+      fail(where, ": malformed JSON (each line must hold one complete JSON object): ",
+           json_error_text(e));
+    }
+    fn(value, where);
+  }
 }
 
 }  // namespace expo

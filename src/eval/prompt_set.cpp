@@ -206,26 +206,9 @@ PromptSet parse_prompt_set(const std::string& text_in, const std::string& name) 
     }
     set.format = PromptFormat::kAlpacaEval;
   } else {  // JSONL
-    size_t line_number = 0;
-    size_t at = 0;
     std::string first_where;
     bool mt_bench = false;
-    while (at <= text.size()) {
-      size_t end = text.find('\n', at);
-      if (end == std::string_view::npos) end = text.size();
-      std::string_view line = text.substr(at, end - at);
-      at = end + 1;
-      ++line_number;
-      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      if (line.find_first_not_of(" \t") == std::string_view::npos) continue;
-      const std::string where = str(name, ":", line_number);
-      json object;
-      try {
-        object = json::parse(line);
-      } catch (const json::exception& e) {
-        fail(where, ": malformed JSON (each line must hold one complete JSON object): ",
-             json_error_text(e));
-      }
+    for_each_jsonl_line(text, name, [&](const json& object, const std::string& where) {
       Prompt prompt = prompt_from_json(object, set.prompts.size(), where);
       const bool is_turns = prompt.kind == PromptKind::kTurns;
       if (set.prompts.empty()) {
@@ -239,7 +222,7 @@ PromptSet parse_prompt_set(const std::string& text_in, const std::string& name) 
       }
       set.prompts.push_back(std::move(prompt));
       wheres.push_back(where);
-    }
+    });
     if (set.prompts.empty()) fail(name, ": the file has only blank lines: no prompts");
     set.format = mt_bench ? PromptFormat::kMtBench : PromptFormat::kJsonl;
   }

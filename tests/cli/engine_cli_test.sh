@@ -43,7 +43,7 @@ check "seeded sampling twice" bash -c "'$expo' generate --model $M --tokens-file
 check "extrapolated generate" "$expo" generate --sft demo/sft --aligned $M --alpha 0.5 --tokens-file prompts.jsonl --output e.jsonl --max-new-tokens 3
 
 printf '{"id": 1, "tokens": [1, 2]}\n{"id": 2, "tokens": [1, 2\n' > broken.jsonl
-expect_error "malformed JSONL names the line" "broken.jsonl:2: not valid JSON" "$expo" generate --model $M --tokens-file broken.jsonl --output o.jsonl
+expect_error "malformed JSONL names the line" "broken.jsonl:2: malformed JSON" "$expo" generate --model $M --tokens-file broken.jsonl --output o.jsonl
 printf '{"id": 1, "tokens": []}\n' > empty_prompt.jsonl
 expect_error "empty prompt" "empty_prompt.jsonl:1: the prompt has no tokens" "$expo" generate --model $M --tokens-file empty_prompt.jsonl --output o.jsonl
 printf '{"id": 1, "tokens": [1, 1999]}\n' > oov.jsonl
