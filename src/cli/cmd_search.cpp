@@ -161,9 +161,10 @@ SearchOutcome run_search(SearchArgs& args) {
          "{model} --port {port}') or --endpoint URL");
   if (!remote && !args.serve.empty()) fail("--serve needs --backend openai");
   if (remote && !args.backend.endpoints.empty() && args.serve.empty() &&
-      !(grid && alphas.size() == 1))
-    fail("--endpoint serves one fixed model, so it can evaluate only one alpha: use --serve "
-         "'COMMAND' to start a server for each candidate");
+      args.backend.model_name.find("{alpha}") == std::string::npos)
+    fail("--endpoint sends every candidate to servers that are already running, so each "
+         "candidate needs its own served name: --model-name 'NAME-{alpha}' (alpha 0 is the "
+         "aligned model); or use --serve 'COMMAND' to start a server per candidate");
   if (!args.write_best.empty()) check_output_target(args.write_best, false);
 
   const fs::path dir(args.output_dir);

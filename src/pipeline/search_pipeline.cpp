@@ -226,7 +226,11 @@ AlphaResult SearchPipeline::evaluate(double alpha) {
       endpoints = {Endpoint{url, o.endpoints.empty() ? "" : o.endpoints[0].api_key}};
     }
     OpenAIClient client(endpoints, o.client);
-    std::string name = o.served_model_name;
+    std::string name = o.served_model_name.find('{') == std::string::npos
+                           ? o.served_model_name
+                           : expand_command_template(o.served_model_name,
+                                                     {{"alpha", format_alpha(alpha)}},
+                                                     "--model-name");
     if (name.empty()) {
       const auto models = client.models();
       if (models.empty()) fail(endpoints[0].base_url, "/v1/models lists no model; give --model-name");

@@ -11,9 +11,10 @@
 //
 // Alpha 0 is the aligned model itself, read as is. Generation runs on the built-in engine
 // (the candidate is extrapolated while it loads, nothing written) or on OpenAI-compatible
-// servers: given endpoints (which must already serve the candidate: only useful for one
-// alpha), or, with a --serve command template, a server expo starts per candidate on a model
-// folder it writes with the extrapolation pass (removed afterwards unless `keep`). Rewards come
+// servers: given endpoints that already serve every candidate, each under its own model name
+// (served_model_name with {alpha}, e.g. behind a router), or, with a --serve command template,
+// a server expo starts per candidate on a model folder it writes with the extrapolation pass
+// (removed afterwards unless `keep`). Rewards come
 // from the built-in engine (the reward model loaded once) or from reward endpoints.
 //
 // When resuming, an alpha whose answers file is complete (every prompt, every turn, the same
@@ -53,7 +54,9 @@ struct SearchPipelineOptions {
   // Generation backend: local unless endpoints or serve_command are given.
   std::vector<Endpoint> endpoints;      // --backend openai --endpoint
   std::string serve_command;            // --serve template ({model}, {port}, {host}, {alpha})
-  std::string served_model_name;        // --model-name; default: what /v1/models lists first
+  // --model-name, {alpha} replaced by the candidate's alpha; default: the first model of
+  // GET /v1/models (--serve only).
+  std::string served_model_name;
   double serve_timeout_s = 600;
   bool keep_candidates = false;         // --keep
   ClientOptions client;                 // parallel, timeouts, retries

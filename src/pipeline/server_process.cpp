@@ -22,7 +22,8 @@
 namespace expo {
 
 std::string expand_command_template(const std::string& command,
-                                    const std::map<std::string, std::string>& values) {
+                                    const std::map<std::string, std::string>& values,
+                                    const std::string& option) {
   std::string out;
   for (size_t i = 0; i < command.size(); ++i) {
     const char c = command[i];
@@ -31,20 +32,20 @@ std::string expand_command_template(const std::string& command,
       ++i;
       continue;
     }
-    if (c == '}') fail("--serve: unmatched '}' at offset ", i, " of \"", command, "\" (write }} for a brace)");
+    if (c == '}') fail(option, ": unmatched '}' at offset ", i, " of \"", command, "\" (write }} for a brace)");
     if (c != '{') {
       out += c;
       continue;
     }
     const size_t end = command.find('}', i);
     if (end == std::string::npos)
-      fail("--serve: unmatched '{' at offset ", i, " of \"", command, "\" (write {{ for a brace)");
+      fail(option, ": unmatched '{' at offset ", i, " of \"", command, "\" (write {{ for a brace)");
     const std::string key = command.substr(i + 1, end - i - 1);
     const auto it = values.find(key);
     if (it == values.end()) {
       std::string known;
       for (const auto& [k, v] : values) known += (known.empty() ? "{" : ", {") + k + "}";
-      fail("--serve: unknown placeholder {", key, "} in \"", command, "\"; known: ", known);
+      fail(option, ": unknown placeholder {", key, "} in \"", command, "\"; known: ", known);
     }
     out += it->second;
     i = end;

@@ -11,9 +11,11 @@
 namespace expo {
 
 // Replaces {name} placeholders: every {...} in `command` must be a key of `values` (an unknown
-// one is an error listing the known ones); "{{" and "}}" stand for literal braces.
+// one is an error, naming `option`, that lists the known ones); "{{" and "}}" stand for literal
+// braces.
 std::string expand_command_template(const std::string& command,
-                                    const std::map<std::string, std::string>& values);
+                                    const std::map<std::string, std::string>& values,
+                                    const std::string& option = "--serve");
 
 // A TCP port on 127.0.0.1 that was free a moment ago (bound to port 0 and released).
 int free_loopback_port();

@@ -128,6 +128,13 @@ expect_error "openai without a server" "--serve" "$expo" search "${common[@]}" -
 
 # generate and score against running servers: the same numbers as the built-in engine.
 start_server rm.log "$expo" serve --model $R --port 0 --quiet || exit 1
+check "search --reward-endpoint" "$expo" search --sft $S --aligned $A --reward-model reward --max-new-tokens 12 --prompts $P --alphas 0.5 --output-dir re --reward-endpoint "http://127.0.0.1:$port"
+check "rewards through the server = the built-in engine's" $py -c "
+import json
+for a in ('0', '0.5'):
+    x = [json.loads(l)['reward'] for l in open('re/alpha-%s/rewards.jsonl' % a)]
+    y = [json.loads(l)['reward'] for l in open('g/alpha-%s/rewards.jsonl' % a)]
+    assert max(abs(p - q) for p, q in zip(x, y)) < 1e-6, (a, x, y)"
 check "score --backend openai" "$expo" score --backend openai --endpoint "http://127.0.0.1:$port" --reward-model reward --answers g/alpha-0.5/answers.jsonl --output rr.jsonl
 check "remote rewards = local rewards" $py -c "
 import json
@@ -138,10 +145,13 @@ check "score --score-api classify" "$expo" score --backend openai --endpoint "ht
 expect_error "wrong served name: the server's message" "404.*reward-x|reward-x.*404|does not exist|not found" "$expo" score --backend openai --endpoint "http://127.0.0.1:$port" --reward-model reward-x --answers g/alpha-0.5/answers.jsonl --output rx.jsonl
 kill $server_pid; wait $server_pid 2>/dev/null
 
-start_server lm.log "$expo" serve --model $A --port 0 --quiet || exit 1
-check "generate --backend openai" "$expo" generate --backend openai --endpoint "http://127.0.0.1:$port" --prompts alpaca.json --max-new-tokens 8 --output remote.json
+start_server lm.log "$expo" serve --model $A --port 0 --quiet --model-name cand-0 || exit 1
+check "search --endpoint with a name per candidate" "$expo" search "${common[@]}" --prompts $P --limit 2 --alphas 0 --output-dir ep --backend openai --endpoint "http://127.0.0.1:$port" --model-name 'cand-{alpha}'
+expect_error "a candidate the servers do not serve" "404.*cand-0.5" "$expo" search "${common[@]}" --prompts $P --limit 2 --alphas 0.5 --output-dir ep2 --backend openai --endpoint "http://127.0.0.1:$port" --model-name 'cand-{alpha}'
+expect_error "--endpoint without a name per candidate" "--model-name 'NAME-\{alpha\}'" "$expo" search "${common[@]}" --prompts $P --alphas 0.5 --output-dir ep3 --backend openai --endpoint "http://127.0.0.1:$port"
+check "generate --backend openai, two endpoints" "$expo" generate --backend openai --endpoint "http://127.0.0.1:$port" --endpoint "http://127.0.0.1:$port/v1" --prompts alpaca.json --max-new-tokens 8 --output remote.json
 check "remote answers in AlpacaEval format" $py -c "
-import json; o = json.load(open('remote.json')); assert len(o) == 2 and o[0]['generator'] == 'aligned'"
+import json; o = json.load(open('remote.json')); assert len(o) == 2 and o[0]['generator'] == 'cand-0'"
 kill $server_pid; wait $server_pid 2>/dev/null
 
 # A server that dies mid-run: a clear error naming the URL; the answers already finished are kept.
