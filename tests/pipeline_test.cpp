@@ -16,6 +16,10 @@
 #include "pipeline/server_process.h"
 #include "test_util.h"
 #include "text/byte_tokenizer.h"
+#include "merge/demo_models.h"
+#include "model/kv_cache.h"
+#include "model/transformer.h"
+#include "model/weights.h"
 #include "text/prompt_encoder.h"
 #include "text/tokenizer.h"
 
@@ -175,6 +179,82 @@ TEST(ServerProcess, TimeoutAndStopKillTheGroup) {
   EXPECT_LT(took, 10);
   // The background sleep went with the group (a zombie waiting for init to reap it is gone).
   EXPECT_EQ(live_processes_in_group(server.pid()), 0);
+}
+
+// The demo's planted directions do what merge/demo_models.h says.
+class DemoModels : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    spec.layers = 4;  // the demo's shape (src/cli/cmd_demo.cpp)
+    spec.hidden = 128;
+    spec.intermediate = 344;
+    spec.heads = 8;
+    spec.kv_heads = 4;
+    spec.vocab = Ids::kVocabSize;
+    spec.bos_id = Ids::kBos;
+    spec.eos_id = Ids::kImEnd;
+    write_demo_pair(dir / "sft", dir / "aligned", spec, 5);
+    RandomLlamaSpec reward = spec;
+    reward.layers = 2;
+    write_demo_reward_model(dir / "rm", reward, 6);
+    write_byte_tokenizer(dir / "rm");
+  }
+  RandomLlamaSpec spec;
+  TempDir dir;
+  ThreadPool pool{2};
+};
+
+TEST_F(DemoModels, RewardGrowsWithReadableText) {
+  const auto loaded = LoadedModel::load(WeightSource::from_model((dir / "rm").string()), pool);
+  Transformer rm(*loaded);
+  const PromptEncoder encoder(dir / "rm");
+  std::vector<Answer> answers(3);
+  const char* texts[] = {"\x01\x02#%&*()[]{}<>|~^", "hello #%&*() world", "hello there my friend"};
+  for (int i = 0; i < 3; ++i) {
+    answers[i].prompt = text_prompt("say something", i);
+    answers[i].turns = {texts[i]};
+  }
+  std::vector<std::string> warnings;
+  const auto r = score_answers_local(rm, encoder, answers, pool, warnings);
+  EXPECT_LT(r[0], r[1]);
+  EXPECT_LT(r[1], r[2]);
+  EXPECT_TRUE(warnings.empty());
+}
+
+TEST_F(DemoModels, ExtrapolationRaisesReadableTokensUntilTheNoiseWins) {
+  // Mean probability mass on readable tokens over a prompt's positions, at alpha 0 (aligned), 2
+  // and 25.
+  auto readable_mass = [&](double alpha) {
+    const auto source = alpha == 0 ? WeightSource::from_model((dir / "aligned").string())
+                                   : WeightSource::from_pair((dir / "sft").string(),
+                                                             (dir / "aligned").string(), alpha);
+    const auto loaded = LoadedModel::load(source, pool);
+    Transformer model(*loaded);
+    const PromptEncoder encoder(dir / "rm");  // the same tokenizer
+    const auto tokens = encoder.encode_messages(
+        nlohmann::ordered_json::parse(R"([{"role": "user", "content": "What are the three primary colors?"}])"),
+        true);
+    KvCache cache(loaded->config(), tokens.size());
+    const ForwardItem item{&cache, tokens, true};
+    const auto& logits = model.forward(std::span<const ForwardItem>(&item, 1), pool);
+    // Mean over every position of the mass on readable tokens.
+    double sum = 0;
+    for (size_t row = 0; row < tokens.size(); ++row) {
+      const float* l = logits.data() + row * Ids::kVocabSize;
+      double max = -1e30, total = 0, readable = 0;
+      for (int t = 0; t < Ids::kVocabSize; ++t) max = std::max<double>(max, l[t]);
+      for (int t = 0; t < Ids::kVocabSize; ++t) {
+        const double p = std::exp(l[t] - max);
+        total += p;
+        if (demo_readable_token(t)) readable += p;
+      }
+      sum += readable / total;
+    }
+    return sum / tokens.size();
+  };
+  const double at0 = readable_mass(0), at2 = readable_mass(2), at25 = readable_mass(25);
+  EXPECT_GT(at2, at0 + 0.1) << at0 << " " << at2;
+  EXPECT_LT(at25, at2 - 0.1) << at2 << " " << at25;
 }
 
 }  // namespace

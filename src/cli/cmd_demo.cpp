@@ -1,9 +1,9 @@
-// expo demo: the whole pipeline on a built-in example, with nothing to download. A small
-// random Llama SFT/aligned pair, a random Llama reward model and a real byte-level tokenizer
-// with a chat template are generated; then the search of the paper runs on them as on real
-// models: each candidate alpha answers a prompt set on the built-in engine, the reward model
-// scores the answers, the table and the plot are written, and the best model is extrapolated.
-// The weights are random, so the answers are noise; the pipeline is the real one.
+// expo demo: the whole pipeline on a built-in example, with nothing to download. A small Llama
+// SFT/aligned pair, a Llama reward model (merge/demo_models.h: random weights with a few
+// planted directions) and a real byte-level tokenizer with a chat template are generated; then
+// the search of the paper runs on them as on real models: each candidate alpha answers a prompt
+// set on the built-in engine, the reward model scores the answers, the table and the plot are
+// written, and the best model is extrapolated.
 #include <cstdio>
 #include <memory>
 
@@ -15,7 +15,7 @@
 #include "core/units.h"
 #include "merge/diff.h"
 #include "merge/plan.h"
-#include "merge/random_model.h"
+#include "merge/demo_models.h"
 #include "text/byte_tokenizer.h"
 
 namespace expo::cli {
@@ -94,14 +94,14 @@ void run(const DemoArgs& args) {
   spec.bos_id = ByteTokenizerIds::kBos;
   spec.eos_id = ByteTokenizerIds::kImEnd;
   spec.max_shard_size = 1'000'000;  // two shards, to show sharded input
-  std::printf("1. writing a random Llama pair (SFT and aligned, BF16), a random Llama reward model\n"
-              "   and a byte-level BPE tokenizer with a ChatML template to %s\n",
+  std::printf("1. writing a small Llama pair (SFT and aligned, BF16; alignment moved it towards\n"
+              "   readable text, plus noise), a Llama reward model that scores readable text, and a\n"
+              "   byte-level BPE tokenizer with a ChatML template to %s\n",
               root.c_str());
-  write_random_pair(sft_dir, aligned_dir, spec, 42);
+  write_demo_pair(sft_dir, aligned_dir, spec, 42);
   RandomLlamaSpec reward = spec;
-  reward.reward_model = true;
   reward.layers = 2;
-  write_random_llama(reward_dir, reward, 7);
+  write_demo_reward_model(reward_dir, reward, 7);
   for (const auto& dir : {sft_dir, aligned_dir, reward_dir}) write_byte_tokenizer(dir);
   const fs::path prompts = root / "prompts.jsonl";
   write_prompts(prompts, args.prompts);
@@ -152,9 +152,9 @@ void add_demo_command(CLI::App& app) {
   auto args = std::make_shared<DemoArgs>();
   auto* cmd = app.add_subcommand(
       "demo",
-      "Run the whole pipeline on generated random models: a Llama SFT/aligned pair, a reward\n"
+      "Run the whole pipeline on generated models: a small Llama SFT/aligned pair, a reward\n"
       "model and a tokenizer are written, then expo search picks alpha by reward (answers on the\n"
-      "built-in engine, rewards, table, plot) and writes the best model. Under a minute.\n"
+      "built-in engine, rewards, table, plot) and writes the best model. Seconds.\n"
       "Example: expo demo --dir expo-demo");
   cmd->add_option("--dir", args->dir, "folder for the demo's models and results")->capture_default_str();
   cmd->add_option("--alphas", args->alphas, "search this grid (e.g. 0,0.1,0.3,0.5,1) instead of --auto");

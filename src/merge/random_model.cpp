@@ -70,29 +70,19 @@ nlohmann::ordered_json llama_config(const RandomLlamaSpec& spec) {
 
 }  // namespace
 
-void write_random_llama(const fs::path& dir, const RandomLlamaSpec& spec, uint64_t seed,
-                        uint64_t noise_seed, double noise) {
+void write_llama(const fs::path& dir, const RandomLlamaSpec& spec, const WeightFn& weight) {
   if (!is_arithmetic_float(spec.dtype)) fail("random models need a float dtype");
   if (spec.hidden % spec.heads != 0 || spec.heads % spec.kv_heads != 0)
     fail("random model: hidden size must divide into heads, heads into kv heads");
   fs::create_directories(dir);
-  std::mt19937_64 rng(seed), noise_rng(noise_seed);
-  std::normal_distribution<double> normal(0.0, 0.02);
-  std::normal_distribution<double> jitter(0.0, noise);
-
   std::vector<TensorData> tensors;
   for (const auto& layout : llama_tensors(spec)) {
     TensorData t{layout, std::vector<uint8_t>(layout.num_bytes())};
-    const bool norm = layout.shape.size() == 1;
     const uint64_t n = layout.num_bytes() / dtype_size(layout.dtype);
-    for (uint64_t i = 0; i < n; ++i) {
-      double v = norm ? 1.0 + normal(rng) : normal(rng);
-      if (noise_seed) v += jitter(noise_rng);
-      store_from_double(t.bytes.data(), layout.dtype, i, v);
-    }
+    for (uint64_t i = 0; i < n; ++i)
+      store_from_double(t.bytes.data(), layout.dtype, i, weight(layout.name, layout.shape, i));
     tensors.push_back(std::move(t));
   }
-
   std::vector<uint64_t> sizes;
   for (const auto& t : tensors) sizes.push_back(t.bytes.size());
   const auto shards = plan_shards(sizes, spec.max_shard_size);
@@ -116,6 +106,18 @@ void write_random_llama(const fs::path& dir, const RandomLlamaSpec& spec, uint64
   write_text_file(dir / "config.json", llama_config(spec).dump(2) + "\n");
   write_text_file(dir / "generation_config.json",
                   nlohmann::ordered_json{{"bos_token_id", spec.bos_id}, {"eos_token_id", spec.eos_id}}.dump(2) + "\n");
+}
+
+void write_random_llama(const fs::path& dir, const RandomLlamaSpec& spec, uint64_t seed,
+                        uint64_t noise_seed, double noise) {
+  std::mt19937_64 rng(seed), noise_rng(noise_seed);
+  std::normal_distribution<double> normal(0.0, 0.02);
+  std::normal_distribution<double> jitter(0.0, noise);
+  write_llama(dir, spec, [&](const std::string&, const std::vector<uint64_t>& shape, uint64_t) {
+    double v = shape.size() == 1 ? 1.0 + normal(rng) : normal(rng);
+    if (noise_seed) v += jitter(noise_rng);
+    return v;
+  });
 }
 
 void write_random_pair(const fs::path& sft_dir, const fs::path& aligned_dir,

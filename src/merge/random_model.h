@@ -4,6 +4,9 @@
 // no weights can be downloaded here, and none are needed to exercise the real code paths.
 #include <cstdint>
 #include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
 
 #include "core/dtype.h"
 
@@ -25,6 +28,13 @@ struct RandomLlamaSpec {
   int bos_id = 1, eos_id = 2;  // config.json and generation_config.json
   int max_positions = 2048;    // max_position_embeddings
 };
+
+// Writes one model whose every weight is weight(tensor name, shape, element index), called in
+// file order (tensor by tensor, elements in row-major order).
+using WeightFn = std::function<double(const std::string& name, const std::vector<uint64_t>& shape,
+                                      uint64_t index)>;
+void write_llama(const std::filesystem::path& dir, const RandomLlamaSpec& spec,
+                 const WeightFn& weight);
 
 // Writes one model; `seed` fixes its weights. `noise_seed` != 0 adds a small perturbation of
 // scale `noise` on top (an "aligned" model that moved away from the same "SFT" weights).
