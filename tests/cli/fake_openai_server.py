@@ -1,17 +1,22 @@
 """A stand-in OpenAI-compatible server for the command-line tests: answers /health,
 /v1/models and /v1/chat/completions with canned text ("answer N"), and dies (exits without
-answering) at request number --die-after, like a server that crashes mid-run. Loopback only.
+answering) at request number --die-after, like a server that crashes mid-run; or fails
+(--status, --fail-first) or stalls (--slow-first) on purpose. Loopback only.
 Prints "listening on http://127.0.0.1:PORT" to stderr once it accepts connections.
 """
 import argparse
 import json
 import os
 import sys
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--die-after", type=int, default=0, help="exit at this chat request (0: never)")
 parser.add_argument("--status", type=int, default=200, help="answer chat requests with this HTTP status")
+parser.add_argument("--fail-first", type=int, default=0, help="answer the first N chat requests 503")
+parser.add_argument("--slow-first", type=int, default=0, help="stall the first N chat requests")
+parser.add_argument("--stall", type=float, default=5.0, help="seconds a stalled request waits")
 args = parser.parse_args()
 count = 0
 
@@ -45,6 +50,11 @@ class Handler(BaseHTTPRequestHandler):
         count += 1
         if args.die_after and count >= args.die_after:
             os._exit(3)
+        if count <= args.fail_first:
+            self.reply(503, {"error": {"message": "overloaded, try again"}})
+            return
+        if count <= args.slow_first:
+            time.sleep(args.stall)
         if args.status != 200:
             self.reply(args.status, {"error": {"message": "fake server refuses: bad model settings", "type": "invalid_request_error"}})
             return

@@ -161,5 +161,17 @@ check "finished answers kept" bash -c "grep -q 'of 16 answers were written to de
 start_server fake2.log $py "$here/fake_openai_server.py" --status 400 || exit 1
 expect_error "a 4xx quotes the server" "400.*fake server refuses: bad model settings" "$expo" generate --backend openai --endpoint "http://127.0.0.1:$port" --prompts alpaca.json --output refused.json
 kill $server_pid 2>/dev/null
+# 503s and a stalled request are retried with backoff; without retries they are clear errors.
+start_server fake3.log $py "$here/fake_openai_server.py" --fail-first 3 --slow-first 4 --stall 3 || exit 1
+check "retries 503 and a timeout" "$expo" generate --backend openai --endpoint "http://127.0.0.1:$port" --prompts alpaca.json --output retried.json --parallel 1 --request-timeout 1 --max-retries 5
+check "every answer after the retries" $py -c "
+import json; o = json.load(open('retried.json')); assert len(o) == 2 and all(x['output'].startswith('answer') for x in o)"
+kill $server_pid 2>/dev/null
+start_server fake4.log $py "$here/fake_openai_server.py" --fail-first 1 || exit 1
+expect_error "503 without retries" "503.*overloaded, try again" "$expo" generate --backend openai --endpoint "http://127.0.0.1:$port" --prompts alpaca.json --output r503.json --max-retries 0
+kill $server_pid 2>/dev/null
+start_server fake5.log $py "$here/fake_openai_server.py" --slow-first 1 --stall 5 || exit 1
+expect_error "timeout without retries" "[Tt]imeout|timed out" "$expo" generate --backend openai --endpoint "http://127.0.0.1:$port" --prompts alpaca.json --output rslow.json --max-retries 0 --request-timeout 1
+kill $server_pid 2>/dev/null
 
 finish
