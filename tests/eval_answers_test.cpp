@@ -17,17 +17,6 @@ namespace {
 using nlohmann::json;
 using testing::error_of;
 
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
-#define EXPECT_ERROR(statement, ...)                                                        \
-  do {                                                                                      \
-    const std::string message = error_of([&] { statement; });                               \
-    for (const std::string& part : std::initializer_list<std::string>{__VA_ARGS__})         \
-      EXPECT_TRUE(contains(message, part)) << "missing \"" << part << "\" in: " << message; \
-  } while (0)
-
 std::vector<std::string> keys_in_order(const std::string& object_text) {
   std::vector<std::string> keys;
   const auto object = nlohmann::ordered_json::parse(object_text);

@@ -17,17 +17,6 @@ namespace {
 using nlohmann::json;
 using testing::error_of;
 
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
-#define EXPECT_ERROR(statement, ...)                                                        \
-  do {                                                                                      \
-    const std::string message = error_of([&] { statement; });                               \
-    for (const std::string& part : std::initializer_list<std::string>{__VA_ARGS__})         \
-      EXPECT_TRUE(contains(message, part)) << "missing \"" << part << "\" in: " << message; \
-  } while (0)
-
 TEST(PromptSet, JsonlTextMessagesAndInstructions) {
   const PromptSet set = parse_prompt_set(
       "{\"prompt\": \"Hello\"}\n"

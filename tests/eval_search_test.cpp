@@ -23,17 +23,6 @@ namespace {
 
 using testing::error_of;
 
-bool contains(const std::string& text, const std::string& part) {
-  return text.find(part) != std::string::npos;
-}
-
-#define EXPECT_ERROR(statement, ...)                                                        \
-  do {                                                                                      \
-    const std::string message = error_of([&] { statement; });                               \
-    for (const std::string& part : std::initializer_list<std::string>{__VA_ARGS__})         \
-      EXPECT_TRUE(contains(message, part)) << "missing \"" << part << "\" in: " << message; \
-  } while (0)
-
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 AlphaResult make_result(double alpha, std::vector<double> rewards,
@@ -262,8 +251,8 @@ TEST(ResultsLog, TruncatedLastLineIsDroppedWithAWarning) {
     ResultsLog log(path, true);
     ASSERT_EQ(log.loaded().size(), 2u);
     ASSERT_EQ(log.warnings().size(), 1u);
-    EXPECT_TRUE(contains(log.warnings()[0], "results.jsonl:3")) << log.warnings()[0];
-    EXPECT_TRUE(contains(log.warnings()[0], "truncated")) << log.warnings()[0];
+    EXPECT_CONTAINS(log.warnings()[0], "results.jsonl:3");
+    EXPECT_CONTAINS(log.warnings()[0], "truncated");
     EXPECT_EQ(read_text_file(path), two);  // cut off the file
     EXPECT_FALSE(log.find(1).has_value());
     EXPECT_TRUE(log.find(0.5).has_value());
@@ -338,7 +327,7 @@ TEST(AutoSearch, FindsTheOptimumWithinTolInFewEvaluations) {
     const SearchOutcome o_ = auto_search(o, c);
     EXPECT_LE(std::fabs(std::log(o_.best_alpha / optimum)), std::log1p(o.tol))
         << "best " << o_.best_alpha << ", stopped: " << o_.stop_reason;
-    EXPECT_TRUE(contains(o_.stop_reason, "within tol")) << o_.stop_reason;
+    EXPECT_CONTAINS(o_.stop_reason, "within tol");
     EXPECT_LE(model.calls.size(), 16u);
     EXPECT_LT(model.calls.size(), equivalent_grid_size(o) / 4);
     EXPECT_EQ(model.calls.front(), 0.0);
@@ -366,7 +355,7 @@ TEST(AutoSearch, StopsWhenAlphaZeroIsBest) {
   c.evaluate = model.evaluate();
   const SearchOutcome o = auto_search({}, c);
   EXPECT_EQ(o.best_alpha, 0.0);
-  EXPECT_TRUE(contains(o.stop_reason, "alpha 0")) << o.stop_reason;
+  EXPECT_CONTAINS(o.stop_reason, "alpha 0");
   EXPECT_EQ(model.calls, (std::vector<double>{0, 0.1, 0.3, 1}));  // the scan stopped early too
 }
 
@@ -383,7 +372,7 @@ TEST(AutoSearch, StopsOnNoise) {
     SearchContext c;
     c.evaluate = model.evaluate();
     const SearchOutcome o = auto_search(options, c);
-    EXPECT_TRUE(contains(o.stop_reason, "within noise")) << o.stop_reason;
+    EXPECT_CONTAINS(o.stop_reason, "within noise");
     EXPECT_LE(model.calls.size(), 1u + 6u + 5u);
     expect_distinct(model.calls);
 
@@ -393,7 +382,7 @@ TEST(AutoSearch, StopsOnNoise) {
     c.evaluate = chasing.evaluate();
     options.noise_z = 0;
     const SearchOutcome all = auto_search(options, c);
-    EXPECT_FALSE(contains(all.stop_reason, "within noise")) << all.stop_reason;
+    EXPECT_EQ(all.stop_reason.find("within noise"), std::string::npos) << all.stop_reason;
     EXPECT_GE(chasing.calls.size(), model.calls.size() + 3) << all.stop_reason;
   }
 }
@@ -406,11 +395,11 @@ TEST(AutoSearch, RespectsMaxEvaluations) {
   options.max_evaluations = 9;
   const SearchOutcome o = auto_search(options, c);
   EXPECT_EQ(model.calls.size(), 9u);
-  EXPECT_TRUE(contains(o.stop_reason, "max_evaluations")) << o.stop_reason;
+  EXPECT_CONTAINS(o.stop_reason, "max_evaluations");
   options.max_evaluations = 3;
   FakeModel small{peak_at(2.2), 0.001};
   c.evaluate = small.evaluate();
-  EXPECT_TRUE(contains(auto_search(options, c).stop_reason, "during the scan"));
+  EXPECT_CONTAINS(auto_search(options, c).stop_reason, "during the scan");
   EXPECT_EQ(small.calls.size(), 3u);
 }
 

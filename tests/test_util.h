@@ -103,4 +103,13 @@ std::string error_of(Fn&& fn) {
         << "expected \"" << (part) << "\" in:\n  " << text_once_; \
   } while (0)
 
+// Expects `statement` to throw an expo::Error whose message holds every one of the strings.
+#define EXPECT_ERROR(statement, ...)                                                   \
+  do {                                                                                 \
+    const std::string message_ = ::expo::testing::error_of([&] { statement; });        \
+    for (const std::string& part_ : std::initializer_list<std::string>{__VA_ARGS__})   \
+      EXPECT_NE(message_.find(part_), std::string::npos)                               \
+          << "missing \"" << part_ << "\" in: " << message_;                          \
+  } while (0)
+
 }  // namespace expo::testing
