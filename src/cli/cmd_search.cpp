@@ -168,6 +168,8 @@ SearchOutcome run_search(SearchArgs& args) {
   if (!args.write_best.empty()) check_output_target(args.write_best, false);
 
   const fs::path dir(args.output_dir);
+  if (fs::exists(dir) && !fs::is_directory(dir))
+    fail("--output-dir ", dir.string(), ": exists and is not a folder");
 
   SearchPipelineOptions o;
   o.sft = args.sft;

@@ -56,10 +56,12 @@ SearchPipeline::SearchPipeline(SearchPipelineOptions options)
     fail("give --endpoint (servers already running) or --serve (a server per candidate), not both");
   const Checkpoint aligned = Checkpoint::open(o.aligned);
   {
-    const Checkpoint sft = Checkpoint::open(o.sft);  // fails early on a bad path
+    // Every tensor pairs up (names, shapes, dtypes) before any alpha is evaluated.
+    const Checkpoint sft = Checkpoint::open(o.sft);
     if (sft.architecture() != aligned.architecture())
       fail("--sft ", o.sft, " is ", sft.architecture(), " but --aligned ", o.aligned, " is ",
            aligned.architecture());
+    make_plan(sft, aligned, PlanOptions{});
   }
   m.aligned_folder = aligned.folder();
   m.policy_config = read_model_config(aligned);

@@ -106,6 +106,7 @@ assert [x['question_id'] for x in a] == [81, 82] and all(len(x['choices'][0]['tu
 assert len(a[0]['answer_id']) == 22 and 'tstamp' in a[0]"
 
 # Errors name what is wrong, and leave no results behind.
+$py "$here/../../bench/make_model.py" --out other/sft --hidden 64 --layers 4 --intermediate 344 --heads 8 --kv-heads 4 --vocab 259 2>/dev/null
 expect_error "no prompts file" "nope.jsonl" "$expo" search "${common[@]}" --prompts nope.jsonl --alphas 0.1 --output-dir e1
 printf '{"prompt": "a"}\n{"prompt": 3}\n' > badp.jsonl
 expect_error "bad prompt line" "badp.jsonl:2" "$expo" search "${common[@]}" --prompts badp.jsonl --alphas 0.1 --output-dir e2
@@ -113,7 +114,10 @@ expect_error "reward model that is not one" "is not a reward model" "$expo" sear
 expect_error "negative alpha" "negative" "$expo" search "${common[@]}" --prompts $P --alphas 0.1,-1 --output-dir e4
 expect_error "alphas and auto" "not both" "$expo" search "${common[@]}" --prompts $P --alphas 0.1 --auto --output-dir e5
 expect_error "reward model as policy" "reward model" "$expo" search --sft $R --aligned $R --reward-model $R --prompts $P --alphas 0.1 --output-dir e6
-check "no results after errors" bash -c "! ls e*/results.jsonl 2>/dev/null | grep -q ."
+touch afile
+expect_error "output folder that is a file" "afile: exists and is not a folder" "$expo" search "${common[@]}" --prompts $P --alphas 0.1 --output-dir afile
+expect_error "a pair that does not match, before any work" "is BF16\[259, 128\] in the aligned model but BF16\[259, 64\]" "$expo" search --sft other/sft --aligned $A --reward-model $R --prompts $P --alphas 0.1 --output-dir e7
+check "no results after errors" bash -c "! ls e*/results.jsonl 2>/dev/null | grep -q . && test ! -e e7"
 
 # The openai backend: a server per candidate (expo serve), the same pipeline.
 serve="'$expo' serve --model {model} --port {port} --quiet"
