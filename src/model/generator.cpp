@@ -32,6 +32,17 @@ uint64_t capacity_for(const GenerationRequest& r, const GenerationOptions& o, ui
 
 }  // namespace
 
+std::vector<int32_t> default_stop_ids(std::span<const int32_t> explicit_ids, bool ignore_eos,
+                                      std::span<const int32_t> eos_ids,
+                                      std::span<const int32_t> template_stop_ids) {
+  if (!explicit_ids.empty()) return {explicit_ids.begin(), explicit_ids.end()};
+  if (ignore_eos) return {};
+  std::vector<int32_t> ids(eos_ids.begin(), eos_ids.end());
+  for (int32_t id : template_stop_ids)
+    if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+  return ids;
+}
+
 uint64_t model_context_length(const ModelConfig& c) {
   if (c.rope_scaling.kind == RopeKind::kDynamic)
     return static_cast<uint64_t>(c.rope_scaling.original_max_position * c.rope_scaling.factor);
@@ -126,6 +137,8 @@ void generate(Transformer& model, std::span<const GenerationRequest> requests,
       if (!s.generated.empty()) {
         if (std::find(options.stop_ids.begin(), options.stop_ids.end(), s.generated.back()) !=
             options.stop_ids.end())
+          reason = "stop";
+        else if (options.stop_when && options.stop_when(s.request, s.generated))
           reason = "stop";
         else if (s.generated.size() >= options.max_new_tokens ||
                  s.prompt->size() + s.generated.size() >= s.cache.capacity())

@@ -33,6 +33,9 @@ struct GenerationOptions {
   uint64_t prefill_chunk = 512;   // prompt tokens per sequence per step
   uint64_t step_tokens = 2048;    // soft cap on tokens per step (prefill waits beyond it)
   uint64_t context_length = 0;    // tokens a sequence may reach; 0: the model's context
+  // Called after each token that is not a stop id, with the request's index and its tokens so
+  // far; true ends the sequence there with finish_reason "stop" (stop strings, for example).
+  std::function<bool(size_t request, std::span<const int32_t> generated)> stop_when;
 };
 
 struct GenerationResult {
@@ -46,6 +49,12 @@ struct GenerationStats {
   uint64_t prompt_tokens = 0, generated_tokens = 0;
   double seconds = 0;
 };
+
+// The generation stop ids: `explicit_ids` when given; nothing with `ignore_eos`; otherwise the
+// model's eos ids followed by the template's end-of-turn tokens not already among them.
+std::vector<int32_t> default_stop_ids(std::span<const int32_t> explicit_ids, bool ignore_eos,
+                                      std::span<const int32_t> eos_ids,
+                                      std::span<const int32_t> template_stop_ids);
 
 // The model's usable context: max_position_embeddings (times the factor for dynamic rope).
 uint64_t model_context_length(const ModelConfig& config);

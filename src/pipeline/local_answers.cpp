@@ -56,17 +56,6 @@ void generate_answers(Transformer& model, const PromptEncoder& encoder,
   }
 }
 
-std::vector<int32_t> default_stop_ids(std::span<const int32_t> explicit_ids, bool ignore_eos,
-                                      std::span<const int32_t> eos_ids,
-                                      std::span<const int32_t> template_stop_ids) {
-  if (!explicit_ids.empty()) return {explicit_ids.begin(), explicit_ids.end()};
-  if (ignore_eos) return {};
-  std::vector<int32_t> ids(eos_ids.begin(), eos_ids.end());
-  for (int32_t id : template_stop_ids)
-    if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
-  return ids;
-}
-
 uint64_t generation_working_memory(const ModelConfig& config, const GenerationOptions& gen,
                                    uint64_t prompts, uint64_t longest_prompt) {
   const uint64_t limit = gen.context_length ? gen.context_length : model_context_length(config);

@@ -41,12 +41,6 @@ void generate_answers(Transformer& model, const PromptEncoder& encoder,
                       ThreadPool& pool, const std::string& set_name, std::vector<Answer>& answers,
                       const std::function<void(const TurnProgress&)>& on_step = {});
 
-// The generation stop ids: `explicit_ids` when given; nothing with `ignore_eos`; otherwise the
-// model's eos ids followed by the template's end-of-turn tokens not already among them.
-std::vector<int32_t> default_stop_ids(std::span<const int32_t> explicit_ids, bool ignore_eos,
-                                      std::span<const int32_t> eos_ids,
-                                      std::span<const int32_t> template_stop_ids);
-
 // Memory a generation run needs beyond the weights (KV caches, activations, logits), for
 // --max-memory: `prompts` sequences of up to `longest_prompt` tokens.
 uint64_t generation_working_memory(const ModelConfig& config, const GenerationOptions& options,

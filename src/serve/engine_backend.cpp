@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "core/error.h"
-#include "core/interrupt.h"
 #include "io/checkpoint.h"
 #include "model/sampler.h"
 #include "model/scorer.h"
@@ -62,10 +61,7 @@ EngineBackend::EngineBackend(const EngineBackendOptions& options) : options_(opt
   const uint64_t model_context = model_context_length(model_->config());
   context_ =
       options.context_length ? std::min(options.context_length, model_context) : model_context;
-  stop_ids_ = model_->config().eos_token_ids;
-  for (int32_t id : encoder_->stop_ids())
-    if (std::find(stop_ids_.begin(), stop_ids_.end(), id) == stop_ids_.end())
-      stop_ids_.push_back(id);
+  stop_ids_ = default_stop_ids({}, false, model_->config().eos_token_ids, encoder_->stop_ids());
 }
 
 EngineBackend::~EngineBackend() = default;
@@ -111,57 +107,33 @@ ordered_json EngineBackend::template_messages(const json& messages) {
 GenerationResult EngineBackend::decode(const std::vector<int32_t>& prompt,
                                        const SamplingParams& sampling, uint64_t max_new_tokens,
                                        const std::vector<std::string>& stop, std::string& text) {
-  // The loop of generate() for one sequence (stream 0): the prompt in chunks of
-  // GenerationOptions::prefill_chunk, then one token per step; the same chunks give the same
-  // logits, so the answer is generate()'s.
-  const uint64_t chunk = GenerationOptions{}.prefill_chunk;
-  const uint64_t capacity = std::min<uint64_t>(context_, prompt.size() + max_new_tokens);
-  const uint64_t vocab = transformer_->output_size();
-  KvCache cache(model_->config(), capacity);
-  Sampler sampler(sampling, 0, prompt);
-  GenerationResult result;
+  GenerationOptions options;
+  options.sampling = sampling;
+  options.max_new_tokens = max_new_tokens;
+  options.stop_ids = stop_ids_;
+  options.max_batch = 1;
+  options.context_length = context_;
   size_t max_stop = 0;
   for (const auto& s : stop) max_stop = std::max(max_stop, s.size());
   size_t searched = 0;  // text before this offset holds no stop string
-  std::vector<float> row(vocab);
-  int32_t pending = 0;
-  uint64_t fed = 0;  // prompt tokens in the cache
-  for (;;) {
-    check_interrupted();
-    ForwardItem item{&cache, {}, false};
-    if (fed < prompt.size()) {
-      const uint64_t n = std::min(chunk, prompt.size() - fed);
-      item.tokens = std::span<const int32_t>(prompt.data() + fed, n);
-      fed += n;
-    } else {
-      item.tokens = std::span<const int32_t>(&pending, 1);
-    }
-    const std::vector<float>& out = transformer_->forward(std::span(&item, 1), *pool_);
-    if (fed < prompt.size()) continue;  // more of the prompt to prefill
-    std::copy(out.begin(), out.begin() + vocab, row.begin());
-    pending = sampler.next(row);
-    result.tokens.push_back(pending);
-    if (std::find(stop_ids_.begin(), stop_ids_.end(), pending) != stop_ids_.end()) {
-      result.finish_reason = "stop";
-    } else if (result.tokens.size() >= max_new_tokens ||
-               prompt.size() + result.tokens.size() >= capacity) {
-      result.finish_reason = "length";
-    }
-    if (!stop.empty()) {
-      text = encoder_->decode_answer(result.tokens);
-      const size_t at = first_stop(text, stop, std::min(searched, text.size()));
-      if (at != std::string::npos) {
-        text.resize(at);
-        result.finish_reason = "stop";
-        return result;
-      }
+  size_t cut = std::string::npos;
+  if (!stop.empty())
+    options.stop_when = [&](size_t, std::span<const int32_t> generated) {
+      text = encoder_->decode_answer(generated);
+      cut = first_stop(text, stop, std::min(searched, text.size()));
       // A character still incomplete decodes differently once its last byte arrives, so the
       // last few bytes are searched again.
       searched = text.size() > max_stop + 8 ? text.size() - max_stop - 8 : 0;
-    }
-    if (!result.finish_reason.empty()) break;
-  }
-  text = encoder_->decode_answer(result.tokens);
+      return cut != std::string::npos;
+    };
+  const GenerationRequest request{prompt, 0};
+  GenerationResult result;
+  generate(*transformer_, std::span(&request, 1), options, *pool_,
+           [&](GenerationResult&& r) { result = std::move(r); });
+  if (cut != std::string::npos)
+    text.resize(cut);
+  else
+    text = encoder_->decode_answer(result.tokens);
   return result;
 }
 

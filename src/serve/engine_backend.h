@@ -6,11 +6,11 @@
 // Chat: the messages go through the chat template with add_generation_prompt, as
 // apply_chat_template(tokenize=True) does; the answer ends at eos or the template's
 // end-of-turn token ("stop"), at the first of the request's `stop` strings (the text is cut
-// before it, "stop"), or at max_tokens / the context ("length"). Decoding is the same
-// prefill-then-decode loop as generate() with one sequence, stream 0, so an answer is what
-// generate() gives for the same tokens, sampling options and seed (for `expo generate`, the
-// first prompt of a file); a request without a seed uses kDefaultSeed, so identical requests
-// get identical answers.
+// before it, "stop"), or at max_tokens / the context ("length"). Decoding is generate() with
+// one sequence, stream 0 (stop strings through GenerationOptions::stop_when), so an answer is
+// what generate() gives for the same tokens, sampling options and seed (for `expo generate`,
+// the first prompt of a file); a request without a seed uses kDefaultSeed, so identical
+// requests get identical answers.
 //
 // Scores: the reward head's raw logit (label 0) at the last token of the conversation
 // rendered without a generation prompt, or of each already-rendered text (encoded without
@@ -79,7 +79,8 @@ class EngineBackend : public ServeBackend {
   uint64_t context_length() const { return context_; }
 
  private:
-  // One sequence, as generate() decodes it. Returns the generated tokens and finish reason.
+  // One sequence through generate(). Returns the generated tokens and finish reason; `text` is
+  // the answer, cut before the first stop string.
   GenerationResult decode(const std::vector<int32_t>& prompt, const SamplingParams& sampling,
                           uint64_t max_new_tokens, const std::vector<std::string>& stop,
                           std::string& text);
