@@ -205,9 +205,7 @@ class DemoModels : public ::testing::Test {
 };
 
 TEST_F(DemoModels, RewardGrowsWithReadableText) {
-  const auto loaded = LoadedModel::load(WeightSource::from_model((dir / "rm").string()), pool);
-  Transformer rm(*loaded);
-  const PromptEncoder encoder(dir / "rm");
+  LocalRewardModel rm = LocalRewardModel::load((dir / "rm").string(), pool);
   std::vector<Answer> answers(3);
   const char* texts[] = {"\x01\x02#%&*()[]{}<>|~^", "hello #%&*() world", "hello there my friend"};
   for (int i = 0; i < 3; ++i) {
@@ -215,7 +213,7 @@ TEST_F(DemoModels, RewardGrowsWithReadableText) {
     answers[i].turns = {texts[i]};
   }
   std::vector<std::string> warnings;
-  const auto r = score_answers_local(rm, encoder, answers, pool, warnings);
+  const auto r = score_answers_local(rm, answers, pool, warnings);
   EXPECT_LT(r[0], r[1]);
   EXPECT_LT(r[1], r[2]);
   EXPECT_TRUE(warnings.empty());

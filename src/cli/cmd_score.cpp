@@ -65,23 +65,16 @@ void run(const ScoreArgs& args) {
                                    [&](size_t) { progress.add(1, 0); });
     progress.finish();
   } else {
-    const Checkpoint probe = Checkpoint::open(args.reward_model);
-    const ModelConfig config = read_model_config(probe);
-    if (!config.is_reward_model)
-      fail("--reward-model ", args.reward_model, ": ", config.architecture,
-           " is not a reward model (expected *ForSequenceClassification)");
-    const PromptEncoder encoder(probe.folder());
     ThreadPool pool(args.threads);
-    const auto loaded = LoadedModel::load(WeightSource::from_model(args.reward_model), pool);
-    Transformer model(*loaded);
+    LocalRewardModel rm = LocalRewardModel::load(args.reward_model, pool);
     Progress progress("score", set.answers.size(), 0, show);
     size_t last = 0;
-    rewards = score_answers_local(model, encoder, set.answers, pool, warnings, [&](size_t done) {
+    rewards = score_answers_local(rm, set.answers, pool, warnings, [&](size_t done) {
       progress.add(done - last, 0);
       last = done;
     });
     progress.finish();
-    if (!counter) counter = std::make_unique<Tokenizer>(encoder.tokenizer());
+    if (!counter) counter = std::make_unique<Tokenizer>(rm.encoder->tokenizer());
   }
   for (const auto& w : warnings) std::fprintf(stderr, "warning: %s\n", w.c_str());
 

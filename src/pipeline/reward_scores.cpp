@@ -18,12 +18,6 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 std::string answer_name(const Answer& a) { return "answer to prompt " + a.prompt.id_text; }
 
-size_t code_points(const std::string& s) {
-  size_t n = 0;
-  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
-  return n;
-}
-
 }  // namespace
 
 std::vector<int32_t> encode_for_reward(const PromptEncoder& reward_encoder, const Answer& answer) {
@@ -35,22 +29,34 @@ std::vector<int32_t> encode_for_reward(const PromptEncoder& reward_encoder, cons
   return reward_encoder.encode_messages(full_conversation(answer.prompt, answer.turns), false);
 }
 
-std::vector<double> score_answers_local(Transformer& reward_model,
-                                        const PromptEncoder& reward_encoder,
+LocalRewardModel LocalRewardModel::load(const std::string& spec, ThreadPool& pool) {
+  LocalRewardModel rm;
+  rm.weights = LoadedModel::load(WeightSource::from_model(spec), pool);
+  const ModelConfig& config = rm.weights->config();
+  if (!config.is_reward_model)
+    fail("--reward-model ", spec, ": ", config.architecture,
+         " is not a reward model (expected *ForSequenceClassification)");
+  rm.encoder = std::make_unique<PromptEncoder>(rm.weights->folder());
+  if (!rm.encoder->has_chat_template())
+    fail("--reward-model ", spec,
+         ": its tokenizer has no chat template; expo builds the reward model's input with the "
+         "reward model's own template");
+  rm.model = std::make_unique<Transformer>(*rm.weights);
+  return rm;
+}
+
+std::vector<double> score_answers_local(LocalRewardModel& reward_model,
                                         std::span<const Answer> answers, ThreadPool& pool,
                                         std::vector<std::string>& warnings,
                                         const std::function<void(size_t done)>& on_done) {
-  if (!reward_model.config().is_reward_model)
-    fail(reward_model.config().architecture,
-         " is not a reward model: scoring needs a *ForSequenceClassification model");
-  const uint64_t context = model_context_length(reward_model.config());
+  const uint64_t context = model_context_length(reward_model.weights->config());
   std::vector<double> rewards(answers.size(), kNaN);
   std::vector<std::vector<int32_t>> sequences;
   std::vector<size_t> owner;
   for (size_t i = 0; i < answers.size(); ++i) {
     std::vector<int32_t> tokens;
     try {
-      tokens = encode_for_reward(reward_encoder, answers[i]);
+      tokens = encode_for_reward(*reward_model.encoder, answers[i]);
     } catch (const Error& e) {
       fail(answer_name(answers[i]), ": ", e.what());
     }
@@ -63,7 +69,7 @@ std::vector<double> score_answers_local(Transformer& reward_model,
     sequences.push_back(std::move(tokens));
     owner.push_back(i);
   }
-  const auto rows = score_sequences(reward_model, sequences, pool, {}, on_done);
+  const auto rows = score_sequences(*reward_model.model, sequences, pool, {}, on_done);
   for (size_t k = 0; k < rows.size(); ++k) {
     const double r = rows[k].at(0);
     if (std::isfinite(r))
@@ -108,7 +114,7 @@ AlphaResult answers_result(double alpha, std::span<const Answer> answers,
     double tokens = 0, chars = 0;
     const bool counted = a.output_tokens.size() == a.turns.size() && !a.turns.empty();
     for (size_t t = 0; t < a.turns.size(); ++t) {
-      chars += static_cast<double>(code_points(a.turns[t]));
+      chars += static_cast<double>(text::code_point_count(a.turns[t]));
       if (counted)
         tokens += static_cast<double>(a.output_tokens[t]);
       else if (tokenizer)

@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -22,6 +23,7 @@
 #include "eval/answers.h"
 #include "http/openai_client.h"
 #include "model/transformer.h"
+#include "model/weights.h"
 #include "text/prompt_encoder.h"
 #include "text/tokenizer.h"
 
@@ -30,9 +32,19 @@ namespace expo {
 // The tokens the reward model scores for one answer (all its turns).
 std::vector<int32_t> encode_for_reward(const PromptEncoder& reward_encoder, const Answer& answer);
 
+// A reward model on the built-in engine with its tokenizer, checked when it loads to be a
+// *ForSequenceClassification model whose tokenizer has a chat template (errors name
+// `--reward-model SPEC`).
+struct LocalRewardModel {
+  std::unique_ptr<LoadedModel> weights;
+  std::unique_ptr<Transformer> model;
+  std::unique_ptr<PromptEncoder> encoder;
+  // `spec`: a folder, a .safetensors file or a cached repo id.
+  static LocalRewardModel load(const std::string& spec, ThreadPool& pool);
+};
+
 // One reward per answer (label 0's raw logit). `on_done(n)` after each packed forward pass.
-std::vector<double> score_answers_local(Transformer& reward_model,
-                                        const PromptEncoder& reward_encoder,
+std::vector<double> score_answers_local(LocalRewardModel& reward_model,
                                         std::span<const Answer> answers, ThreadPool& pool,
                                         std::vector<std::string>& warnings,
                                         const std::function<void(size_t done)>& on_done = {});

@@ -30,9 +30,7 @@ struct SearchPipeline::Impl {
   fs::path aligned_folder;
   std::unique_ptr<PromptEncoder> policy_encoder;
   // Reward model on the built-in engine...
-  std::unique_ptr<LoadedModel> reward_weights;
-  std::unique_ptr<Transformer> reward_model;
-  std::unique_ptr<PromptEncoder> reward_encoder;
+  std::unique_ptr<LocalRewardModel> reward_model;
   // ...or on servers.
   std::unique_ptr<OpenAIClient> reward_client;
   std::vector<std::string> warnings;
@@ -93,19 +91,7 @@ SearchPipeline::SearchPipeline(SearchPipelineOptions options)
   }
 
   if (o.reward_endpoints.empty()) {
-    const WeightSource source = WeightSource::from_model(o.reward_model);
-    const Checkpoint probe = Checkpoint::open(o.reward_model);
-    const ModelConfig config = read_model_config(probe);
-    if (!config.is_reward_model)
-      fail("--reward-model ", o.reward_model, ": ", config.architecture,
-           " is not a reward model (expected *ForSequenceClassification)");
-    m.reward_encoder = std::make_unique<PromptEncoder>(probe.folder());
-    if (!m.reward_encoder->has_chat_template())
-      fail("--reward-model ", o.reward_model,
-           ": its tokenizer has no chat template; expo builds the reward model's input with the "
-           "reward model's own template");
-    m.reward_weights = LoadedModel::load(source, m.pool);
-    m.reward_model = std::make_unique<Transformer>(*m.reward_weights);
+    m.reward_model = std::make_unique<LocalRewardModel>(LocalRewardModel::load(o.reward_model, m.pool));
   } else {
     m.reward_client = std::make_unique<OpenAIClient>(o.reward_endpoints, o.client);
   }
@@ -267,7 +253,7 @@ AlphaResult SearchPipeline::evaluate(double alpha) {
   m.report(alpha, "scoring", 0.9, str(answers.size(), " answers"));
   std::vector<double> rewards;
   if (m.reward_model) {
-    rewards = score_answers_local(*m.reward_model, *m.reward_encoder, answers, m.pool, m.warnings,
+    rewards = score_answers_local(*m.reward_model, answers, m.pool, m.warnings,
                                   [&](size_t done) {
                                     m.report(alpha, "scoring", 0.9 + 0.1 * done / answers.size(),
                                              str(done, "/", answers.size(), " answers"));

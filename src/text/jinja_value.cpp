@@ -1483,11 +1483,7 @@ std::string utf8_encode(std::u32string_view s) {
   return out;
 }
 
-size_t utf8_length(std::string_view s) {
-  size_t n = 0;
-  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
-  return n;
-}
+size_t utf8_length(std::string_view s) { return text::code_point_count(s); }
 
 bool is_space(char32_t c) {
   return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 ||

@@ -117,6 +117,12 @@ void append_utf8(std::string& out, char32_t c) {
   }
 }
 
+size_t code_point_count(std::string_view s) {
+  size_t n = 0;
+  for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+  return n;
+}
+
 std::string utf8_lossy(std::string_view bytes) {
   std::string out;
   out.reserve(bytes.size());

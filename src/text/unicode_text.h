@@ -23,6 +23,9 @@ inline size_t utf8_length(unsigned char b) {
 // Decodes the code point at s[i] (valid UTF-8 assumed) and advances i past it.
 char32_t next_code_point(std::string_view s, size_t& i);
 void append_utf8(std::string& out, char32_t c);
+// Number of code points in UTF-8 text (Python's len()): the bytes that are not continuation
+// bytes.
+size_t code_point_count(std::string_view s);
 
 // Rust's String::from_utf8_lossy: every maximal ill-formed subsequence becomes one U+FFFD.
 std::string utf8_lossy(std::string_view bytes);
