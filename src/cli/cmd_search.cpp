@@ -11,16 +11,12 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/progress.h"
-#include "core/thread_pool.h"
 #include "core/units.h"
 #include "eval/answers.h"
 #include "eval/report.h"
 #include "eval/results_log.h"
 #include "eval/search.h"
-#include "io/checkpoint.h"
 #include "merge/alpha_rules.h"
-#include "merge/extrapolate.h"
-#include "merge/plan.h"
 #include "pipeline/search_pipeline.h"
 
 namespace expo::cli {
@@ -126,16 +122,6 @@ std::vector<double> parse_search_alphas(const std::string& text) {
     alphas.push_back(a.value);
   }
   return alphas;
-}
-
-void write_best_model(const SearchArgs& args, double alpha, ThreadPool& pool) {
-  const Checkpoint sft = Checkpoint::open(args.sft), aligned = Checkpoint::open(args.aligned);
-  const Plan plan = make_plan(sft, aligned, PlanOptions{});
-  ExtrapolateOptions options;
-  options.outputs.push_back({args.write_best, AlphaValue{alpha, format_alpha(alpha)}});
-  options.allow_nonfinite = args.allow_nonfinite;
-  options.command_line = command_line();
-  extrapolate_checkpoints(sft, aligned, plan, options, pool);
 }
 
 }  // namespace
@@ -276,8 +262,7 @@ SearchOutcome run_search(SearchArgs& args) {
               files.png ? str("\n        ", files.png->string()).c_str() : "");
   std::fprintf(stderr, "search took %s\n", duration_text(seconds).c_str());
   if (!args.write_best.empty()) {
-    ThreadPool pool(args.threads);
-    write_best_model(args, outcome.best_alpha, pool);
+    pipeline.write_model(outcome.best_alpha, args.write_best, command_line());
     std::printf("best model: %s (alpha %s)\n", args.write_best.c_str(),
                 format_alpha(outcome.best_alpha).c_str());
   }

@@ -26,6 +26,9 @@ namespace fs = std::filesystem;
 struct SearchPipeline::Impl {
   SearchPipelineOptions o;
   ThreadPool pool;
+  // The pair and how its tensors match, read once (the plan points into the checkpoints).
+  std::unique_ptr<Checkpoint> sft, aligned;
+  std::unique_ptr<Plan> plan;
   ModelConfig policy_config;
   fs::path aligned_folder;
   std::unique_ptr<PromptEncoder> policy_encoder;
@@ -52,17 +55,15 @@ SearchPipeline::SearchPipeline(SearchPipelineOptions options)
   if (o.prompts.prompts.empty()) fail(o.prompts.path.string(), ": no prompts");
   if (!o.endpoints.empty() && !o.serve_command.empty())
     fail("give --endpoint (servers already running) or --serve (a server per candidate), not both");
-  const Checkpoint aligned = Checkpoint::open(o.aligned);
-  {
-    // Every tensor pairs up (names, shapes, dtypes) before any alpha is evaluated.
-    const Checkpoint sft = Checkpoint::open(o.sft);
-    if (sft.architecture() != aligned.architecture())
-      fail("--sft ", o.sft, " is ", sft.architecture(), " but --aligned ", o.aligned, " is ",
-           aligned.architecture());
-    make_plan(sft, aligned, PlanOptions{});
-  }
-  m.aligned_folder = aligned.folder();
-  m.policy_config = read_model_config(aligned);
+  m.aligned = std::make_unique<Checkpoint>(Checkpoint::open(o.aligned));
+  m.sft = std::make_unique<Checkpoint>(Checkpoint::open(o.sft));
+  if (m.sft->architecture() != m.aligned->architecture())
+    fail("--sft ", o.sft, " is ", m.sft->architecture(), " but --aligned ", o.aligned, " is ",
+         m.aligned->architecture());
+  // Every tensor pairs up (names, shapes, dtypes) before any alpha is evaluated.
+  m.plan = std::make_unique<Plan>(make_plan(*m.sft, *m.aligned, PlanOptions{}));
+  m.aligned_folder = m.aligned->folder();
+  m.policy_config = read_model_config(*m.aligned);
   if (m.policy_config.is_reward_model)
     fail(o.aligned, ": ", m.policy_config.architecture,
          " is a reward model; --sft and --aligned must be generative (*ForCausalLM) models");
@@ -107,6 +108,15 @@ const std::vector<std::string>& SearchPipeline::warnings() const { return impl_-
 
 fs::path SearchPipeline::alpha_dir(double alpha) const {
   return impl_->o.out_dir / ("alpha-" + format_alpha(alpha));
+}
+
+void SearchPipeline::write_model(double alpha, const fs::path& dir, const std::string& command_line) {
+  Impl& m = *impl_;
+  ExtrapolateOptions options;
+  options.outputs.push_back({dir, AlphaValue{alpha, format_alpha(alpha)}});
+  options.allow_nonfinite = m.o.allow_nonfinite;
+  options.command_line = command_line;
+  extrapolate_checkpoints(*m.sft, *m.aligned, *m.plan, options, m.pool);
 }
 
 namespace {
@@ -168,11 +178,10 @@ AlphaResult SearchPipeline::evaluate(double alpha) {
                              answers_path.string()));
   } else if (m.local_generation()) {
     m.report(alpha, alpha == 0 ? "loading" : "extrapolating", 0, "");
-    const WeightSource source = alpha == 0 ? WeightSource::from_model(o.aligned)
-                                           : WeightSource::from_pair(o.sft, o.aligned, alpha);
-    WeightSource s = source;
-    s.allow_nonfinite = o.allow_nonfinite;
-    auto loaded = LoadedModel::load(s, m.pool);
+    WeightSource source = alpha == 0 ? WeightSource::from_model(o.aligned)
+                                     : WeightSource::from_pair(o.sft, o.aligned, alpha);
+    source.allow_nonfinite = o.allow_nonfinite;
+    auto loaded = LoadedModel::load(source, m.pool);
     Transformer model(*loaded);
     generate_answers(model, *m.policy_encoder, prompts, o.gen, o.raw, m.pool,
                      o.prompts.path.string(), answers, [&](const TurnProgress& p) {
@@ -191,14 +200,8 @@ AlphaResult SearchPipeline::evaluate(double alpha) {
         m.report(alpha, "extrapolating", 0, "");
         candidate = o.out_dir / "candidates" / ("alpha-" + format_alpha(alpha));
         if (fs::exists(candidate)) fs::remove_all(candidate);  // left by an interrupted run
-        const Checkpoint sft = Checkpoint::open(o.sft), aligned = Checkpoint::open(o.aligned);
-        const Plan plan = make_plan(sft, aligned, PlanOptions{});
-        ExtrapolateOptions eo;
-        eo.outputs.push_back({candidate, AlphaValue{alpha, format_alpha(alpha)}});
-        eo.allow_nonfinite = o.allow_nonfinite;
-        eo.command_line = "expo search (candidate alpha " + format_alpha(alpha) + ")";
         fs::create_directories(candidate.parent_path());
-        extrapolate_checkpoints(sft, aligned, plan, eo, m.pool);
+        write_model(alpha, candidate, "expo search (candidate alpha " + format_alpha(alpha) + ")");
         model_folder = candidate.string();
       }
       const int port = free_loopback_port();

@@ -83,6 +83,9 @@ class SearchPipeline {
 
   // Evaluates one alpha (the search's Evaluate callback).
   AlphaResult evaluate(double alpha);
+  // Writes the model of `alpha` into `dir` with the extrapolation pass of `expo extrapolate`
+  // (the candidates of --serve, and --write-best); `command_line` goes into its model card.
+  void write_model(double alpha, const std::filesystem::path& dir, const std::string& command_line);
   // Folder of an alpha's files.
   std::filesystem::path alpha_dir(double alpha) const;
 
