@@ -10,6 +10,7 @@ packages=(
   libcurl4-openssl-dev libcpp-httplib-dev        # OpenAI-compatible client; expo serve
   python3 python3-numpy                          # independent numeric reference for tests/bench
   clang libclang-rt-14-dev                       # libFuzzer + sanitizers for fuzz/run.sh
+  clang-format                                   # the format check (scripts/check-format.sh)
 )
 missing=()
 for p in "${packages[@]}"; do

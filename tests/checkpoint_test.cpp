@@ -5,7 +5,7 @@
 #include "core/fs.h"
 #include "io/checkpoint.h"
 #include "io/hf_cache.h"
-#include "merge/random_model.h"
+#include "demo/random_model.h"
 #include "test_util.h"
 
 namespace expo {

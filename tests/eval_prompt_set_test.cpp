@@ -8,7 +8,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "eval/prompt_set.h"
-#include "eval/splitmix64.h"
+#include "core/splitmix64.h"
 #include "test_util.h"
 
 namespace expo {

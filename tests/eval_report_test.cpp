@@ -8,7 +8,9 @@
 #include <vector>
 
 #include "core/fs.h"
+#include "eval/plot.h"
 #include "eval/report.h"
+#include "merge/alpha_rules.h"
 #include "test_util.h"
 
 namespace expo {

@@ -15,7 +15,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "eval/search.h"
-#include "eval/splitmix64.h"
+#include "core/splitmix64.h"
 #include "test_util.h"
 
 namespace expo {

@@ -8,7 +8,7 @@
 #include "io/checkpoint.h"
 #include "io/sharding.h"
 #include "merge/extrapolate.h"
-#include "merge/random_model.h"
+#include "demo/random_model.h"
 #include "test_util.h"
 
 namespace expo {

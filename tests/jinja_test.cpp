@@ -8,8 +8,8 @@
 #include <string>
 
 #include "core/error.h"
-#include "text/jinja.h"
-#include "text/jinja_value.h"
+#include "jinja/jinja.h"
+#include "jinja/jinja_value.h"
 
 namespace expo::jinja {
 namespace {

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "text/prompt_encoder.h"
+#include "test_util.h"
 
 namespace expo {
 namespace {
@@ -21,7 +22,7 @@ fs::path package(const std::string& name) {
 
 #define REQUIRE_PACKAGE(dir)                                                          \
   if (!fs::exists((dir) / "tokenizer.json"))                                          \
-    GTEST_SKIP() << "missing " << (dir).string() << " (run scripts/install-npm-deps.sh)";
+    SKIP_UNLESS_CI("missing " << (dir).string() << " (run scripts/install-npm-deps.sh)");
 
 ordered_json conversation() {
   return ordered_json::array({{{"role", "system"}, {"content", "Be brief."}},

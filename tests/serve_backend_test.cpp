@@ -13,7 +13,7 @@
 #include "model/scorer.h"
 #include "serve/engine_backend.h"
 #include "test_util.h"
-#include "text/byte_tokenizer.h"
+#include "demo/byte_tokenizer.h"
 
 namespace expo {
 namespace {

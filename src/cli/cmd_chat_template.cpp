@@ -10,7 +10,7 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "io/hf_cache.h"
-#include "text/chat_template.h"
+#include "jinja/chat_template.h"
 
 namespace expo::cli {
 

@@ -1,5 +1,5 @@
 // expo demo: the whole pipeline on a built-in example, with nothing to download. A small Llama
-// SFT/aligned pair, a Llama reward model (merge/demo_models.h: random weights with a few
+// SFT/aligned pair, a Llama reward model (demo/demo_models.h: random weights with a few
 // planted directions) and a real byte-level tokenizer with a chat template are generated; then
 // the search of the paper runs on them as on real models: each candidate alpha answers a prompt
 // set on the built-in engine, the reward model scores the answers, the table and the plot are
@@ -15,8 +15,7 @@
 #include "core/units.h"
 #include "merge/diff.h"
 #include "merge/plan.h"
-#include "merge/demo_models.h"
-#include "text/byte_tokenizer.h"
+#include "demo/demo_inputs.h"
 
 namespace expo::cli {
 
@@ -32,79 +31,20 @@ struct DemoArgs {
   size_t threads = 0;
 };
 
-// A small prompt set of the kind AlpacaEval asks.
-const char* const kPrompts[] = {
-    "Give three tips for staying healthy.",
-    "What are the three primary colors?",
-    "Describe the structure of an atom.",
-    "How can we reduce air pollution?",
-    "Explain why the sky is blue to a five-year-old.",
-    "Write a haiku about autumn rain.",
-    "What is the capital of Australia, and why was it chosen?",
-    "Summarize the plot of Romeo and Juliet in two sentences.",
-    "Write a Python function that reverses a string.",
-    "What are the pros and cons of remote work?",
-    "Translate 'good morning, how are you?' into French and German.",
-    "Suggest a name for a coffee shop next to a library.",
-    "How do vaccines train the immune system?",
-    "Write a polite email declining a meeting invitation.",
-    "Explain the difference between weather and climate.",
-    "What should I pack for a three-day hiking trip?",
-    "Why do cats purr?",
-    "Give me a recipe for a quick vegetarian dinner.",
-    "What is the Pythagorean theorem? Give an example.",
-    "Write a limerick about a forgetful robot.",
-    "How does compound interest work?",
-    "List five uses for a paperclip other than holding paper.",
-    "What causes the seasons on Earth?",
-    "Explain recursion with a simple example.",
-    "Describe the taste of a lemon to someone who has never had one.",
-    "What are good habits for learning a new language?",
-    "Why is sleep important?",
-    "Write a two-line motivational quote for Monday morning.",
-    "How do airplanes stay in the air?",
-    "What is the difference between a virus and a bacterium?",
-    "Plan a one-day itinerary for a rainy day in London.",
-    "Explain what a black hole is in one paragraph.",
-};
-
-void write_prompts(const fs::path& path, size_t count) {
-  std::string text;
-  const size_t available = sizeof kPrompts / sizeof kPrompts[0];
-  for (size_t i = 0; i < count; ++i)
-    text += nlohmann::json{{"id", i}, {"prompt", kPrompts[i % available]}}.dump() + "\n";
-  write_text_file(path, text);
-}
-
-void run(const DemoArgs& args) {
+void run(const DemoArgs& args, const std::string& invocation) {
   const fs::path root(args.dir);
   if (fs::exists(root) && !args.force)
     fail(root.string(), ": already exists; use --force to write the demo there again");
   if (args.prompts == 0) fail("--prompts must be at least 1");
   if (fs::exists(root)) fs::remove_all(root);
-  const fs::path sft_dir = root / "sft", aligned_dir = root / "aligned", reward_dir = root / "reward";
 
-  RandomLlamaSpec spec;
-  spec.layers = 4;
-  spec.hidden = 128;
-  spec.intermediate = 344;
-  spec.heads = 8;
-  spec.kv_heads = 4;
-  spec.vocab = ByteTokenizerIds::kVocabSize;
-  spec.bos_id = ByteTokenizerIds::kBos;
-  spec.eos_id = ByteTokenizerIds::kImEnd;
-  spec.max_shard_size = 1'000'000;  // two shards, to show sharded input
   std::printf("1. writing a small Llama pair (SFT and aligned, BF16; alignment moved it towards\n"
               "   readable text, plus noise), a Llama reward model that scores readable text, and a\n"
               "   byte-level BPE tokenizer with a ChatML template to %s\n",
               root.c_str());
-  write_demo_pair(sft_dir, aligned_dir, spec, 42);
-  RandomLlamaSpec reward = spec;
-  reward.layers = 2;
-  write_demo_reward_model(reward_dir, reward, 7);
-  for (const auto& dir : {sft_dir, aligned_dir, reward_dir}) write_byte_tokenizer(dir);
-  const fs::path prompts = root / "prompts.jsonl";
-  write_prompts(prompts, args.prompts);
+  const DemoInputs inputs = write_demo_inputs(root, args.prompts);
+  const fs::path& sft_dir = inputs.sft;
+  const fs::path& aligned_dir = inputs.aligned;
 
   const auto sft = Checkpoint::open(sft_dir.string());
   const auto aligned = Checkpoint::open(aligned_dir.string());
@@ -122,20 +62,21 @@ void run(const DemoArgs& args) {
   SearchArgs search;
   search.sft = sft_dir.string();
   search.aligned = aligned_dir.string();
-  search.reward_model = reward_dir.string();
-  search.g.prompts_file = prompts.string();
+  search.reward_model = inputs.reward.string();
+  search.g.prompts_file = inputs.prompts.string();
   search.g.gen.max_new_tokens = args.max_new_tokens;
   search.output_dir = (root / "search").string();
   search.alphas = args.alphas;
   search.auto_search = args.alphas.empty();
   search.write_best = (root / "expo-best").string();
   search.threads = args.threads;
+  search.invocation = invocation;
   std::printf("3. expo search: %zu prompts, up to %llu new tokens each, %s\n\n", args.prompts,
               static_cast<unsigned long long>(args.max_new_tokens),
               args.alphas.empty() ? "--auto (log-scale scan, then golden-section refinement)"
                                   : ("--alphas " + args.alphas).c_str());
   std::fflush(stdout);
-  run_search(search);
+  run_search_command(search);
   std::printf(
       "\nThe same on your own models:\n"
       "  expo search --sft SFT --aligned DPO --reward-model RM --prompts prompts.jsonl --auto \\\n"
@@ -148,7 +89,7 @@ void run(const DemoArgs& args) {
 
 }  // namespace
 
-void add_demo_command(CLI::App& app) {
+void add_demo_command(CLI::App& app, const std::string& invocation) {
   auto args = std::make_shared<DemoArgs>();
   auto* cmd = app.add_subcommand(
       "demo",
@@ -162,7 +103,7 @@ void add_demo_command(CLI::App& app) {
   cmd->add_option("--max-new-tokens", args->max_new_tokens)->capture_default_str();
   cmd->add_option("--threads", args->threads, "worker threads (default: all cores)");
   cmd->add_flag("--force", args->force, "replace the folder if it exists");
-  cmd->callback([args] { run(*args); });
+  cmd->callback([args, invocation] { run(*args, invocation); });
 }
 
 }  // namespace expo::cli

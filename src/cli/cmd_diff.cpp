@@ -23,7 +23,7 @@ void run(const DiffArgs& args) {
   options.on_missing = OnMissing::kCopyAligned;  // compare what matches, list the rest
   const Plan plan = make_plan(sft, aligned, options);
   ThreadPool pool(args.threads);
-  const auto report = diff_checkpoints(plan, pool, !args.json && Progress::stderr_is_terminal());
+  const auto report = diff_checkpoints(plan, pool, !args.json && StatusLine::stderr_is_terminal());
   if (args.json)
     std::fputs(format_diff_json(report, sft.spec(), aligned.spec()).c_str(), stdout);
   else

@@ -22,7 +22,7 @@ struct ExtrapolateArgs {
   size_t threads = 0;
 };
 
-void run(const ExtrapolateArgs& args) {
+void run(const ExtrapolateArgs& args, const std::string& invocation) {
   PlanOptions plan_options;
   ExtrapolateOptions options;
   if (!args.dtype.empty()) {
@@ -49,8 +49,8 @@ void run(const ExtrapolateArgs& args) {
   }
   options.force = args.force;
   options.allow_nonfinite = args.allow_nonfinite;
-  options.progress = args.progress || (!args.no_progress && Progress::stderr_is_terminal());
-  options.command_line = command_line();
+  options.progress = args.progress || (!args.no_progress && StatusLine::stderr_is_terminal());
+  options.command_line = invocation;
 
   const auto sft =
       Checkpoint::open(args.sft, args.sft_revision.empty() ? args.revision : args.sft_revision);
@@ -80,7 +80,7 @@ void run(const ExtrapolateArgs& args) {
 }
 }  // namespace
 
-void add_extrapolate_command(CLI::App& app) {
+void add_extrapolate_command(CLI::App& app, const std::string& invocation) {
   auto args = std::make_shared<ExtrapolateArgs>();
   auto* cmd = app.add_subcommand(
       "extrapolate",
@@ -116,7 +116,7 @@ void add_extrapolate_command(CLI::App& app) {
                 "carry NaN/Inf inputs through instead of failing");
   cmd->add_flag("--progress", args->progress, "show progress even when stderr is not a terminal");
   cmd->add_flag("--no-progress", args->no_progress, "never show progress");
-  cmd->callback([args] { run(*args); });
+  cmd->callback([args, invocation] { run(*args, invocation); });
 }
 
 }  // namespace expo::cli

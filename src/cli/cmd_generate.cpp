@@ -14,7 +14,7 @@
 #include "core/progress.h"
 #include "core/units.h"
 #include "eval/answers.h"
-#include "eval/json_text.h"
+#include "core/json_reader.h"
 #include "eval/prompt_set.h"
 #include "cli/generation_args.h"
 #include "model/generator.h"

@@ -11,7 +11,7 @@
 #include "core/progress.h"
 #include "eval/alpha_stats.h"
 #include "eval/answers.h"
-#include "eval/atomic_write.h"
+#include "core/atomic_write.h"
 #include "model/transformer.h"
 #include "model/weights.h"
 #include "pipeline/reward_scores.h"
@@ -51,7 +51,7 @@ void run(const ScoreArgs& args) {
   } else if (set.format == AnswerFormat::kMtBench) {
     fail(args.answers, ": MT-Bench answers hold only question ids; give --prompts question.jsonl");
   }
-  const bool show = args.progress || (!args.no_progress && Progress::stderr_is_terminal());
+  const bool show = args.progress || (!args.no_progress && StatusLine::stderr_is_terminal());
 
   std::vector<double> rewards;
   std::vector<std::string> warnings;
@@ -60,14 +60,14 @@ void run(const ScoreArgs& args) {
   if (remote) {
     if (args.backend.endpoints.empty()) fail("--backend openai needs --endpoint URL");
     OpenAIClient client(args.backend.endpoint_list(), args.backend.client_options(0));
-    Progress progress("score", set.answers.size(), 0, show);
+    Progress progress("score", set.answers.size(), 0, show, "answers");
     rewards = score_answers_remote(client, args.reward_model, set.answers,
                                    [&](size_t) { progress.add(1, 0); });
     progress.finish();
   } else {
     ThreadPool pool(args.threads);
     LocalRewardModel rm = LocalRewardModel::load(args.reward_model, pool);
-    Progress progress("score", set.answers.size(), 0, show);
+    Progress progress("score", set.answers.size(), 0, show, "answers");
     size_t last = 0;
     rewards = score_answers_local(rm, set.answers, pool, warnings, [&](size_t done) {
       progress.add(done - last, 0);

@@ -14,10 +14,9 @@
 #include "core/units.h"
 #include "eval/answers.h"
 #include "eval/report.h"
-#include "eval/results_log.h"
 #include "eval/search.h"
 #include "merge/alpha_rules.h"
-#include "pipeline/search_pipeline.h"
+#include "pipeline/search_run.h"
 
 namespace expo::cli {
 
@@ -40,25 +39,23 @@ std::string fixed(double v, int digits) {
   return buf;
 }
 
-// Progress on stderr: a line per finished alpha (always), and while an alpha runs a line that
-// rewrites itself (on a terminal or with --progress) with the stage, prompts, tokens/s and ETA.
+// Progress on stderr: a line per finished alpha (always), and while an alpha runs a status line
+// (on a terminal or with --progress) with the stage, prompts, tokens/s and ETA.
 class SearchProgressPrinter {
  public:
-  explicit SearchProgressPrinter(bool redraw) : redraw_(redraw) {}
-  ~SearchProgressPrinter() { clear(); }
+  explicit SearchProgressPrinter(bool redraw) : line_(redraw) {}
+  ~SearchProgressPrinter() { line_.clear(); }
 
   void set_total(size_t total) { total_ = total; }
 
   void stage(const PipelineProgress& p) {
-    if (!redraw_) return;
     const auto now = std::chrono::steady_clock::now();
-    if (drawn_ && now - last_ < std::chrono::milliseconds(250)) return;
-    last_ = now;
     if (p.alpha != current_alpha_ || !alpha_started_) {
       current_alpha_ = p.alpha;
       alpha_started_ = true;
       alpha_start_ = now;
     }
+    if (!line_.due()) return;
     const double in_alpha = std::chrono::duration<double>(now - alpha_start_).count();
     // The time one alpha takes: the mean of the finished ones, else this one's extrapolated.
     const double per_alpha = evaluated_ ? seconds_ / evaluated_
@@ -66,15 +63,12 @@ class SearchProgressPrinter {
                                                  : NAN;
     const double left_here = std::max(0.0, per_alpha * (1 - p.fraction));
     const double left_after = per_alpha * static_cast<double>(total_ > done_ + 1 ? total_ - done_ - 1 : 0);
-    std::fprintf(stderr, "\r\033[Kalpha %s [%zu/%s%zu]: %s%s%s, ETA %s", format_alpha(p.alpha).c_str(),
-                 done_ + 1, estimated_ ? "~" : "", std::max(total_, done_ + 1), p.stage.c_str(),
-                 p.detail.empty() ? "" : " ", p.detail.c_str(),
-                 duration_text(left_here + left_after).c_str());
-    drawn_ = true;
+    line_.draw(str("alpha ", format_alpha(p.alpha), " [", done_ + 1, "/", estimated_ ? "~" : "",
+                   std::max(total_, done_ + 1), "]: ", p.stage, p.detail.empty() ? "" : " ",
+                   p.detail, ", ETA ", duration_text(left_here + left_after)));
   }
 
   void finished(const SearchProgress& s, bool estimated) {
-    clear();
     estimated_ = estimated;
     done_ = s.done;
     total_ = s.total;
@@ -87,32 +81,23 @@ class SearchProgressPrinter {
     }
     alpha_started_ = false;
     const AlphaSummary& m = *s.summary;
-    std::fprintf(stderr,
-                 "alpha %s [%zu/%s%zu]: reward %s +- %s, win rate vs alpha 0 %s%%, %s tokens, "
-                 "%zu failed, %zu truncated%s\n",
-                 format_alpha(s.alpha).c_str(), s.done, estimated ? "~" : "", s.total,
-                 fixed(m.mean_reward, 4).c_str(), fixed(m.reward_se, 4).c_str(),
-                 fixed(100 * m.win_rate, 1).c_str(), fixed(m.mean_answer_tokens, 1).c_str(), m.failed,
-                 m.truncated, s.resumed ? " (from results.jsonl)" : str(" (", duration_text(took), ")").c_str());
+    line_.print_line(str("alpha ", format_alpha(s.alpha), " [", s.done, "/", estimated ? "~" : "",
+                         s.total, "]: reward ", fixed(m.mean_reward, 4), " +- ",
+                         fixed(m.reward_se, 4), ", win rate vs alpha 0 ", fixed(100 * m.win_rate, 1),
+                         "%, ", fixed(m.mean_answer_tokens, 1), " tokens, ", m.failed, " failed, ",
+                         m.truncated, " truncated",
+                         s.resumed ? " (from results.jsonl)" : str(" (", duration_text(took), ")")));
   }
 
- // A line of its own, above the progress line.
-  void print_line(const std::string& line) {
-    clear();
-    std::fprintf(stderr, "%s\n", line.c_str());
-  }
-
- void clear() {
-    if (drawn_) std::fputs("\r\033[K", stderr);
-    drawn_ = false;
-  }
+  // A line of its own, above the progress line.
+  void print_line(const std::string& line) { line_.print_line(line); }
 
  private:
-  bool redraw_;
-  bool drawn_ = false, estimated_ = false, alpha_started_ = false;
+  StatusLine line_;
+  bool estimated_ = false, alpha_started_ = false;
   size_t done_ = 0, total_ = 0, evaluated_ = 0;
   double seconds_ = 0, current_alpha_ = -1;
-  std::chrono::steady_clock::time_point last_, alpha_start_;
+  std::chrono::steady_clock::time_point alpha_start_;
 };
 
 std::vector<double> parse_search_alphas(const std::string& text) {
@@ -126,7 +111,7 @@ std::vector<double> parse_search_alphas(const std::string& text) {
 
 }  // namespace
 
-SearchOutcome run_search(SearchArgs& args) {
+SearchOutcome run_search_command(SearchArgs& args) {
   if (args.sft.empty() || args.aligned.empty())
     fail("give --sft DIR (theta0) and --aligned DIR (theta1)");
   if (args.reward_model.empty())
@@ -157,7 +142,8 @@ SearchOutcome run_search(SearchArgs& args) {
   if (fs::exists(dir) && !fs::is_directory(dir))
     fail("--output-dir ", dir.string(), ": exists and is not a folder");
 
-  SearchPipelineOptions o;
+  SearchRunOptions run;
+  SearchPipelineOptions& o = run.pipeline;
   o.sft = args.sft;
   o.aligned = args.aligned;
   o.reward_model = args.reward_model;
@@ -183,61 +169,18 @@ SearchOutcome run_search(SearchArgs& args) {
   o.client = args.backend.client_options(args.g.gen.sampling.seed);
   for (const auto& e : args.reward_endpoints) o.reward_endpoints.push_back({e, args.backend.api_key()});
   o.resume = args.resume;
+  run.alphas = alphas;
+  run.auto_options = args.auto_options;
+  run.write_best = args.write_best;
+  run.invocation = args.invocation;
 
   const size_t prompt_count = o.prompts.prompts.size();
   const std::string prompt_path = o.prompts.path.string();
   const std::string prompt_format = prompt_format_name(o.prompts.format);
-  std::vector<std::string> ids;
-  for (const auto& p : o.prompts.prompts) ids.push_back(p.id_text);
-
-  std::fprintf(stderr, "expo search: %zu prompts from %s, %s, up to %llu new tokens, %s\n",
-               prompt_count, prompt_path.c_str(),
-               grid ? str(alphas.size(), " alphas").c_str() : "auto search",
-               static_cast<unsigned long long>(o.gen.max_new_tokens),
-               remote ? (args.serve.empty() ? "openai endpoints" : "a server per candidate (--serve)")
-                      : "built-in engine");
-  // The models and the prompts are checked before anything is written to D.
-  SearchPipeline pipeline(std::move(o));
-  fs::create_directories(dir);
-  ResultsLog log(dir / "results.jsonl", args.resume);
-  for (const auto& w : log.warnings()) std::fprintf(stderr, "warning: %s\n", w.c_str());
-  for (const auto& w : pipeline.warnings()) std::fprintf(stderr, "warning: %s\n", w.c_str());
-  size_t warned = pipeline.warnings().size();
-
-  const bool redraw = args.g.show_progress();
-  SearchProgressPrinter printer(redraw);
-  pipeline.set_progress([&](const PipelineProgress& p) { printer.stage(p); });
-  SearchContext context;
-  context.evaluate = [&](double alpha) {
-    AlphaResult r = pipeline.evaluate(alpha);
-    for (; warned < pipeline.warnings().size(); ++warned)
-      printer.print_line("warning: " + pipeline.warnings()[warned]);
-    return r;
-  };
-  context.log = &log;
-  context.prompt_ids = ids;
-  size_t finished = 0;  // alphas in results.jsonl
-  context.on_progress = [&](const SearchProgress& s) {
-    finished = s.done;
-    printer.finished(s, !grid);
-  };
-  // --auto: alpha 0, the scan and a typical refinement until the search says more.
-  printer.set_total(grid ? alphas.size() : 1 + args.auto_options.scan.size() + 6);
-
-  const auto start = std::chrono::steady_clock::now();
-  SearchOutcome outcome;
-  try {
-    outcome = grid ? grid_search(alphas, context) : auto_search(args.auto_options, context);
-  } catch (const Error& e) {
-    printer.clear();
-    const size_t kept = finished;
-    fail(e.what(), " (", kept, kept == 1 ? " alpha is" : " alphas are", " saved in ",
-         (dir / "results.jsonl").string(), "; run the same command with --resume to continue)");
-  }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-
-  ReportOptions report;
-  report.details = {
+  const std::string backend =
+      remote ? (args.serve.empty() ? "openai endpoints" : "a server per candidate (--serve)")
+             : "built-in engine";
+  run.report_details = {
       str("SFT (theta0): `", args.sft, "`; aligned (theta1): `", args.aligned, "`"),
       str("reward model: `", args.reward_model, "`"),
       str("prompts: `", prompt_path, "` (", prompt_format, ", ", prompt_count, " prompts)"),
@@ -251,25 +194,37 @@ SearchOutcome run_search(SearchArgs& args) {
       str("answers and rewards per alpha: `", dir.string(), "/alpha-<alpha>/`; results: `",
           (dir / "results.jsonl").string(), "`"),
   };
-  const ReportFiles files = write_report(dir, outcome, report);
+
+  std::fprintf(stderr, "expo search: %zu prompts from %s, %s, up to %llu new tokens, %s\n",
+               prompt_count, prompt_path.c_str(),
+               grid ? str(alphas.size(), " alphas").c_str() : "auto search",
+               static_cast<unsigned long long>(o.gen.max_new_tokens), backend.c_str());
+
+  SearchProgressPrinter printer(args.g.show_progress());
+  // --auto: alpha 0, the scan and a typical refinement until the search says more.
+  printer.set_total(grid ? alphas.size() : 1 + args.auto_options.scan.size() + 6);
+  SearchRunEvents events;
+  events.warning = [&](const std::string& w) { printer.print_line("warning: " + w); };
+  events.stage = [&](const PipelineProgress& p) { printer.stage(p); };
+  events.alpha_done = [&](const SearchProgress& s) { printer.finished(s, !grid); };
+  const SearchRunResult result = run_search(std::move(run), events);
+  const SearchOutcome& outcome = result.outcome;
 
   std::printf("%s\n", format_table(outcome.summaries, outcome.best_alpha).c_str());
   std::printf("best alpha: %s (%s search, %zu alphas, %zu evaluated now, %zu from results.jsonl; %s)\n",
               format_alpha(outcome.best_alpha).c_str(), outcome.method.c_str(),
               outcome.results.size(), outcome.evaluated, outcome.resumed,
               outcome.stop_reason.c_str());
-  std::printf("report: %s\nplot:   %s%s\n", files.markdown.c_str(), files.svg.c_str(),
-              files.png ? str("\n        ", files.png->string()).c_str() : "");
-  std::fprintf(stderr, "search took %s\n", duration_text(seconds).c_str());
-  if (!args.write_best.empty()) {
-    pipeline.write_model(outcome.best_alpha, args.write_best, command_line());
+  std::printf("report: %s\nplot:   %s%s\n", result.report.markdown.c_str(), result.report.svg.c_str(),
+              result.report.png ? str("\n        ", result.report.png->string()).c_str() : "");
+  std::fprintf(stderr, "search took %s\n", duration_text(result.seconds).c_str());
+  if (!args.write_best.empty())
     std::printf("best model: %s (alpha %s)\n", args.write_best.c_str(),
                 format_alpha(outcome.best_alpha).c_str());
-  }
   return outcome;
 }
 
-void add_search_command(CLI::App& app) {
+void add_search_command(CLI::App& app, const std::string& invocation) {
   auto args = std::make_shared<SearchArgs>();
   auto* cmd = app.add_subcommand(
       "search",
@@ -315,7 +270,10 @@ void add_search_command(CLI::App& app) {
                   "(repeatable)");
   cmd->add_flag("--allow-nonfinite", args->allow_nonfinite, "carry NaN/Inf weights through extrapolation");
   cmd->add_option("--threads", args->threads, "worker threads (default: all cores)");
-  cmd->callback([args] { run_search(*args); });
+  cmd->callback([args, invocation] {
+    args->invocation = invocation;
+    run_search_command(*args);
+  });
 }
 
 }  // namespace expo::cli

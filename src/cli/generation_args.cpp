@@ -72,7 +72,7 @@ PromptSet GenerationArgs::read_prompts() const {
 }
 
 bool GenerationArgs::show_progress() const {
-  return progress || (!no_progress && Progress::stderr_is_terminal());
+  return progress || (!no_progress && StatusLine::stderr_is_terminal());
 }
 
 void BackendArgs::add_to(CLI::App& cmd, const std::string& what, bool scoring) {

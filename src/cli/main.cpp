@@ -9,7 +9,6 @@
 namespace expo::cli {
 
 namespace {
-std::string g_command_line;
 
 std::string shell_quote(const std::string& arg) {
   if (!arg.empty() && arg.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -21,17 +20,16 @@ std::string shell_quote(const std::string& arg) {
 }
 }  // namespace
 
-const std::string& command_line() { return g_command_line; }
-
-void set_command_line(int argc, char** argv) {
-  g_command_line = "expo";
-  for (int i = 1; i < argc; ++i) g_command_line += " " + shell_quote(argv[i]);
+std::string shell_command_line(int argc, char** argv) {
+  std::string line = "expo";
+  for (int i = 1; i < argc; ++i) line += " " + shell_quote(argv[i]);
+  return line;
 }
 
 }  // namespace expo::cli
 
 int main(int argc, char** argv) {
-  expo::cli::set_command_line(argc, argv);
+  const std::string invocation = expo::cli::shell_command_line(argc, argv);
   expo::install_interrupt_handlers();
   CLI::App app{
       "expo: model extrapolation (ExPO) for aligned language models.\n"
@@ -40,18 +38,18 @@ int main(int argc, char** argv) {
       "expo"};
   app.set_version_flag("--version", std::string("expo ") + EXPO_VERSION);
   app.require_subcommand(1);
-  expo::cli::add_extrapolate_command(app);
+  expo::cli::add_extrapolate_command(app, invocation);
   expo::cli::add_inspect_command(app);
   expo::cli::add_diff_command(app);
   expo::cli::add_forward_command(app);
   expo::cli::add_generate_command(app);
   expo::cli::add_serve_command(app);
   expo::cli::add_score_command(app);
-  expo::cli::add_search_command(app);
+  expo::cli::add_search_command(app, invocation);
   expo::cli::add_chat_template_command(app);
   expo::cli::add_tokenize_command(app);
   expo::cli::add_detokenize_command(app);
-  expo::cli::add_demo_command(app);
+  expo::cli::add_demo_command(app, invocation);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -21,10 +21,11 @@ struct SearchArgs {
   std::vector<std::string> reward_endpoints;
   bool allow_nonfinite = false;
   size_t threads = 0;
+  std::string invocation;  // the command line, for the model card of --write-best
 };
 
-// Checks the options, runs the search (printing progress on stderr, the table, the best alpha
-// and the report's paths on stdout), writes the report and, with write_best, the best model.
-SearchOutcome run_search(SearchArgs& args);
+// Checks the options and runs the search (pipeline/search_run.h), printing progress on stderr
+// and the table, the best alpha and the report's paths on stdout.
+SearchOutcome run_search_command(SearchArgs& args);
 
 }  // namespace expo::cli

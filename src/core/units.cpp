@@ -57,6 +57,12 @@ std::string format_bytes(uint64_t bytes) {
   return buf;
 }
 
+std::string format_printf(const char* format, double value) {
+  char buffer[64];
+  std::snprintf(buffer, sizeof buffer, format, value);
+  return buffer;
+}
+
 std::string format_double(double value) {
   char buf[64];
   for (int precision = 1; precision <= 17; ++precision) {

@@ -1,9 +1,11 @@
 #include "eval/alpha_stats.h"
 
+#include <algorithm>
+
 #include <cmath>
 
 #include "core/error.h"
-#include "eval/json_text.h"
+#include "core/json_reader.h"
 
 namespace expo {
 
@@ -194,6 +196,13 @@ AlphaResult result_from_json(const json& j, const std::string& where) {
   r.truncated = count("truncated");
   check_result(r, nullptr, where);
   return r;
+}
+
+std::vector<AlphaSummary> sorted_by_alpha(std::span<const AlphaSummary> summaries) {
+  std::vector<AlphaSummary> rows(summaries.begin(), summaries.end());
+  std::stable_sort(rows.begin(), rows.end(),
+                   [](const AlphaSummary& a, const AlphaSummary& b) { return a.alpha < b.alpha; });
+  return rows;
 }
 
 }  // namespace expo

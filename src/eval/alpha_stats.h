@@ -9,6 +9,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <span>
 #include <vector>
 
 namespace expo {
@@ -61,5 +62,8 @@ void check_result(const AlphaResult& result, const AlphaResult* baseline, const 
 nlohmann::ordered_json result_to_json(const AlphaResult& result, const AlphaSummary& summary);
 AlphaResult result_from_json(const nlohmann::json& object, const std::string& where);
 nlohmann::ordered_json summary_to_json(const AlphaSummary& summary);
+
+// The summaries in increasing alpha (stable for equal alphas).
+std::vector<AlphaSummary> sorted_by_alpha(std::span<const AlphaSummary> summaries);
 
 }  // namespace expo

@@ -7,9 +7,9 @@
 
 #include "core/error.h"
 #include "core/fs.h"
-#include "eval/atomic_write.h"
-#include "eval/json_text.h"
-#include "eval/splitmix64.h"
+#include "core/atomic_write.h"
+#include "core/json_reader.h"
+#include "core/splitmix64.h"
 
 namespace expo {
 

@@ -5,8 +5,8 @@
 
 #include "core/error.h"
 #include "core/fs.h"
-#include "eval/json_text.h"
-#include "eval/splitmix64.h"
+#include "core/json_reader.h"
+#include "core/splitmix64.h"
 
 namespace expo {
 

@@ -10,7 +10,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
-#include "eval/json_text.h"
+#include "core/json_reader.h"
 
 namespace expo {
 

@@ -1,5 +1,7 @@
 #include "merge/alpha_rules.h"
 
+#include <charconv>
+
 #include "core/error.h"
 #include "core/units.h"
 
@@ -53,5 +55,12 @@ const AlphaRule* match_rule(const std::vector<AlphaRule>& rules, const std::stri
     if (std::regex_search(name, rule.regex)) return &rule;
   return nullptr;
 }
+
+std::string format_alpha(double alpha) {
+  char buffer[64];
+  const auto result = std::to_chars(buffer, buffer + sizeof buffer, alpha);
+  return std::string(buffer, result.ptr);
+}
+
 
 }  // namespace expo

@@ -23,6 +23,10 @@ struct AlphaRule {
 std::vector<AlphaValue> parse_alpha_list(const std::string& text);
 // "embed_tokens|lm_head=0" -> rule. Splits at the last '='.
 AlphaRule parse_alpha_rule(const std::string& text);
+// The shortest text that reads back as the same double ("0.3", "25", "0.618"): how an alpha
+// is written in folder names ("alpha-0.3"), model ids and reports.
+std::string format_alpha(double alpha);
+
 const AlphaRule* match_rule(const std::vector<AlphaRule>& rules, const std::string& name);
 
 }  // namespace expo

@@ -4,6 +4,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "core/json_reader.h"
 
 namespace expo {
 
@@ -29,44 +30,31 @@ const std::map<std::string, ArchInfo>& architectures() {
   return table;
 }
 
-class Reader {
+// config.json read through the one strict JSON reader; a null field counts as absent, as in
+// transformers' PretrainedConfig.
+class ConfigReader {
  public:
-  Reader(const json& j, const std::string& source) : j_(j), source_(source) {}
-
+  ConfigReader(const json& j, const std::string& source) : j_(j), reader_(source) {}
   bool has(const char* key) const { return j_.contains(key) && !j_[key].is_null(); }
-
   uint64_t positive(const char* key) const {
-    if (!has(key)) fail(source_, ": missing \"", key, "\"");
-    const json& v = j_[key];
-    if (!v.is_number_integer() || v.get<int64_t>() <= 0)
-      fail(source_, ": \"", key, "\" must be a positive integer, got ", v.dump());
-    return v.get<uint64_t>();
+    return static_cast<uint64_t>(reader_.get_int(j_, "", key, 1, INT64_MAX));
   }
   uint64_t positive_or(const char* key, uint64_t fallback) const {
     return has(key) ? positive(key) : fallback;
   }
   double number_or(const char* key, double fallback) const {
-    if (!has(key)) return fallback;
-    const json& v = j_[key];
-    if (!v.is_number()) fail(source_, ": \"", key, "\" must be a number, got ", v.dump());
-    return v.get<double>();
+    return has(key) ? reader_.get_number(j_, "", key) : fallback;
   }
   bool boolean_or(const char* key, bool fallback) const {
-    if (!has(key)) return fallback;
-    const json& v = j_[key];
-    if (!v.is_boolean()) fail(source_, ": \"", key, "\" must be true or false, got ", v.dump());
-    return v.get<bool>();
+    return has(key) ? reader_.get_bool(j_, "", key) : fallback;
   }
   std::string string_or(const char* key, const std::string& fallback) const {
-    if (!has(key)) return fallback;
-    const json& v = j_[key];
-    if (!v.is_string()) fail(source_, ": \"", key, "\" must be a string, got ", v.dump());
-    return v.get<std::string>();
+    return reader_.opt_string(j_, "", key).value_or(fallback);
   }
 
  private:
   const json& j_;
-  const std::string& source_;
+  JsonReader reader_;
 };
 
 std::vector<int32_t> token_ids(const json& v, const std::string& source, const char* key) {
@@ -93,7 +81,7 @@ RopeScaling parse_rope_scaling(const json& config, const std::string& source,
   const json& r = config["rope_scaling"];
   if (!r.is_object()) fail(source, ": \"rope_scaling\" must be an object or null");
   const std::string where = source + ": rope_scaling";
-  Reader read(r, where);
+  ConfigReader read(r, where);
   std::string type = read.string_or("rope_type", read.string_or("type", ""));
   if (type.empty()) fail(where, " has no \"rope_type\"");
   if (type == "default") return rope;
@@ -149,7 +137,7 @@ ModelConfig parse_model_config(const json& config, const std::string& source) {
   c.family = arch->second.family;
   c.is_reward_model = arch->second.reward;
 
-  Reader read(config, source);
+  ConfigReader read(config, source);
   const std::string act = read.string_or("hidden_act", "silu");
   if (act != "silu")
     fail(source, ": hidden_act \"", act, "\" is not supported (supported: silu)");

@@ -5,10 +5,10 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
-#include "eval/atomic_write.h"
+#include "core/atomic_write.h"
 #include "model/generator.h"
 #include "model/scorer.h"
-#include "text/unicode_text.h"
+#include "core/utf8.h"
 
 namespace expo {
 
@@ -114,7 +114,7 @@ AlphaResult answers_result(double alpha, std::span<const Answer> answers,
     double tokens = 0, chars = 0;
     const bool counted = a.output_tokens.size() == a.turns.size() && !a.turns.empty();
     for (size_t t = 0; t < a.turns.size(); ++t) {
-      chars += static_cast<double>(text::code_point_count(a.turns[t]));
+      chars += static_cast<double>(code_point_count(a.turns[t]));
       if (counted)
         tokens += static_cast<double>(a.output_tokens[t]);
       else if (tokenizer)

@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "eval/report.h"
+#include "merge/alpha_rules.h"
 #include "io/checkpoint.h"
 #include "merge/extrapolate.h"
 #include "merge/plan.h"

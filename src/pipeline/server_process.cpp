@@ -1,11 +1,8 @@
 #include "pipeline/server_process.h"
 
 #include <arpa/inet.h>
-#include <fcntl.h>
 #include <netinet/in.h>
-#include <signal.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -72,57 +69,9 @@ int free_loopback_port() {
 }
 
 ServerProcess::ServerProcess(const std::string& command, const std::filesystem::path& log_path)
-    : command_(command), log_path_(log_path) {
-  const int log = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (log < 0) fail(log_path.string(), ": cannot create the server log: ", std::strerror(errno));
-  const pid_t pid = ::fork();
-  if (pid < 0) {
-    ::close(log);
-    fail("cannot start the server (fork: ", std::strerror(errno), ")");
-  }
-  if (pid == 0) {
-    ::setpgid(0, 0);
-    ::dup2(log, STDOUT_FILENO);
-    ::dup2(log, STDERR_FILENO);
-    const int null = ::open("/dev/null", O_RDONLY);
-    if (null >= 0) ::dup2(null, STDIN_FILENO);
-    // Default signal dispositions: the server handles SIGINT/SIGTERM itself.
-    ::signal(SIGINT, SIG_DFL);
-    ::signal(SIGTERM, SIG_DFL);
-    ::signal(SIGPIPE, SIG_DFL);
-    ::execl("/bin/sh", "sh", "-c", command.c_str(), static_cast<char*>(nullptr));
-    _exit(127);
-  }
-  ::setpgid(pid, pid);  // also from the parent, so the group exists before any kill
-  ::close(log);
-  pid_ = pid;
-}
-
-ServerProcess::~ServerProcess() {
-  try {
-    stop();
-  } catch (...) {
-  }
-}
-
-bool ServerProcess::running() {
-  if (pid_ < 0 || exited_) return false;
-  int status = 0;
-  const pid_t r = ::waitpid(pid_, &status, WNOHANG);
-  if (r == pid_) {
-    exited_ = true;
-    status_ = status;
-    return false;
-  }
-  return true;
-}
-
-std::string ServerProcess::exit_description() const {
-  if (!exited_) return "running";
-  if (WIFEXITED(status_)) return "exit status " + std::to_string(WEXITSTATUS(status_));
-  if (WIFSIGNALED(status_)) return "killed by signal " + std::to_string(WTERMSIG(status_));
-  return "stopped";
-}
+    : command_(command),
+      log_path_(log_path),
+      process_({"/bin/sh", "-c", command}, ProcessOptions{log_path, /*own_group=*/true}) {}
 
 std::string ServerProcess::log_tail(size_t max_bytes) const {
   std::ifstream in(log_path_, std::ios::binary);
@@ -159,25 +108,6 @@ void ServerProcess::wait_ready(const std::string& base_url, double timeout_s) {
            log_tail());
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
-}
-
-void ServerProcess::stop(double grace_s) {
-  if (pid_ < 0 || !running()) return;
-  ::kill(-pid_, SIGTERM);
-  const auto start = std::chrono::steady_clock::now();
-  while (running()) {
-    if (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() > grace_s) {
-      ::kill(-pid_, SIGKILL);
-      int status = 0;
-      ::waitpid(pid_, &status, 0);
-      exited_ = true;
-      status_ = status;
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-  }
-  // Children the shell left behind in the group.
-  ::kill(-pid_, SIGKILL);
 }
 
 }  // namespace expo

@@ -4,7 +4,7 @@
 #include <memory>
 #include <string>
 
-#include "text/json_reader.h"
+#include "core/json_reader.h"
 #include "text/regex.h"
 
 namespace expo::text {

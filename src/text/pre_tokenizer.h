@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-#include "text/json_reader.h"
+#include "core/json_reader.h"
 
 namespace expo::text {
 

@@ -3,7 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
-#include "text/chat_template.h"
+#include "jinja/chat_template.h"
 
 namespace expo {
 

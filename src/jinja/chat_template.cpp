@@ -1,8 +1,8 @@
-#include "text/chat_template.h"
+#include "jinja/chat_template.h"
 
 #include "core/error.h"
 #include "core/fs.h"
-#include "text/jinja.h"
+#include "jinja/jinja.h"
 
 namespace expo {
 

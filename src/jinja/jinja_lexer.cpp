@@ -1,4 +1,4 @@
-#include "text/jinja_lexer.h"
+#include "jinja/jinja_lexer.h"
 
 #include <algorithm>
 #include <cctype>
@@ -6,7 +6,7 @@
 #include <cstdio>
 #include <limits>
 
-#include "text/jinja_value.h"
+#include "jinja/jinja_value.h"
 
 namespace expo::jinja {
 

@@ -1,4 +1,4 @@
-#include "text/jinja_builtins.h"
+#include "jinja/jinja_builtins.h"
 
 #include <algorithm>
 #include <cmath>

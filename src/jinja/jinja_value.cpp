@@ -1,4 +1,4 @@
-#include "text/jinja_value.h"
+#include "jinja/jinja_value.h"
 
 #include <algorithm>
 #include <cctype>
@@ -8,7 +8,7 @@
 #include <limits>
 
 #include "core/error.h"
-#include "text/unicode_text.h"
+#include "core/utf8.h"
 
 namespace expo::jinja {
 
@@ -1474,7 +1474,7 @@ std::u32string utf8_decode(std::string_view s) {
   return out;
 }
 
-void utf8_append(std::string& out, char32_t c) { text::append_utf8(out, c); }
+void utf8_append(std::string& out, char32_t c) { append_utf8(out, c); }
 
 std::string utf8_encode(std::u32string_view s) {
   std::string out;
@@ -1483,7 +1483,7 @@ std::string utf8_encode(std::u32string_view s) {
   return out;
 }
 
-size_t utf8_length(std::string_view s) { return text::code_point_count(s); }
+size_t utf8_length(std::string_view s) { return code_point_count(s); }
 
 bool is_space(char32_t c) {
   return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20) || c == 0x85 || c == 0xA0 ||

@@ -6,7 +6,7 @@
 #include <functional>
 #include <string>
 
-#include "text/jinja_ast.h"
+#include "jinja/jinja_ast.h"
 
 namespace expo::jinja {
 

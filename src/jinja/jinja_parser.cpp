@@ -1,9 +1,9 @@
-#include "text/jinja_parser.h"
+#include "jinja/jinja_parser.h"
 
 #include <algorithm>
 #include <set>
 
-#include "text/jinja_builtins.h"
+#include "jinja/jinja_builtins.h"
 
 namespace expo::jinja {
 

@@ -1,8 +1,8 @@
-#include "text/json_reader.h"
+#include "core/json_reader.h"
 
 #include "core/error.h"
 
-namespace expo::text {
+namespace expo {
 
 std::string json_brief(const Json& j) {
   std::string s = j.dump(-1, ' ', false, Json::error_handler_t::replace);
@@ -97,9 +97,23 @@ int64_t JsonReader::get_int(const Json& obj, const std::string& path, std::strin
   const int64_t v =
       it->is_number_unsigned() && it->get<uint64_t>() > INT64_MAX ? INT64_MAX : it->get<int64_t>();
   if (v < min || v > max)
-    error(child(path, key), "value " + std::to_string(v) + " is outside [" + std::to_string(min) +
-                                ", " + std::to_string(max) + "]");
+    error(child(path, key), max == INT64_MAX ? "must be at least " + std::to_string(min) +
+                                                   ", found " + std::to_string(v)
+                                             : "value " + std::to_string(v) + " is outside [" +
+                                                   std::to_string(min) + ", " +
+                                                   std::to_string(max) + "]");
   return v;
+}
+
+double JsonReader::get_number(const Json& obj, const std::string& path, std::string_view key,
+                              std::optional<double> fallback) const {
+  const auto it = obj.find(key);
+  if (it == obj.end() || (it->is_null() && fallback)) {
+    if (fallback) return *fallback;
+    error(child(path, key), "missing (a number is required)");
+  }
+  if (!it->is_number()) error(child(path, key), "expected a number, found " + json_brief(*it));
+  return it->get<double>();
 }
 
 const Json& JsonReader::get_array(const Json& obj, const std::string& path,
@@ -110,4 +124,4 @@ const Json& JsonReader::get_array(const Json& obj, const std::string& path,
   return *it;
 }
 
-}  // namespace expo::text
+}  // namespace expo

@@ -1,4 +1,4 @@
-#include "text/byte_tokenizer.h"
+#include "demo/byte_tokenizer.h"
 
 #include <nlohmann/json.hpp>
 #include <string>

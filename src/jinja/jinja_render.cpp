@@ -1,11 +1,11 @@
-#include "text/jinja_render.h"
+#include "jinja/jinja_render.h"
 
 #include <algorithm>
 #include <memory>
 #include <optional>
 #include <unordered_map>
 
-#include "text/jinja_builtins.h"
+#include "jinja/jinja_builtins.h"
 
 namespace expo::jinja {
 

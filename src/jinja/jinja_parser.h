@@ -5,8 +5,8 @@
 // (break, continue) and AssistantTracker's {% generation %}.
 #include <vector>
 
-#include "text/jinja_ast.h"
-#include "text/jinja_lexer.h"
+#include "jinja/jinja_ast.h"
+#include "jinja/jinja_lexer.h"
 
 namespace expo::jinja {
 

@@ -22,7 +22,7 @@
 #include <cstdint>
 #include <filesystem>
 
-#include "merge/random_model.h"
+#include "demo/random_model.h"
 
 namespace expo {
 

@@ -6,7 +6,7 @@
 #include <utility>
 #include <vector>
 
-#include "text/jinja_value.h"
+#include "jinja/jinja_value.h"
 
 namespace expo::jinja {
 

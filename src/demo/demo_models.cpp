@@ -1,4 +1,4 @@
-#include "merge/demo_models.h"
+#include "demo/demo_models.h"
 
 #include <cmath>
 #include <memory>

@@ -7,7 +7,7 @@
 #include <functional>
 #include <string>
 
-#include "text/jinja_value.h"
+#include "jinja/jinja_value.h"
 
 namespace expo::jinja {
 

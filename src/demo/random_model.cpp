@@ -1,4 +1,4 @@
-#include "merge/random_model.h"
+#include "demo/random_model.h"
 
 #include <nlohmann/json.hpp>
 #include <random>

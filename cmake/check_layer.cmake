@@ -1,0 +1,21 @@
+# Run by expo_layer() at build time: fails when a file of src/LAYER includes a header of a
+# folder that is not LAYER itself or one of the layers below it (ALLOWED).
+#   cmake -DLAYER=merge -DALLOWED="merge|io|core" -DFILES="a.cpp|a.h" -DSTAMP=f -P check_layer.cmake
+cmake_minimum_required(VERSION 3.25)
+string(REPLACE "|" ";" ALLOWED "${ALLOWED}")
+string(REPLACE "|" ";" FILES "${FILES}")
+set(problems "")
+foreach(file IN LISTS FILES)
+  file(STRINGS "${file}" includes REGEX "^[ \t]*#[ \t]*include[ \t]*\"[a-z_]+/")
+  foreach(line IN LISTS includes)
+    string(REGEX REPLACE "^[ \t]*#[ \t]*include[ \t]*\"([a-z_]+)/([^\"]*)\".*" "\\1" folder "${line}")
+    string(REGEX REPLACE "^[ \t]*#[ \t]*include[ \t]*\"([a-z_]+)/([^\"]*)\".*" "\\1/\\2" header "${line}")
+    if(NOT folder IN_LIST ALLOWED)
+      string(APPEND problems "\n  ${file} includes \"${header}\": src/${LAYER}/ may include only ${ALLOWED}")
+    endif()
+  endforeach()
+endforeach()
+if(problems)
+  message(FATAL_ERROR "layering: an include reaches a layer above src/${LAYER}/ (CONTRIBUTING.md, Layout):${problems}")
+endif()
+file(WRITE "${STAMP}" "")
