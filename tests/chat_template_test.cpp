@@ -95,7 +95,7 @@ void expect_golden(const ojson& c, Render render) {
   }
 }
 
-class HandwrittenGolden : public testing::TestWithParam<std::string> {};
+class HandwrittenGolden : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(HandwrittenGolden, MatchesJinja2) {
   const ojson& c = find_case("handwritten", GetParam());
@@ -114,12 +114,12 @@ TEST_P(HandwrittenGolden, MatchesJinja2) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(Jinja2, HandwrittenGolden, testing::ValuesIn(handwritten_names()),
-                         [](const testing::TestParamInfo<std::string>& info) {
+INSTANTIATE_TEST_SUITE_P(Jinja2, HandwrittenGolden, ::testing::ValuesIn(handwritten_names()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
                            return info.param;
                          });
 
-class RealTemplateGolden : public testing::TestWithParam<std::string> {};
+class RealTemplateGolden : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(RealTemplateGolden, MatchesTransformers) {
   const ojson& c = find_case("real", GetParam());
@@ -150,20 +150,20 @@ TEST_P(RealTemplateGolden, MatchesTransformers) {
   });
 }
 
-INSTANTIATE_TEST_SUITE_P(Transformers, RealTemplateGolden, testing::ValuesIn(real_case_names()),
-                         [](const testing::TestParamInfo<std::string>& info) {
+INSTANTIATE_TEST_SUITE_P(Transformers, RealTemplateGolden, ::testing::ValuesIn(real_case_names()),
+                         [](const ::testing::TestParamInfo<std::string>& info) {
                            return info.param;
                          });
 
 // ---------------------------------------------------------------------------------------------
 // Loading templates and special tokens from a folder.
 
-class ChatTemplateFolder : public testing::Test {
+class ChatTemplateFolder : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ =
         fs::temp_directory_path() / ("expo_chat_template_test_" + std::to_string(::getpid()) + "_" +
-                                     testing::UnitTest::GetInstance()->current_test_info()->name());
+                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }

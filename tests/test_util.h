@@ -105,7 +105,7 @@ inline bool running_in_ci() {
 }
 #define SKIP_UNLESS_CI(message)                                                             \
   do {                                                                                       \
-    if (running_in_ci()) {                                                                   \
+    if (::expo::testing::running_in_ci()) {                                                                 \
       FAIL() << message << " (CI=true: a skipped test is a failure)";                       \
     } else {                                                                                 \
       GTEST_SKIP() << message;                                                               \
