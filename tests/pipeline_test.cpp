@@ -181,7 +181,7 @@ TEST(ServerProcess, TimeoutAndStopKillTheGroup) {
   EXPECT_EQ(live_processes_in_group(server.pid()), 0);
 }
 
-// The demo's planted directions do what merge/demo_models.h says.
+// The demo's planted directions do what demo/demo_models.h says.
 class DemoModels : public ::testing::Test {
  protected:
   void SetUp() override {

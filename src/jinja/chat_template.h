@@ -4,7 +4,7 @@
 // (chat_template.jinja, or tokenizer_config.json's "chat_template", a string or a list of
 // {name, template}), the special tokens as variables (bos_token, eos_token, ...), and
 // messages, tools=None, documents=None, add_generation_prompt. The Jinja engine is
-// src/text/jinja.h.
+// src/jinja/jinja.h.
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <string>

@@ -1,5 +1,5 @@
 #pragma once
-// The values of the Jinja engine (src/text/jinja.h) and the Python semantics templates rely on:
+// The values of the Jinja engine (src/jinja/jinja.h) and the Python semantics templates rely on:
 // truthiness, str() and repr(), ==, <, arithmetic, `in`, len() and iteration, exactly as CPython
 // and Jinja2 define them for the types chat templates meet (None, bool, int, float, str, list,
 // tuple, dict, jinja2's Undefined and Namespace, generators from filters, loop objects, callables).
