@@ -108,7 +108,7 @@ int main(int argc, char** argv) {
     const double copy_bw = copy_bandwidth(pool, &read_bw);
 
     auto t = Clock::now();
-    const auto loaded = LoadedModel::load(WeightSource::from_model(argv[1]), pool);
+    const auto loaded = LoadedModel::load(ModelSource::open(argv[1]), pool);
     const double load_s = seconds_since(t);
     Transformer model(*loaded);
     const ModelConfig& c = model.config();

@@ -37,16 +37,12 @@ std::vector<std::string> golden_cases(const std::string& key) {
 struct Golden {
   json spec;
   fs::path dir;
-  WeightSource source() const {
-    WeightSource s;
-    if (spec.contains("alpha")) {
-      s.sft = (dir / "sft").string();
-      s.aligned = (dir / "aligned").string();
-      s.alpha = spec["alpha"].get<double>();
-    } else {
-      s.model = dir.string();
-    }
-    return s;
+  // The model of the case: its folder, or its pair extrapolated on load at its alpha.
+  std::unique_ptr<LoadedModel> load(ThreadPool& pool) const {
+    if (!spec.contains("alpha")) return LoadedModel::load(ModelSource::open(dir.string()), pool);
+    const ModelSource pair =
+        ModelSource::open_pair((dir / "sft").string(), (dir / "aligned").string());
+    return LoadedModel::load(pair, spec["alpha"].get<double>(), false, pool);
   }
 };
 
@@ -81,7 +77,7 @@ class EngineGoldenGreedy : public ::testing::TestWithParam<std::string> {};
 TEST_P(EngineGolden, LogitsMatchReference) {
   const Golden g = load_golden(GetParam());
   ThreadPool pool(2);
-  const auto loaded = LoadedModel::load(g.source(), pool);
+  const auto loaded = g.load(pool);
   Transformer model(*loaded);
   const auto prompt = ids(g.spec["prompt"]);
   KvCache cache(model.config(), prompt.size());
@@ -117,7 +113,7 @@ TEST_P(EngineGolden, LogitsMatchReference) {
 TEST_P(EngineGoldenReward, RewardOfPackedSequencesMatchesReference) {
   const Golden g = load_golden(GetParam());
   ThreadPool pool(2);
-  const auto loaded = LoadedModel::load(g.source(), pool);
+  const auto loaded = g.load(pool);
   Transformer model(*loaded);
   const auto prompt = ids(g.spec["prompt"]);
   const auto reward = g.spec["reward"].get<std::vector<double>>();
@@ -135,7 +131,7 @@ TEST_P(EngineGoldenGreedy, GreedyTokensMatchReference) {
   const auto prompt = ids(g.spec["greedy_prompt"]);
   const auto want = ids(g.spec["greedy"]);
   ThreadPool pool(2);
-  const auto loaded = LoadedModel::load(g.source(), pool);
+  const auto loaded = g.load(pool);
   Transformer model(*loaded);
   EXPECT_EQ(greedy(model, pool, {prompt}, 1, 0, want.size()), want);
   // The same prompt among others, batched, and on one thread: the same tokens.

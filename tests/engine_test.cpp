@@ -52,7 +52,7 @@ TEST(Engine, SampledTokensDoNotDependOnBatchOrThreads) {
   TempDir dir;
   write_random_llama(dir / "m", small_spec(DType::BF16), 7);
   ThreadPool two(2), one(1);
-  const auto loaded = LoadedModel::load(WeightSource::from_model((dir / "m").string()), two);
+  const auto loaded = LoadedModel::load(ModelSource::open((dir / "m").string()), two);
   Transformer model(*loaded);
   GenerationOptions options;
   options.sampling = SamplingParams{1.0, 40, 0.95, 0.01, 0.1, 0.1, 1.1, 42};
@@ -74,11 +74,11 @@ TEST(Engine, ExtrapolationOnLoadAtAlphaZeroIsTheAlignedModel) {
   TempDir dir;
   write_random_pair(dir / "sft", dir / "aligned", small_spec(DType::BF16), 3);
   ThreadPool pool(2);
-  const auto aligned = LoadedModel::load(WeightSource::from_model((dir / "aligned").string()), pool);
-  const auto expo0 = LoadedModel::load(
-      WeightSource::from_pair((dir / "sft").string(), (dir / "aligned").string(), 0.0), pool);
-  const auto expo1 = LoadedModel::load(
-      WeightSource::from_pair((dir / "sft").string(), (dir / "aligned").string(), 1.0), pool);
+  const auto aligned = LoadedModel::load(ModelSource::open((dir / "aligned").string()), pool);
+  const ModelSource pair =
+      ModelSource::open_pair((dir / "sft").string(), (dir / "aligned").string());
+  const auto expo0 = LoadedModel::load(pair, 0.0, false, pool);
+  const auto expo1 = LoadedModel::load(pair, 1.0, false, pool);
   const std::vector<int32_t> tokens{1, 5, 9, 77, 3};
   auto logits = [&](const LoadedModel& m) {
     Transformer t(m);
@@ -91,11 +91,50 @@ TEST(Engine, ExtrapolationOnLoadAtAlphaZeroIsTheAlignedModel) {
   EXPECT_EQ(expo1->bytes(), aligned->bytes());
 }
 
+// A pair is opened, checked and planned once; every alpha loads from it, and the views of a
+// loaded model keep its checkpoint open after the source is gone.
+TEST(Engine, AnOpenedSourceLoadsAtEveryAlpha) {
+  TempDir dir;
+  write_random_pair(dir / "sft", dir / "aligned", small_spec(DType::BF16), 5);
+  ThreadPool pool(2);
+  const std::vector<int32_t> tokens{3, 1, 4, 1, 5};
+  auto logits = [&](const LoadedModel& m) {
+    Transformer t(m);
+    KvCache cache(m.config(), tokens.size());
+    const ForwardItem item{&cache, tokens, true};
+    return t.forward(std::span<const ForwardItem>(&item, 1), pool);
+  };
+  const ModelSource pair =
+      ModelSource::open_pair((dir / "sft").string(), (dir / "aligned").string());
+  ASSERT_TRUE(pair.is_pair());
+  ASSERT_NE(pair.plan(), nullptr);
+  const Checkpoint aligned = Checkpoint::open((dir / "aligned").string());
+  EXPECT_EQ(pair.weight_bytes(), aligned.total_bytes());
+  EXPECT_EQ(pair.folder(), aligned.folder());
+  EXPECT_EQ(pair.config().architecture, "LlamaForCausalLM");
+
+  const auto half = logits(*LoadedModel::load(pair, 0.5, false, pool));
+  EXPECT_EQ(logits(*LoadedModel::load(pair, 0.5, false, pool)), half);
+  EXPECT_NE(logits(*LoadedModel::load(pair, 1.5, false, pool)), half);
+  // The aligned model alone is the aligned checkpoint read as is.
+  const ModelSource alone = pair.aligned_only();
+  EXPECT_FALSE(alone.is_pair());
+  std::unique_ptr<LoadedModel> from_file;
+  {
+    const ModelSource opened = ModelSource::open((dir / "aligned").string());
+    from_file = LoadedModel::load(opened, pool);
+  }  // the source is gone; the model's views still point into the open checkpoint
+  EXPECT_EQ(logits(*LoadedModel::load(alone, pool)), logits(*from_file));
+  // A pair needs an alpha.
+  EXPECT_NE(error_of([&] { LoadedModel::load(pair, pool); }).find("needs an alpha"),
+            std::string::npos);
+}
+
 TEST(Engine, StopsAtStopTokensAndAtTheLengthLimit) {
   TempDir dir;
   write_random_llama(dir / "m", small_spec(), 11);
   ThreadPool pool(2);
-  const auto loaded = LoadedModel::load(WeightSource::from_model((dir / "m").string()), pool);
+  const auto loaded = LoadedModel::load(ModelSource::open((dir / "m").string()), pool);
   Transformer model(*loaded);
   GenerationOptions options;
   options.max_new_tokens = 12;
@@ -128,7 +167,7 @@ TEST(Engine, BadPromptsAreNamed) {
   TempDir dir;
   write_random_llama(dir / "m", small_spec(), 11);
   ThreadPool pool(1);
-  const auto loaded = LoadedModel::load(WeightSource::from_model((dir / "m").string()), pool);
+  const auto loaded = LoadedModel::load(ModelSource::open((dir / "m").string()), pool);
   Transformer model(*loaded);
   GenerationOptions options;
   auto name = [](size_t i) { return "prompt " + std::to_string(i); };
@@ -161,7 +200,9 @@ TEST(Engine, BadModelsAreClearErrors) {
   ThreadPool pool(1);
   const auto m = dir / "m";
   write_random_llama(m, small_spec(), 1);
-  auto load_error = [&] { return error_of([&] { LoadedModel::load(WeightSource::from_model(m.string()), pool); }); };
+  auto load_error = [&] {
+    return error_of([&] { LoadedModel::load(ModelSource::open(m.string()), pool); });
+  };
 
   edit_config(m, [](json& c) { c["architectures"] = {"GPTNeoXForCausalLM"}; });
   std::string e = load_error();
@@ -205,6 +246,17 @@ TEST(Engine, BadModelsAreClearErrors) {
   e = load_error();
   EXPECT_NE(e.find("missing tensor 'model.norm.weight'"), std::string::npos) << e;
   EXPECT_NE(e.find("input_layernorm.weight' has dtype I32"), std::string::npos) << e;
+}
+
+TEST(Engine, APairOfTwoArchitecturesIsRefusedWhenOpened) {
+  TempDir dir;
+  write_random_pair(dir / "sft", dir / "aligned", small_spec(), 5);
+  edit_config(dir / "sft", [](json& c) { c["architectures"] = {"MistralForCausalLM"}; });
+  const std::string e =
+      error_of([&] { ModelSource::open_pair((dir / "sft").string(), (dir / "aligned").string()); });
+  EXPECT_NE(e.find("the SFT model is MistralForCausalLM but the aligned model is LlamaForCausalLM"),
+            std::string::npos)
+      << e;
 }
 
 }  // namespace

@@ -1,6 +1,9 @@
 // The whole extrapolation pass through the library: values, shards, index, files, atomicity.
 #include <gtest/gtest.h>
 
+#include <cstring>
+#include <optional>
+
 #include <nlohmann/json.hpp>
 
 #include "core/fs.h"
@@ -9,6 +12,7 @@
 #include "io/sharding.h"
 #include "merge/extrapolate.h"
 #include "demo/random_model.h"
+#include "merge/extrapolate_tensor.h"
 #include "test_util.h"
 
 namespace expo {
@@ -248,6 +252,62 @@ TEST(Extrapolate, RowsTiesAndDtypeOverride) {
   const auto config = nlohmann::json::parse(read_text_file(dir / "out" / "config.json"));
   EXPECT_EQ(config["torch_dtype"], "float32");
   EXPECT_EQ(config["tie_word_embeddings"], true);
+}
+
+// The file writer and the engine's extrapolation on load share one chunked loop: both give the
+// same bytes across chunk boundaries, at the end of the shared rows (not on a chunk boundary),
+// for a copy in the aligned dtype and for one into a wider dtype.
+TEST(Extrapolate, InMemoryEqualsTheFileAcrossChunks) {
+  TempDir dir;
+  const uint64_t cols = 1024, sft_rows = 2100, rows = 2200;  // 2.25 chunks, 2.05 of them shared
+  static_assert(sft_rows * cols > kEntryChunkElements &&
+                sft_rows * cols % kEntryChunkElements != 0);
+  write_model(dir / "s",
+              {random_tensor("model.embed_tokens.weight", DType::BF16, {sft_rows, cols}, 1),
+               random_tensor("w", DType::BF16, {rows, cols}, 2)});
+  write_model(dir / "a", {random_tensor("model.embed_tokens.weight", DType::BF16, {rows, cols}, 3),
+                          random_tensor("w", DType::BF16, {rows, cols}, 4)});
+  const auto sft = Checkpoint::open((dir / "s").string());
+  const auto aligned = Checkpoint::open((dir / "a").string());
+  ThreadPool pool(2);
+  for (const std::optional<DType> dtype :
+       {std::optional<DType>{}, std::optional<DType>{DType::F32}}) {
+    PlanOptions plan_options;
+    plan_options.dtype = dtype;
+    const Plan plan = make_plan(sft, aligned, plan_options);
+    ASSERT_EQ(plan.entries[0].action, Action::kExtrapolateRows);
+    const fs::path out = dir / (dtype ? "out-f32" : "out");
+    auto options = options_for(out, 0.7, "0.7");
+    options.dtype = dtype;
+    extrapolate_checkpoints(sft, aligned, plan, options, pool);
+    const auto written = Checkpoint::open(out.string());
+    for (const auto& entry : plan.entries) {
+      std::vector<uint8_t> memory(entry.out_bytes());
+      extrapolate_entry_to_memory(entry, 0.7, false, memory.data(), pool);
+      const auto* t = written.find(entry.name());
+      ASSERT_NE(t, nullptr);
+      ASSERT_EQ(t->info->num_bytes(), memory.size());
+      EXPECT_EQ(std::memcmp(t->data(), memory.data(), memory.size()), 0) << entry.name();
+    }
+    // Every element against the scalar definition; the aligned model's extra rows are copied.
+    for (const std::string name : {"model.embed_tokens.weight", "w"}) {
+      const auto* o = written.find(name);
+      const auto* a = aligned.find(name);
+      const auto* s = sft.find(name);
+      const uint64_t shared = s->info->num_elements();
+      for (uint64_t k = 0; k < a->info->num_elements(); ++k) {
+        const double av = load_as_double(a->data(), DType::BF16, k);
+        double expected = av;
+        if (k < shared) {
+          const double r = av + 0.7 * (av - load_as_double(s->data(), DType::BF16, k));
+          expected = dtype ? static_cast<float>(r)
+                           : bf16_to_double(static_cast<uint16_t>(round_to_bf16(r).bits));
+        }
+        ASSERT_EQ(load_as_double(o->data(), o->info->dtype, k), expected)
+            << name << " element " << k;
+      }
+    }
+  }
 }
 
 TEST(Extrapolate, DescribePlanForDryRun) {

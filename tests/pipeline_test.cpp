@@ -205,7 +205,7 @@ class DemoModels : public ::testing::Test {
 };
 
 TEST_F(DemoModels, RewardGrowsWithReadableText) {
-  LocalRewardModel rm = LocalRewardModel::load((dir / "rm").string(), pool);
+  LocalRewardModel rm = LocalRewardModel::load(ModelSource::open((dir / "rm").string()), pool);
   std::vector<Answer> answers(3);
   const char* texts[] = {"\x01\x02#%&*()[]{}<>|~^", "hello #%&*() world", "hello there my friend"};
   for (int i = 0; i < 3; ++i) {
@@ -222,11 +222,12 @@ TEST_F(DemoModels, RewardGrowsWithReadableText) {
 TEST_F(DemoModels, ExtrapolationRaisesReadableTokensUntilTheNoiseWins) {
   // Mean probability mass on readable tokens over a prompt's positions, at alpha 0 (aligned), 2
   // and 25.
+  const ModelSource pair =
+      ModelSource::open_pair((dir / "sft").string(), (dir / "aligned").string());
   auto readable_mass = [&](double alpha) {
-    const auto source = alpha == 0 ? WeightSource::from_model((dir / "aligned").string())
-                                   : WeightSource::from_pair((dir / "sft").string(),
-                                                             (dir / "aligned").string(), alpha);
-    const auto loaded = LoadedModel::load(source, pool);
+    const auto loaded = alpha == 0
+                            ? LoadedModel::load(ModelSource::open((dir / "aligned").string()), pool)
+                            : LoadedModel::load(pair, alpha, false, pool);
     Transformer model(*loaded);
     const PromptEncoder encoder(dir / "rm");  // the same tokenizer
     const auto tokens = encoder.encode_messages(

@@ -35,7 +35,7 @@ void write_chat_model(const std::filesystem::path& dir, bool reward, uint64_t se
 
 EngineBackendOptions options_for(const std::filesystem::path& dir) {
   EngineBackendOptions o;
-  o.source = WeightSource::from_model(dir.string());
+  o.model = ModelSource::open(dir.string());
   o.threads = 2;
   return o;
 }
@@ -74,7 +74,7 @@ class EngineBackendTest : public ::testing::Test {
                                             const SamplingParams& sampling, uint64_t max_new,
                                             const std::vector<int32_t>& stop_ids) {
     ThreadPool pool(1);
-    const auto loaded = LoadedModel::load(WeightSource::from_model(dir.string()), pool);
+    const auto loaded = LoadedModel::load(ModelSource::open(dir.string()), pool);
     Transformer model(*loaded);
     GenerationOptions options;
     options.sampling = sampling;
@@ -98,15 +98,16 @@ TEST_F(EngineBackendTest, NamesAndStopIds) {
   EXPECT_FALSE(backend.reentrant());
   EXPECT_EQ(backend.stop_ids(), std::vector<int32_t>{ByteTokenizerIds::kImEnd});
   EXPECT_EQ(backend.context_length(), 2048u);
-  EXPECT_EQ(EngineBackend::default_model_name(WeightSource::from_model(chat_dir().string() + "/")),
-            "chat");
-  EXPECT_EQ(EngineBackend::default_model_name(WeightSource::from_model("org/some-model")),
-            "org/some-model");
-  EXPECT_EQ(EngineBackend::default_model_name(WeightSource::from_pair("a/sft", "b/dpo", 0.3)),
-            "dpo-expo-alpha0.3");
+  EXPECT_EQ(EngineBackend::default_model_name(chat_dir().string() + "/"), "chat");
+  EXPECT_EQ(EngineBackend::default_model_name("org/some-model"), "org/some-model");
+  EXPECT_EQ(EngineBackend::default_model_name("b/dpo", 0.3), "dpo-expo-alpha0.3");
   EngineBackendOptions named = options_for(chat_dir());
   named.model_name = "my-model";
   EXPECT_EQ(EngineBackend(named).model_name(), "my-model");
+  EngineBackendOptions pair = options_for(chat_dir());
+  pair.model = ModelSource::open_pair(chat_dir().string(), chat_dir().string());
+  pair.alpha = 0.5;
+  EXPECT_EQ(EngineBackend(pair).model_name(), "chat-expo-alpha0.5");
 }
 
 TEST_F(EngineBackendTest, GreedyChatEqualsGenerate) {
@@ -239,7 +240,7 @@ TEST_F(EngineBackendTest, RewardScoreIsTheRawLogitOfTheRenderedConversation) {
   EXPECT_EQ(rendered.find("<|im_start|>assistant\nRayleigh"), rendered.rfind("<|im_start|>"));
   const auto tokens = backend.encoder().encode_messages(ordered, false);
   ThreadPool pool(1);
-  const auto loaded = LoadedModel::load(WeightSource::from_model(reward_dir().string()), pool);
+  const auto loaded = LoadedModel::load(ModelSource::open(reward_dir().string()), pool);
   Transformer model(*loaded);
   const std::vector<std::vector<int32_t>> sequences{tokens};
   const auto rows = score_sequences(model, sequences, pool);
@@ -284,8 +285,8 @@ TEST_F(EngineBackendTest, Errors) {
   bad_sampling.top_p = 1.5;
   EXPECT_CONTAINS(error_of([&] { lm.chat(bad_sampling); }), "top-p");
 
-  EngineBackendOptions missing = options_for(chat_dir() / "nope");
-  EXPECT_CONTAINS(error_of([&] { EngineBackend b(missing); }), "nope");
+  // A missing model fails when it is opened, before a backend is made.
+  EXPECT_CONTAINS(error_of([&] { options_for(chat_dir() / "nope"); }), "nope");
 }
 
 TEST_F(EngineBackendTest, ServedThroughOpenAIServerAndClient) {

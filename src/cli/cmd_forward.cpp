@@ -38,18 +38,17 @@ std::vector<int32_t> parse_token_list(const std::string& text) {
 
 void run(const ForwardArgs& args) {
   const std::vector<int32_t> tokens = parse_token_list(args.tokens);
-  const WeightSource source = args.model.source();
+  const ModelSource source = args.model.open();
   ThreadPool pool(args.model.threads);
   {
     // KV cache for the tokens plus the activations of one pass.
-    const Checkpoint probe = Checkpoint::open(source.extrapolate() ? source.aligned : source.model);
-    const ModelConfig c = read_model_config(probe);
+    const ModelConfig& c = source.config();
     const uint64_t extra = KvCache::bytes_for(c, tokens.size()) +
                            tokens.size() * (4 * c.hidden_size + 3 * c.intermediate_size +
                                             c.q_dim() + 2 * c.kv_dim() + c.output_size()) * 4;
     args.model.check_memory(source, extra, "KV cache and activations");
   }
-  const auto loaded = LoadedModel::load(source, pool);
+  const auto loaded = args.model.load(source, pool);
   Transformer model(*loaded);
   if (tokens.size() > model_context_length(model.config()))
     fail("--tokens has ", tokens.size(), " tokens, more than the model's context of ",

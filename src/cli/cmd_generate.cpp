@@ -83,30 +83,30 @@ class ProgressLine {
   double last_ = -1;
 };
 
-ModelConfig probe_config(const WeightSource& source, std::filesystem::path* folder) {
-  const Checkpoint probe = Checkpoint::open(source.extrapolate() ? source.aligned : source.model);
-  if (folder) *folder = probe.folder();
-  ModelConfig config = read_model_config(probe);
-  if (config.is_reward_model)
-    fail(config.architecture,
+// The model of the options, opened once; refused when it cannot generate.
+ModelSource open_generator(const ModelOptions& options) {
+  ModelSource source = options.open();
+  if (source.config().is_reward_model)
+    fail(source.config().architecture,
          " is a reward model: it scores text and cannot generate; use a *ForCausalLM model");
-  return config;
+  return source;
 }
 
 void run_tokens(GenerateArgs& args) {
   if (args.output.empty()) fail("--tokens-file needs --output");
   std::vector<TokenPrompt> meta;
   const auto requests = read_token_prompts(args.tokens_file, meta);
-  const WeightSource source = args.model.source();
+  args.model.check();
   check_output_target(args.output, true);
-  const ModelConfig config = probe_config(source, nullptr);
+  const ModelSource source = open_generator(args.model);
+  const ModelConfig& config = source.config();
   uint64_t longest = 0;
   for (const auto& r : requests) longest = std::max<uint64_t>(longest, r.prompt.size());
   args.model.check_memory(source, generation_working_memory(config, args.g.gen, requests.size(), longest),
                           "KV cache and activations");
 
   ThreadPool pool(args.model.threads);
-  const auto loaded = LoadedModel::load(source, pool);
+  const auto loaded = args.model.load(source, pool);
   Transformer model(*loaded);
   args.g.gen.stop_ids = default_stop_ids(args.g.stop_ids, args.g.ignore_eos,
                                          loaded->config().eos_token_ids, {});
@@ -204,11 +204,10 @@ void run_text(GenerateArgs& args) {
                                                              : "");
                               });
     } else {
-      const WeightSource source = args.model.source();
-      std::filesystem::path model_folder;
-      const ModelConfig config = probe_config(source, &model_folder);
+      const ModelSource source = open_generator(args.model);
+      const ModelConfig& config = source.config();
       const std::filesystem::path tokenizer_folder =
-          args.g.tokenizer.empty() ? model_folder : std::filesystem::path(args.g.tokenizer);
+          args.g.tokenizer.empty() ? source.folder() : std::filesystem::path(args.g.tokenizer);
       if (tokenizer_folder.empty())
         fail("the model is a lone .safetensors file: give --tokenizer DIR (a folder with tokenizer.json)");
       const PromptEncoder encoder(tokenizer_folder, args.g.template_name);
@@ -227,7 +226,7 @@ void run_text(GenerateArgs& args) {
           source, generation_working_memory(config, args.g.gen, set.prompts.size(), longest),
           "KV cache and activations");
       ThreadPool pool(args.model.threads);
-      const auto loaded = LoadedModel::load(source, pool);
+      const auto loaded = args.model.load(source, pool);
       Transformer model(*loaded);
       generator = loaded->folder().filename().string();
       args.g.gen.stop_ids = default_stop_ids(args.g.stop_ids, args.g.ignore_eos,

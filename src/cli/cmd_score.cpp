@@ -12,6 +12,7 @@
 #include "eval/alpha_stats.h"
 #include "eval/answers.h"
 #include "core/atomic_write.h"
+#include "model/model_source.h"
 #include "model/transformer.h"
 #include "model/weights.h"
 #include "pipeline/reward_scores.h"
@@ -66,7 +67,7 @@ void run(const ScoreArgs& args) {
     progress.finish();
   } else {
     ThreadPool pool(args.threads);
-    LocalRewardModel rm = LocalRewardModel::load(args.reward_model, pool);
+    LocalRewardModel rm = LocalRewardModel::load(ModelSource::open(args.reward_model), pool);
     Progress progress("score", set.answers.size(), 0, show, "answers");
     size_t last = 0;
     rewards = score_answers_local(rm, set.answers, pool, warnings, [&](size_t done) {

@@ -7,7 +7,6 @@
 #include "cli/model_options.h"
 #include "core/error.h"
 #include "http/openai_server.h"
-#include "io/checkpoint.h"
 #include "model/generator.h"
 #include "model/kv_cache.h"
 #include "serve/engine_backend.h"
@@ -37,34 +36,36 @@ uint64_t working_memory(const ModelConfig& config, uint64_t context) {
 }
 
 void run(const ServeArgs& args) {
-  EngineBackendOptions options;
-  options.source = args.model.source();
-  options.tokenizer = args.tokenizer;
-  options.chat_template = args.template_name;
-  options.model_name = args.model_name;
-  options.threads = args.model.threads;
-  options.max_new_tokens = args.max_new_tokens;
-  options.context_length = args.max_context;
+  args.model.check();
   if (args.port < 0 || args.port > 65535)
     fail("--port ", args.port, " is out of range; use 0..65535 (0: any free port)");
+  std::unique_ptr<EngineBackend> backend;
   {
-    const Checkpoint probe = Checkpoint::open(options.source.extrapolate() ? options.source.aligned
-                                                                           : options.source.model);
-    const ModelConfig config = read_model_config(probe);
+    EngineBackendOptions options;
+    options.model = args.model.open();
+    options.alpha = args.model.alpha_value();
+    options.allow_nonfinite = args.model.allow_nonfinite;
+    options.tokenizer = args.tokenizer;
+    options.chat_template = args.template_name;
+    options.model_name = args.model_name;
+    options.threads = args.model.threads;
+    options.max_new_tokens = args.max_new_tokens;
+    options.context_length = args.max_context;
+    const ModelConfig& config = options.model.config();
     const uint64_t model_context = model_context_length(config);
     const uint64_t context =
         args.max_context ? std::min(args.max_context, model_context) : model_context;
-    args.model.check_memory(options.source, working_memory(config, context),
+    args.model.check_memory(options.model, working_memory(config, context),
                             "KV cache and activations");
-  }
-  EngineBackend backend(options);
-  OpenAIServer server(backend, args.host, args.port);
+    backend = std::make_unique<EngineBackend>(options);
+  }  // a pair's checkpoints close here: the backend holds the extrapolated weights
+  OpenAIServer server(*backend, args.host, args.port);
   if (!args.quiet)
     server.set_request_log(
         [](const std::string& line) { std::fprintf(stderr, "expo serve: %s\n", line.c_str()); });
   server.start();
   std::fprintf(stderr, "expo serve: listening on http://%s:%d (model %s)\n", args.host.c_str(),
-               server.port(), backend.model_name().c_str());
+               server.port(), backend->model_name().c_str());
   std::fflush(stderr);
   server.run();
 }

@@ -16,30 +16,35 @@ void ModelOptions::add_to(CLI::App& cmd) {
                  "refuse to start when weights + KV cache would exceed this (e.g. 8GB)");
 }
 
-WeightSource ModelOptions::source() const {
-  WeightSource s;
+void ModelOptions::check() const {
   const bool any_extrapolation = !sft.empty() || !aligned.empty() || !alpha.empty();
   if (!model.empty() && any_extrapolation)
     fail("give either --model, or --sft, --aligned and --alpha, not both");
-  if (model.empty()) {
-    if (!any_extrapolation) fail("no model: give --model DIR, or --sft S --aligned A --alpha X");
-    if (sft.empty() || aligned.empty() || alpha.empty())
-      fail("extrapolation on load needs all of --sft, --aligned and --alpha");
-    s.sft = sft;
-    s.aligned = aligned;
-    s.alpha = parse_double(alpha, "--alpha");
-    s.allow_nonfinite = allow_nonfinite;
-  } else {
-    s.model = model;
-  }
-  return s;
+  if (!model.empty()) return;
+  if (!any_extrapolation) fail("no model: give --model DIR, or --sft S --aligned A --alpha X");
+  if (sft.empty() || aligned.empty() || alpha.empty())
+    fail("extrapolation on load needs all of --sft, --aligned and --alpha");
+  alpha_value();
 }
 
-void ModelOptions::check_memory(const WeightSource& source, uint64_t extra_bytes,
+ModelSource ModelOptions::open() const {
+  check();
+  return model.empty() ? ModelSource::open_pair(sft, aligned) : ModelSource::open(model);
+}
+
+double ModelOptions::alpha_value() const {
+  return alpha.empty() ? 0.0 : parse_double(alpha, "--alpha");
+}
+
+std::unique_ptr<LoadedModel> ModelOptions::load(const ModelSource& source, ThreadPool& pool) const {
+  return LoadedModel::load(source, alpha_value(), allow_nonfinite, pool);
+}
+
+void ModelOptions::check_memory(const ModelSource& source, uint64_t extra_bytes,
                                 const std::string& what) const {
   if (max_memory.empty()) return;
   const uint64_t limit = parse_size(max_memory, "--max-memory");
-  const uint64_t weights = LoadedModel::weight_bytes(source);
+  const uint64_t weights = source.weight_bytes();
   if (weights + extra_bytes > limit)
     fail("the model needs about ", format_bytes(weights + extra_bytes), " (weights ",
          format_bytes(weights), " + ", what, " ", format_bytes(extra_bytes),

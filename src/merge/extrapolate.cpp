@@ -18,17 +18,11 @@
 #include "io/safetensors_writer.h"
 #include "io/sharding.h"
 #include "merge/aux_files.h"
-#include "merge/extrapolate_kernel.h"
 #include "merge/extrapolate_tensor.h"
 
 namespace expo {
 
 namespace {
-
-// Elements per streamed chunk (4 MB of BF16) and per task inside it: large enough to keep the
-// disk busy, small enough that RSS stays flat whatever the model size.
-constexpr uint64_t kChunkElements = uint64_t{1} << 21;
-constexpr uint64_t kTaskElements = uint64_t{1} << 16;
 
 std::map<std::string, std::string> output_metadata(const Checkpoint& sft, const Checkpoint& aligned,
                                                    const ExtrapolateOptions& options,
@@ -59,10 +53,10 @@ bool is_same_or_ancestor(const fs::path& ancestor, const fs::path& path) {
   return true;
 }
 
-// Streams plan entries into every output file. Each chunk of a tensor is read (pread) into
-// one set of buffers and computed there by the pool, while a background writer hands the
-// previous chunk, from the other set, to the disk.
-class EntryWriter {
+// Streams plan entries into every output file (stream_entry's sink). Each chunk of a tensor is
+// read (pread) into one set of buffers and computed there by the pool, while a background
+// writer hands the previous chunk, from the other set, to the disk.
+class EntryWriter final : public ChunkSink {
  public:
   EntryWriter(const Plan& plan, const ExtrapolateOptions& options, ThreadPool& pool)
       : options_(options), pool_(pool) {
@@ -72,11 +66,15 @@ class EntryWriter {
       if (e.sft) in_size = std::max(in_size, dtype_size(e.sft->info->dtype));
       out_size = std::max(out_size, dtype_size(e.out_dtype));
     }
+    for (const auto& o : options.outputs) alphas_.push_back(o.alpha.value);
     for (auto& slot : slots_) {
-      slot.aligned.resize(kChunkElements * in_size);
-      slot.sft.resize(kChunkElements * in_size);
+      slot.aligned.resize(kEntryChunkElements * in_size);
+      slot.sft.resize(kEntryChunkElements * in_size);
       slot.out.resize(options.outputs.size());
-      for (auto& b : slot.out) b.resize(kChunkElements * out_size);
+      for (auto& b : slot.out) {
+        b.resize(kEntryChunkElements * out_size);
+        slot.out_data.push_back(b.data());
+      }
     }
   }
 
@@ -86,95 +84,54 @@ class EntryWriter {
   void abandon() { writer_.abandon(); }
 
   void write(const PlanEntry& entry, std::vector<OutputFile>& files, Progress& progress) {
-    const CheckpointTensor& a = *entry.aligned;
-    const uint64_t n = entry.num_elements();
-    uint64_t extrapolated = 0;
-    if (entry.action == Action::kExtrapolate) extrapolated = n;
-    if (entry.action == Action::kExtrapolateRows)
-      extrapolated = entry.shared_rows * (entry.shape()[0] ? n / entry.shape()[0] : 0);
-
-    const size_t a_size = dtype_size(a.info->dtype);
-    for (uint64_t start = 0; start < n; start += kChunkElements) {
-      check_interrupted();
-      const uint64_t end = std::min(n, start + kChunkElements);
-      // A chunk never straddles the end of the shared rows: split it there.
-      const uint64_t split = (start < extrapolated && end > extrapolated) ? extrapolated : end;
-      write_range(entry, start, split, start < extrapolated, files);
-      if (split < end) write_range(entry, split, end, false, files);
-      progress.add(0, (end - start) * a_size);
-    }
+    entry_ = &entry;
+    files_ = &files;
+    progress_ = &progress;
+    stream_entry(entry, alphas_, options_.allow_nonfinite, *this, pool_);
     progress.add(1, 0);
+  }
+
+  ChunkBuffers buffers(const EntryChunk&) override {
+    Slot& slot = slots_[next_slot_];
+    next_slot_ ^= 1;
+    writer_.wait(slot.ticket);  // the writes that last used this slot are done
+    current_ = &slot;
+    return {slot.aligned.data(), slot.sft.data(), slot.out_data};
+  }
+
+  void done(const EntryChunk& chunk) override {
+    Slot& slot = *current_;
+    const uint64_t aligned_bytes = chunk.count * dtype_size(entry_->aligned->info->dtype);
+    if (chunk.byte_copy) {
+      for (auto& f : *files_)
+        slot.ticket = writer_.submit(
+            [&f, data = slot.aligned.data(), bytes = aligned_bytes] { f.write(data, bytes); });
+    } else {
+      const uint64_t bytes = chunk.count * dtype_size(entry_->out_dtype);
+      for (size_t k = 0; k < files_->size(); ++k)
+        slot.ticket = writer_.submit(
+            [&f = (*files_)[k], data = slot.out[k].data(), bytes] { f.write(data, bytes); });
+    }
+    progress_->add(0, aligned_bytes);
   }
 
  private:
   struct Slot {
     std::vector<uint8_t> aligned, sft;
     std::vector<std::vector<uint8_t>> out;  // one per output
+    std::vector<uint8_t*> out_data;         // out[k].data()
     uint64_t ticket = 0;                    // the last write job that reads this slot
   };
 
-  // Elements [start, end) of the entry: extrapolated, or copied from aligned.
-  void write_range(const PlanEntry& entry, uint64_t start, uint64_t end, bool extrapolate,
-                   std::vector<OutputFile>& files) {
-    const CheckpointTensor& a = *entry.aligned;
-    const DType a_dtype = a.info->dtype;
-    const size_t a_size = dtype_size(a_dtype);
-    const size_t out_size = dtype_size(entry.out_dtype);
-    const uint64_t count = end - start;
-    const CheckpointTensor* s = extrapolate ? entry.sft : nullptr;
-    const size_t s_size = s ? dtype_size(s->info->dtype) : 0;
-
-    Slot& slot = slots_[next_slot_];
-    next_slot_ ^= 1;
-    writer_.wait(slot.ticket);  // the writes that last used this slot are done
-    a.file->read(*a.info, start * a_size, count * a_size, slot.aligned.data());
-    if (s) s->file->read(*s->info, start * s_size, count * s_size, slot.sft.data());
-    // Read-ahead of the next chunk while this one is computed and written.
-    const uint64_t ahead = std::min<uint64_t>(kChunkElements, entry.num_elements() - end);
-    a.file->will_need(*a.info, end * a_size, ahead * a_size);
-    if (s) s->file->will_need(*s->info, end * s_size, ahead * s_size);
-
-    if (!extrapolate && entry.out_dtype == a_dtype) {  // a byte copy
-      for (auto& f : files)
-        slot.ticket = writer_.submit(
-            [&f, data = slot.aligned.data(), bytes = count * a_size] { f.write(data, bytes); });
-      return;
-    }
-    const size_t outputs = files.size();
-    const size_t tasks_per_output = (count + kTaskElements - 1) / kTaskElements;
-    std::vector<KernelStatus> statuses(outputs * tasks_per_output);
-    pool_.parallel_for(statuses.size(), [&](size_t task) {
-      const size_t k = task / tasks_per_output;
-      const uint64_t first = (task % tasks_per_output) * kTaskElements;
-      KernelArgs args;
-      args.aligned = slot.aligned.data() + first * a_size;
-      args.aligned_dtype = a_dtype;
-      args.sft = s ? slot.sft.data() + first * s_size : nullptr;
-      args.sft_dtype = s ? s->info->dtype : a_dtype;
-      args.out = slot.out[k].data() + first * out_size;
-      args.out_dtype = entry.out_dtype;
-      args.count = std::min<uint64_t>(kTaskElements, count - first);
-      args.alpha = entry.alpha_for(options_.outputs[k].alpha.value);
-      args.allow_nonfinite = options_.allow_nonfinite;
-      statuses[task] = extrapolate_fast(args);
-      statuses[task].index += start + first;
-    });
-    for (size_t k = 0; k < outputs; ++k)
-      for (size_t t = 0; t < tasks_per_output; ++t) {
-        const KernelStatus& st = statuses[k * tasks_per_output + t];
-        if (!st.ok())
-          report_extrapolation_problem(entry, st, s != nullptr,
-                                       entry.alpha_for(options_.outputs[k].alpha.value));
-      }
-    for (size_t k = 0; k < outputs; ++k)
-      slot.ticket = writer_.submit([&f = files[k], data = slot.out[k].data(),
-                                    bytes = count * out_size] { f.write(data, bytes); });
-  }
-
   const ExtrapolateOptions& options_;
   ThreadPool& pool_;
+  std::vector<double> alphas_;  // one per output
   Slot slots_[2];
   size_t next_slot_ = 0;
+  Slot* current_ = nullptr;  // between buffers() and done()
+  const PlanEntry* entry_ = nullptr;
+  std::vector<OutputFile>* files_ = nullptr;
+  Progress* progress_ = nullptr;
   SerialWorker writer_;  // declared last: stopped before the buffers go away
 };
 

@@ -1,8 +1,9 @@
 #pragma once
-// The streaming ExPO pass: read both checkpoints tensor by tensor through memory maps, compute
-// every requested alpha from one read, and write each output as safetensors shards into a
-// staging folder that becomes the output only when everything (weights, index, config,
-// tokenizer files, model card) is complete and flushed to disk.
+// The streaming ExPO pass: read both checkpoints tensor by tensor, in chunks, with pread (not
+// through the memory maps: see CONTRIBUTING.md), compute every requested alpha from one read,
+// and write each output as safetensors shards into a staging folder that becomes the output
+// only when everything (weights, index, config, tokenizer files, model card) is complete and
+// flushed to disk.
 #include <filesystem>
 #include <optional>
 #include <string>

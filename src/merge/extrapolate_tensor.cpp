@@ -1,6 +1,8 @@
 #include "merge/extrapolate_tensor.h"
 
 #include <algorithm>
+#include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "core/interrupt.h"
@@ -9,10 +11,11 @@
 namespace expo {
 
 namespace {
-constexpr uint64_t kChunkElements = uint64_t{1} << 20;
-constexpr uint64_t kTaskElements = uint64_t{1} << 16;
-}  // namespace
 
+// Elements per kernel task inside a chunk.
+constexpr uint64_t kTaskElements = uint64_t{1} << 16;
+
+// "[row, col]" coordinates of flat element `flat` in `shape`.
 std::string element_position(const std::vector<uint64_t>& shape, uint64_t flat) {
   std::vector<uint64_t> coords(shape.size());
   for (size_t d = shape.size(); d-- > 0;) {
@@ -24,8 +27,9 @@ std::string element_position(const std::vector<uint64_t>& shape, uint64_t flat) 
   return s + "]";
 }
 
-void report_extrapolation_problem(const PlanEntry& entry, const KernelStatus& st,
-                                  bool extrapolated, double alpha) {
+// Throws the error for a kernel problem at element st.index of `entry`.
+[[noreturn]] void report_extrapolation_problem(const PlanEntry& entry, const KernelStatus& st,
+                                               bool extrapolated, double alpha) {
   const CheckpointTensor& a = *entry.aligned;
   const CheckpointTensor* s = extrapolated ? entry.sft : nullptr;
   const std::string where =
@@ -45,61 +49,103 @@ void report_extrapolation_problem(const PlanEntry& entry, const KernelStatus& st
        dtype_name(entry.out_dtype), "; use a wider --dtype (f32) or a smaller alpha");
 }
 
-void extrapolate_entry_to_memory(const PlanEntry& entry, double alpha, bool allow_nonfinite,
-                                 void* out, ThreadPool& pool) {
+// Straight into the destination: a byte copy is read there, anything else is read into
+// scratch buffers and computed there.
+class MemorySink final : public ChunkSink {
+ public:
+  MemorySink(const PlanEntry& entry, void* out)
+      : entry_(entry), out_(static_cast<uint8_t*>(out)), out_size_(dtype_size(entry.out_dtype)) {}
+
+  ChunkBuffers buffers(const EntryChunk& chunk) override {
+    dst_ = out_ + chunk.start * out_size_;
+    if (chunk.byte_copy) return {dst_, nullptr, {}};
+    aligned_.resize(chunk.count * dtype_size(entry_.aligned->info->dtype));
+    if (chunk.extrapolate) sft_.resize(chunk.count * dtype_size(entry_.sft->info->dtype));
+    return {aligned_.data(), sft_.data(), std::span<uint8_t* const>(&dst_, 1)};
+  }
+  void done(const EntryChunk&) override {}
+
+ private:
+  const PlanEntry& entry_;
+  uint8_t* out_;
+  size_t out_size_;
+  uint8_t* dst_ = nullptr;
+  std::vector<uint8_t> aligned_, sft_;
+};
+
+}  // namespace
+
+void stream_entry(const PlanEntry& entry, std::span<const double> alphas, bool allow_nonfinite,
+                  ChunkSink& sink, ThreadPool& pool) {
   const CheckpointTensor& a = *entry.aligned;
   const DType a_dtype = a.info->dtype;
   const size_t a_size = dtype_size(a_dtype);
   const size_t out_size = dtype_size(entry.out_dtype);
   const uint64_t n = entry.num_elements();
-  const double entry_alpha = entry.alpha_for(alpha);
-  uint64_t extrapolated = 0;
+  uint64_t extrapolated = 0;  // the first `extrapolated` elements are, the rest are copied
   if (entry.action == Action::kExtrapolate) extrapolated = n;
   if (entry.action == Action::kExtrapolateRows)
     extrapolated = entry.shared_rows * (entry.shape()[0] ? n / entry.shape()[0] : 0);
-  uint8_t* dst = static_cast<uint8_t*>(out);
-  std::vector<uint8_t> a_buf, s_buf;
+  std::vector<double> entry_alphas;
+  for (double alpha : alphas) entry_alphas.push_back(entry.alpha_for(alpha));
+  std::vector<KernelStatus> statuses;
 
   for (uint64_t start = 0; start < n;) {
     check_interrupted();
-    uint64_t end = std::min(n, start + kChunkElements);
+    uint64_t end = std::min(n, start + kEntryChunkElements);
     if (start < extrapolated && end > extrapolated) end = extrapolated;  // never straddle
-    const uint64_t count = end - start;
-    const bool extrapolate = start < extrapolated;
-    if (!extrapolate && entry.out_dtype == a_dtype) {
-      a.file->read(*a.info, start * a_size, count * a_size, dst + start * out_size);
-      start = end;
-      continue;
-    }
-    const CheckpointTensor* s = extrapolate ? entry.sft : nullptr;
+    EntryChunk chunk;
+    chunk.start = start;
+    chunk.count = end - start;
+    chunk.extrapolate = start < extrapolated;
+    chunk.byte_copy = !chunk.extrapolate && entry.out_dtype == a_dtype;
+    const uint64_t count = chunk.count;
+    const CheckpointTensor* s = chunk.extrapolate ? entry.sft : nullptr;
     const size_t s_size = s ? dtype_size(s->info->dtype) : 0;
-    a_buf.resize(count * a_size);
-    a.file->read(*a.info, start * a_size, count * a_size, a_buf.data());
-    if (s) {
-      s_buf.resize(count * s_size);
-      s->file->read(*s->info, start * s_size, count * s_size, s_buf.data());
+
+    const ChunkBuffers buf = sink.buffers(chunk);
+    a.file->read(*a.info, start * a_size, count * a_size, buf.aligned);
+    if (s) s->file->read(*s->info, start * s_size, count * s_size, buf.sft);
+    // Read-ahead of the next chunk while this one is computed and written.
+    const uint64_t ahead = std::min<uint64_t>(kEntryChunkElements, n - end);
+    a.file->will_need(*a.info, end * a_size, ahead * a_size);
+    if (s) s->file->will_need(*s->info, end * s_size, ahead * s_size);
+
+    if (!chunk.byte_copy) {
+      if (buf.out.size() != entry_alphas.size())
+        fail("internal: ", buf.out.size(), " output buffers for ", entry_alphas.size(), " alphas");
+      const size_t tasks_per_output = (count + kTaskElements - 1) / kTaskElements;
+      statuses.assign(entry_alphas.size() * tasks_per_output, KernelStatus{});
+      pool.parallel_for(statuses.size(), [&](size_t task) {
+        const size_t k = task / tasks_per_output;
+        const uint64_t first = (task % tasks_per_output) * kTaskElements;
+        KernelArgs args;
+        args.aligned = buf.aligned + first * a_size;
+        args.aligned_dtype = a_dtype;
+        args.sft = s ? buf.sft + first * s_size : nullptr;
+        args.sft_dtype = s ? s->info->dtype : a_dtype;
+        args.out = buf.out[k] + first * out_size;
+        args.out_dtype = entry.out_dtype;
+        args.count = std::min<uint64_t>(kTaskElements, count - first);
+        args.alpha = entry_alphas[k];
+        args.allow_nonfinite = allow_nonfinite;
+        statuses[task] = extrapolate_fast(args);
+        statuses[task].index += start + first;
+      });
+      for (size_t task = 0; task < statuses.size(); ++task)
+        if (!statuses[task].ok())
+          report_extrapolation_problem(entry, statuses[task], s != nullptr,
+                                       entry_alphas[task / tasks_per_output]);
     }
-    const size_t tasks = (count + kTaskElements - 1) / kTaskElements;
-    std::vector<KernelStatus> statuses(tasks);
-    pool.parallel_for(tasks, [&](size_t t) {
-      const uint64_t first = t * kTaskElements;
-      KernelArgs args;
-      args.aligned = a_buf.data() + first * a_size;
-      args.aligned_dtype = a_dtype;
-      args.sft = s ? s_buf.data() + first * s_size : nullptr;
-      args.sft_dtype = s ? s->info->dtype : a_dtype;
-      args.out = dst + (start + first) * out_size;
-      args.out_dtype = entry.out_dtype;
-      args.count = std::min<uint64_t>(kTaskElements, count - first);
-      args.alpha = entry_alpha;
-      args.allow_nonfinite = allow_nonfinite;
-      statuses[t] = extrapolate_fast(args);
-      statuses[t].index += start + first;
-    });
-    for (const auto& st : statuses)
-      if (!st.ok()) report_extrapolation_problem(entry, st, s != nullptr, entry_alpha);
+    sink.done(chunk);
     start = end;
   }
+}
+
+void extrapolate_entry_to_memory(const PlanEntry& entry, double alpha, bool allow_nonfinite,
+                                 void* out, ThreadPool& pool) {
+  MemorySink sink(entry, out);
+  stream_entry(entry, std::span<const double>(&alpha, 1), allow_nonfinite, sink, pool);
 }
 
 }  // namespace expo

@@ -6,7 +6,6 @@
 #include <set>
 
 #include "core/error.h"
-#include "core/fs.h"
 #include "core/units.h"
 #include "merge/extrapolate_tensor.h"
 #include "merge/plan.h"
@@ -136,41 +135,29 @@ void to_floats(const void* data, DType dtype, uint64_t count, std::vector<float>
 
 }  // namespace
 
-ModelConfig read_model_config(const Checkpoint& checkpoint) {
-  const std::string where = checkpoint.folder().empty() ? checkpoint.spec() : checkpoint.folder().string();
-  if (!checkpoint.config())
-    fail(where, ": no config.json beside the weights; the engine needs it to know the architecture");
-  ModelConfig config =
-      parse_model_config(*checkpoint.config(), (checkpoint.folder() / "config.json").string());
-  const auto gen = checkpoint.folder() / "generation_config.json";
-  if (!checkpoint.folder().empty() && std::filesystem::exists(gen)) {
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(read_text_file(gen));
-    } catch (const nlohmann::json::exception& e) {
-      fail(gen.string(), ": not valid JSON: ", e.what());
-    }
-    merge_generation_config(config, j, gen.string());
-  }
-  return config;
+void check_model_tensors(const ModelConfig& config, const Checkpoint& checkpoint,
+                         const std::string& what) {
+  ModelWeights unused;
+  check_tensors(for_each_weight(config, unused), config, checkpoint, what);
 }
 
-uint64_t LoadedModel::weight_bytes(const WeightSource& source) {
-  const Checkpoint c = Checkpoint::open(source.extrapolate() ? source.aligned : source.model);
-  return c.total_bytes();
+std::unique_ptr<LoadedModel> LoadedModel::load(const ModelSource& source, ThreadPool& pool) {
+  if (source.is_pair()) fail("internal: extrapolation on load needs an alpha");
+  return load(source, 0.0, false, pool);
 }
 
-std::unique_ptr<LoadedModel> LoadedModel::load(const WeightSource& source, ThreadPool& pool) {
+std::unique_ptr<LoadedModel> LoadedModel::load(const ModelSource& source, double alpha,
+                                               bool allow_nonfinite, ThreadPool& pool) {
+  if (source.empty()) fail("internal: no model to load");
   auto model = std::make_unique<LoadedModel>();
-  if (!source.extrapolate()) {
-    model->checkpoint_ = std::make_unique<Checkpoint>(Checkpoint::open(source.model));
+  model->config_ = source.config();
+  model->folder_ = source.folder();
+  const auto specs = for_each_weight(model->config_, model->weights_);
+  if (!source.is_pair()) {
+    model->checkpoint_ = source.shared_checkpoint();
     const Checkpoint& ck = *model->checkpoint_;
-    model->config_ = read_model_config(ck);
-    model->folder_ = ck.folder();
-    auto specs = for_each_weight(model->config_, model->weights_);
-    check_tensors(specs, model->config_, ck, "model");
     for (const auto& s : specs) {
-      const CheckpointTensor* t = ck.find(s.name);
+      const CheckpointTensor* t = ck.find(s.name);  // there: checked when the source was opened
       if (s.matrix) {
         *s.matrix = WeightView{t->data(), t->info->dtype, s.shape[0], s.shape[1]};
       } else {
@@ -179,32 +166,20 @@ std::unique_ptr<LoadedModel> LoadedModel::load(const WeightSource& source, Threa
       model->bytes_ += t->info->num_bytes();
     }
   } else {
-    const Checkpoint sft = Checkpoint::open(source.sft);
-    const Checkpoint aligned = Checkpoint::open(source.aligned);
-    model->config_ = read_model_config(aligned);
-    model->folder_ = aligned.folder();
-    // The SFT model must be the same architecture; the plan checks every tensor.
-    const ModelConfig sft_config = read_model_config(sft);
-    if (sft_config.architecture != model->config_.architecture)
-      fail("the SFT model is ", sft_config.architecture, " but the aligned model is ",
-           model->config_.architecture);
-    auto specs = for_each_weight(model->config_, model->weights_);
-    check_tensors(specs, model->config_, aligned, "aligned model");
-    const Plan plan = make_plan(sft, aligned, PlanOptions{});
     std::map<std::string, const PlanEntry*> entries;
-    for (const auto& e : plan.entries) entries[e.name()] = &e;
+    for (const auto& e : source.plan()->entries) entries[e.name()] = &e;
     std::vector<uint8_t> scratch;
     for (const auto& s : specs) {
       const PlanEntry* entry = entries.at(s.name);
       const uint64_t bytes = entry->out_bytes();
       if (s.matrix) {
         model->owned_.push_back(std::make_unique<uint8_t[]>(bytes));
-        extrapolate_entry_to_memory(*entry, source.alpha, source.allow_nonfinite,
-                                    model->owned_.back().get(), pool);
+        extrapolate_entry_to_memory(*entry, alpha, allow_nonfinite, model->owned_.back().get(),
+                                    pool);
         *s.matrix = WeightView{model->owned_.back().get(), entry->out_dtype, s.shape[0], s.shape[1]};
       } else {
         scratch.resize(bytes);
-        extrapolate_entry_to_memory(*entry, source.alpha, source.allow_nonfinite, scratch.data(), pool);
+        extrapolate_entry_to_memory(*entry, alpha, allow_nonfinite, scratch.data(), pool);
         to_floats(scratch.data(), entry->out_dtype, s.shape[0], *s.vector);
       }
       model->bytes_ += bytes;

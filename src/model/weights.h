@@ -1,12 +1,12 @@
 #pragma once
-// A model's weights as the engine uses them: non-owning views into memory-mapped safetensors
-// files in their file dtype (F32, BF16 or F16), or, for extrapolation on load, into buffers
-// this object owns that hold theta1 + alpha * (theta1 - theta0) computed tensor by tensor
-// with the same kernel as `expo extrapolate`. Either way the process holds one model's
-// weights, never three.
+// A model's weights as the engine uses them, loaded from an opened ModelSource
+// (model/model_source.h): non-owning views into memory-mapped safetensors files in their file
+// dtype (F32, BF16 or F16), or, for extrapolation on load, into buffers this object owns that
+// hold theta1 + alpha * (theta1 - theta0) computed tensor by tensor with the same kernel as
+// `expo extrapolate`. Either way the process holds one model's weights, never three.
 //
-// Every tensor an architecture needs is listed once (`for_each_weight`); loading, checking and
-// memory accounting all walk that one list.
+// Every tensor an architecture needs is listed once (`for_each_weight`); checking (when a
+// source is opened) and loading both walk that one list.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -18,6 +18,7 @@
 #include "io/checkpoint.h"
 #include "model/config.h"
 #include "model/matmul.h"
+#include "model/model_source.h"
 
 namespace expo {
 
@@ -38,36 +39,16 @@ struct ModelWeights {
   WeightView head;  // lm_head [vocab, hidden] (the embedding when tied) or score [labels, hidden]
 };
 
-// Where the weights come from.
-struct WeightSource {
-  std::string model;  // --model: a checkpoint spec (folder, file or repo id)
-  // Extrapolation on load: --sft, --aligned, --alpha.
-  std::string sft, aligned;
-  double alpha = 0.0;
-  bool allow_nonfinite = false;
-  bool extrapolate() const { return model.empty(); }
-
-  static WeightSource from_model(std::string model) {
-    WeightSource s;
-    s.model = std::move(model);
-    return s;
-  }
-  static WeightSource from_pair(std::string sft, std::string aligned, double alpha) {
-    WeightSource s;
-    s.sft = std::move(sft);
-    s.aligned = std::move(aligned);
-    s.alpha = alpha;
-    return s;
-  }
-};
-
 class LoadedModel {
  public:
-  // Reads config.json (and generation_config.json) of the model (the aligned one when
-  // extrapolating), checks every tensor's name, shape and dtype, and maps or computes them.
-  static std::unique_ptr<LoadedModel> load(const WeightSource& source, ThreadPool& pool);
-  // Only the config and the tensor headers: what load() would need in memory, for --max-memory.
-  static uint64_t weight_bytes(const WeightSource& source);
+  // The weights of `source` (its tensors were checked when it was opened): one checkpoint's as
+  // views into its maps, which this model keeps open; a pair's extrapolated at `alpha`, tensor
+  // by tensor, into buffers this model owns, with the kernel and the checks of
+  // `expo extrapolate` (NaN/Inf weights refused unless `allow_nonfinite`).
+  static std::unique_ptr<LoadedModel> load(const ModelSource& source, double alpha,
+                                           bool allow_nonfinite, ThreadPool& pool);
+  // One checkpoint, read as is (a pair needs an alpha).
+  static std::unique_ptr<LoadedModel> load(const ModelSource& source, ThreadPool& pool);
 
   const ModelConfig& config() const { return config_; }
   const ModelWeights& weights() const { return weights_; }
@@ -79,11 +60,14 @@ class LoadedModel {
   ModelWeights weights_;
   std::filesystem::path folder_;
   uint64_t bytes_ = 0;
-  std::unique_ptr<Checkpoint> checkpoint_;  // --model: the views point into its maps
+  std::shared_ptr<const Checkpoint> checkpoint_;   // one checkpoint: the views point into its maps
   std::vector<std::unique_ptr<uint8_t[]>> owned_;  // extrapolated tensors
 };
 
-// The config (with generation_config.json's eos ids merged) of a checkpoint folder.
-ModelConfig read_model_config(const Checkpoint& checkpoint);
+// Checks that `checkpoint` holds the tensors the architecture of `config` needs, with their
+// shapes and a dtype the engine reads, and no others; one error lists every problem, naming
+// `what` ("model", "aligned model") and the checkpoint.
+void check_model_tensors(const ModelConfig& config, const Checkpoint& checkpoint,
+                         const std::string& what);
 
 }  // namespace expo

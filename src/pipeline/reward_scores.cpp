@@ -29,18 +29,19 @@ std::vector<int32_t> encode_for_reward(const PromptEncoder& reward_encoder, cons
   return reward_encoder.encode_messages(full_conversation(answer.prompt, answer.turns), false);
 }
 
-LocalRewardModel LocalRewardModel::load(const std::string& spec, ThreadPool& pool) {
-  LocalRewardModel rm;
-  rm.weights = LoadedModel::load(WeightSource::from_model(spec), pool);
-  const ModelConfig& config = rm.weights->config();
+LocalRewardModel LocalRewardModel::load(const ModelSource& source, ThreadPool& pool) {
+  const std::string& spec = source.checkpoint().spec();
+  const ModelConfig& config = source.config();
   if (!config.is_reward_model)
     fail("--reward-model ", spec, ": ", config.architecture,
          " is not a reward model (expected *ForSequenceClassification)");
-  rm.encoder = std::make_unique<PromptEncoder>(rm.weights->folder());
+  LocalRewardModel rm;
+  rm.encoder = std::make_unique<PromptEncoder>(source.folder());
   if (!rm.encoder->has_chat_template())
     fail("--reward-model ", spec,
          ": its tokenizer has no chat template; expo builds the reward model's input with the "
          "reward model's own template");
+  rm.weights = LoadedModel::load(source, pool);
   rm.model = std::make_unique<Transformer>(*rm.weights);
   return rm;
 }

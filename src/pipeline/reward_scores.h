@@ -22,6 +22,7 @@
 #include "eval/alpha_stats.h"
 #include "eval/answers.h"
 #include "http/openai_client.h"
+#include "model/model_source.h"
 #include "model/transformer.h"
 #include "model/weights.h"
 #include "text/prompt_encoder.h"
@@ -39,8 +40,9 @@ struct LocalRewardModel {
   std::unique_ptr<LoadedModel> weights;
   std::unique_ptr<Transformer> model;
   std::unique_ptr<PromptEncoder> encoder;
-  // `spec`: a folder, a .safetensors file or a cached repo id.
-  static LocalRewardModel load(const std::string& spec, ThreadPool& pool);
+  // `source`: one checkpoint (ModelSource::open of a folder, a .safetensors file or a cached
+  // repo id), opened by the caller.
+  static LocalRewardModel load(const ModelSource& source, ThreadPool& pool);
 };
 
 // One reward per answer (label 0's raw logit). `on_done(n)` after each packed forward pass.

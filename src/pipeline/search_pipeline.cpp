@@ -12,6 +12,7 @@
 #include "io/checkpoint.h"
 #include "merge/extrapolate.h"
 #include "merge/plan.h"
+#include "model/model_source.h"
 #include "model/transformer.h"
 #include "model/weights.h"
 #include "pipeline/local_answers.h"
@@ -28,8 +29,11 @@ struct SearchPipeline::Impl {
   SearchPipelineOptions o;
   ThreadPool pool;
   // The pair and how its tensors match, read once (the plan points into the checkpoints).
-  std::unique_ptr<Checkpoint> sft, aligned;
-  std::unique_ptr<Plan> plan;
+  std::shared_ptr<const Checkpoint> sft, aligned;
+  std::shared_ptr<const Plan> plan;
+  // The same, checked for the built-in engine (local generation only): the candidates are
+  // loaded from it, alpha 0 from its aligned model alone.
+  ModelSource policy, aligned_policy;
   ModelConfig policy_config;
   fs::path aligned_folder;
   std::unique_ptr<PromptEncoder> policy_encoder;
@@ -56,18 +60,22 @@ SearchPipeline::SearchPipeline(SearchPipelineOptions options)
   if (o.prompts.prompts.empty()) fail(o.prompts.path.string(), ": no prompts");
   if (!o.endpoints.empty() && !o.serve_command.empty())
     fail("give --endpoint (servers already running) or --serve (a server per candidate), not both");
-  m.aligned = std::make_unique<Checkpoint>(Checkpoint::open(o.aligned));
-  m.sft = std::make_unique<Checkpoint>(Checkpoint::open(o.sft));
+  m.aligned = std::make_shared<const Checkpoint>(Checkpoint::open(o.aligned));
+  m.sft = std::make_shared<const Checkpoint>(Checkpoint::open(o.sft));
   if (m.sft->architecture() != m.aligned->architecture())
     fail("--sft ", o.sft, " is ", m.sft->architecture(), " but --aligned ", o.aligned, " is ",
          m.aligned->architecture());
   // Every tensor pairs up (names, shapes, dtypes) before any alpha is evaluated.
-  m.plan = std::make_unique<Plan>(make_plan(*m.sft, *m.aligned, PlanOptions{}));
+  m.plan = std::make_shared<const Plan>(make_plan(*m.sft, *m.aligned, PlanOptions{}));
   m.aligned_folder = m.aligned->folder();
   m.policy_config = read_model_config(*m.aligned);
   if (m.policy_config.is_reward_model)
     fail(o.aligned, ": ", m.policy_config.architecture,
          " is a reward model; --sft and --aligned must be generative (*ForCausalLM) models");
+  if (m.local_generation()) {
+    m.policy = ModelSource::pair(m.sft, m.aligned, m.plan);
+    m.aligned_policy = m.policy.aligned_only();
+  }
   const fs::path tokenizer = o.tokenizer.empty() ? m.aligned_folder : fs::path(o.tokenizer);
   if (tokenizer.empty())
     fail("the aligned model is a lone .safetensors file: give --tokenizer DIR (a folder with tokenizer.json)");
@@ -93,7 +101,8 @@ SearchPipeline::SearchPipeline(SearchPipelineOptions options)
   }
 
   if (o.reward_endpoints.empty()) {
-    m.reward_model = std::make_unique<LocalRewardModel>(LocalRewardModel::load(o.reward_model, m.pool));
+    m.reward_model = std::make_unique<LocalRewardModel>(
+        LocalRewardModel::load(ModelSource::open(o.reward_model), m.pool));
   } else {
     m.reward_client = std::make_unique<OpenAIClient>(o.reward_endpoints, o.client);
   }
@@ -179,10 +188,9 @@ AlphaResult SearchPipeline::evaluate(double alpha) {
                              answers_path.string()));
   } else if (m.local_generation()) {
     m.report(alpha, alpha == 0 ? "loading" : "extrapolating", 0, "");
-    WeightSource source = alpha == 0 ? WeightSource::from_model(o.aligned)
-                                     : WeightSource::from_pair(o.sft, o.aligned, alpha);
-    source.allow_nonfinite = o.allow_nonfinite;
-    auto loaded = LoadedModel::load(source, m.pool);
+    // Alpha 0 is the aligned model read as is; the others are extrapolated from the pair.
+    auto loaded = LoadedModel::load(alpha == 0 ? m.aligned_policy : m.policy, alpha,
+                                    o.allow_nonfinite, m.pool);
     Transformer model(*loaded);
     generate_answers(model, *m.policy_encoder, prompts, o.gen, o.raw, m.pool,
                      o.prompts.path.string(), answers, [&](const TurnProgress& p) {

@@ -76,8 +76,10 @@ struct PipelineProgress {
 
 class SearchPipeline {
  public:
-  // Checks what can be checked before any model work: the models' configs and tokenizers,
-  // every prompt's encoding against the context, the reward model's template.
+  // Opens the pair and the reward model once, and checks what can be checked before any model
+  // work: the models' configs, tensors (the pair's plan; for the built-in engine, the
+  // architecture's tensor list) and tokenizers, every prompt's encoding against the context,
+  // the reward model's template.
   explicit SearchPipeline(SearchPipelineOptions options);
   ~SearchPipeline();
 

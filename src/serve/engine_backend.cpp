@@ -3,7 +3,6 @@
 #include <algorithm>
 
 #include "core/error.h"
-#include "io/checkpoint.h"
 #include "model/sampler.h"
 #include "model/scorer.h"
 
@@ -37,26 +36,32 @@ size_t first_stop(const std::string& text, const std::vector<std::string>& stop,
 
 }  // namespace
 
-std::string EngineBackend::default_model_name(const WeightSource& source) {
-  if (!source.extrapolate()) return path_name(source.model);
-  const std::string aligned = path_name(source.aligned);
-  return str(aligned.substr(aligned.find_last_of('/') + 1), "-expo-alpha", source.alpha);
+std::string EngineBackend::default_model_name(const std::string& model_spec) {
+  return path_name(model_spec);
+}
+
+std::string EngineBackend::default_model_name(const std::string& aligned_spec, double alpha) {
+  const std::string aligned = path_name(aligned_spec);
+  return str(aligned.substr(aligned.find_last_of('/') + 1), "-expo-alpha", alpha);
 }
 
 EngineBackend::EngineBackend(const EngineBackendOptions& options) : options_(options) {
-  name_ = options.model_name.empty() ? default_model_name(options.source) : options.model_name;
+  if (options.model.empty()) fail("internal: the engine backend needs an opened model");
+  const Checkpoint& checkpoint = options.model.checkpoint();  // the model, or the aligned one
+  name_ = !options.model_name.empty() ? options.model_name
+          : options.model.is_pair()   ? default_model_name(checkpoint.spec(), options.alpha)
+                                      : default_model_name(checkpoint.spec());
   fs::path tokenizer = options.tokenizer;
   if (tokenizer.empty()) {
-    const std::string& spec =
-        options.source.extrapolate() ? options.source.aligned : options.source.model;
-    tokenizer = Checkpoint::open(spec).folder();
+    tokenizer = options.model.folder();
     if (tokenizer.empty())
-      fail(spec,
+      fail(checkpoint.spec(),
            " is a lone .safetensors file: give --tokenizer DIR (a folder with tokenizer.json)");
   }
   encoder_ = std::make_unique<PromptEncoder>(tokenizer, options.chat_template);
   pool_ = std::make_unique<ThreadPool>(options.threads);
-  model_ = LoadedModel::load(options.source, *pool_);
+  model_ = LoadedModel::load(options.model, options.alpha, options.allow_nonfinite, *pool_);
+  options_.model = ModelSource();  // what the weights need of it, they keep
   transformer_ = std::make_unique<Transformer>(*model_);
   const uint64_t model_context = model_context_length(model_->config());
   context_ =

@@ -29,6 +29,7 @@
 #include "core/thread_pool.h"
 #include "http/openai_server.h"
 #include "model/generator.h"
+#include "model/model_source.h"
 #include "model/transformer.h"
 #include "model/weights.h"
 #include "text/prompt_encoder.h"
@@ -36,10 +37,12 @@
 namespace expo {
 
 struct EngineBackendOptions {
-  WeightSource source;
+  ModelSource model;                      // opened by the caller (a checkpoint, or a pair)
+  double alpha = 0;                       // a pair's: extrapolated on load at this alpha
+  bool allow_nonfinite = false;           // a pair's: carry NaN/Inf weights through
   std::filesystem::path tokenizer;        // empty: the model's folder
   std::string chat_template = "default";  // a named template of tokenizer_config.json
-  std::string model_name;                 // empty: default_model_name(source)
+  std::string model_name;                 // empty: default_model_name of the model
   size_t threads = 0;                     // 0: all cores
   uint64_t max_new_tokens = 0;            // for requests without max_tokens; 0: up to the context
   uint64_t context_length = 0;            // tokens a sequence may reach; 0: the model's context
@@ -55,10 +58,11 @@ class EngineBackend : public ServeBackend {
   explicit EngineBackend(const EngineBackendOptions& options);
   ~EngineBackend() override;
 
-  // The --model argument's last path component ("zephyr-7b-dpo"), a repo id as given
-  // ("HuggingFaceH4/zephyr-7b-beta"), or for extrapolation on load the aligned model's name
+  // The --model argument's last path component ("zephyr-7b-dpo") or a repo id as given
+  // ("HuggingFaceH4/zephyr-7b-beta"); for extrapolation on load, the --aligned argument's name
   // with the alpha ("zephyr-7b-dpo-expo-alpha0.3").
-  static std::string default_model_name(const WeightSource& source);
+  static std::string default_model_name(const std::string& model_spec);
+  static std::string default_model_name(const std::string& aligned_spec, double alpha);
 
   std::string model_name() override { return name_; }
   ChatResponse chat(const ChatRequest& request) override;
