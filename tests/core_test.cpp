@@ -1,4 +1,5 @@
-// Core pieces: direct-I/O output files, the serial background worker, the thread pool, sizes.
+// Core pieces: direct-I/O output files, the serial background worker, the thread pool, sizes,
+// the status line, child processes and the strict JSON reader.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -7,6 +8,9 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/json_reader.h"
+#include "core/process.h"
+#include "core/progress.h"
 #include "core/serial_worker.h"
 #include "core/thread_pool.h"
 #include "core/units.h"
@@ -89,6 +93,77 @@ TEST(Units, Sizes) {
   EXPECT_NE(testing::error_of([] { parse_size("-1", "x"); }).find("not a size"), std::string::npos);
   EXPECT_EQ(format_double(0.3), "0.3");
   EXPECT_EQ(format_double(25), "25");
+}
+
+TEST(StatusLine, DisabledPrintsOnlyWholeLines) {
+  ::testing::internal::CaptureStderr();
+  {
+    StatusLine line(false);
+    EXPECT_FALSE(line.due(/*force=*/true));
+    line.draw("hidden");
+    line.print_line("shown");
+  }
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(), "shown\n");
+}
+
+TEST(StatusLine, RedrawsInPlaceAndPrintsLinesAboveIt) {
+  ::testing::internal::CaptureStderr();
+  {
+    StatusLine line(true);
+    EXPECT_TRUE(line.due());
+    line.draw("1/2");
+    EXPECT_FALSE(line.due());  // within 250 ms of the last draw
+    EXPECT_TRUE(line.due(/*force=*/true));
+    line.print_line("alpha 0 done");
+    line.draw("2/2");
+  }  // the last state stays, ended by a newline
+  EXPECT_EQ(::testing::internal::GetCapturedStderr(),
+            "\r\033[K1/2\r\033[Kalpha 0 done\n\r\033[K2/2\n");
+}
+
+TEST(Progress, CountsItemsWithoutBytes) {
+  ::testing::internal::CaptureStderr();
+  {
+    Progress progress("score", 4, 0, true, "answers");
+    progress.add(4, 0);
+    progress.finish();
+  }
+  const std::string out = ::testing::internal::GetCapturedStderr();
+  EXPECT_CONTAINS(out, "score: 4/4 answers");
+  EXPECT_EQ(out.find("GB"), std::string::npos);
+  EXPECT_EQ(out.back(), '\n');
+}
+
+TEST(ChildProcess, ExitStatusOutputAndStop) {
+  testing::TempDir dir;
+  EXPECT_EQ(run_quietly({"/bin/sh", "-c", "exit 3"}), 3);
+  EXPECT_EQ(run_quietly({"/bin/sh", "-c", "echo hidden"}), 0);
+  EXPECT_EQ(run_quietly({(dir / "no-such-program").string()}), 127);
+  {
+    ChildProcess child({"/bin/sh", "-c", "echo out; echo err >&2"}, {dir / "log", false});
+    EXPECT_EQ(child.wait(), 0);
+    EXPECT_EQ(child.exit_description(), "exit status 0");
+  }
+  EXPECT_EQ(read_text_file(dir / "log"), "out\nerr\n");
+  // A shell and its child in their own group: stop() ends both.
+  ChildProcess group({"/bin/sh", "-c", "sleep 30 & sleep 30; wait"}, {dir / "log2", true});
+  EXPECT_TRUE(group.running());
+  group.stop(/*grace_s=*/5);
+  EXPECT_FALSE(group.running());
+  EXPECT_EQ(group.exit_description(), "killed by signal 15");
+  EXPECT_TRUE(find_on_path("sh").has_value());
+  EXPECT_FALSE(find_on_path("expo-no-such-program").has_value());
+}
+
+TEST(JsonReader, NamesFileAndPath) {
+  const JsonReader reader("config.json");
+  const Json j = Json::parse(R"({"n": 0, "x": "a", "f": 1.5, "b": null})");
+  EXPECT_ERROR(reader.get_int(j, "", "n", 1, INT64_MAX), "config.json: n: must be at least 1, found 0");
+  EXPECT_ERROR(reader.get_int(j, "model", "n", 1, 9), "config.json: model.n: value 0 is outside [1, 9]");
+  EXPECT_ERROR(reader.get_number(j, "", "x"), "config.json: x: expected a number, found \"a\"");
+  EXPECT_EQ(reader.get_number(j, "", "f"), 1.5);
+  EXPECT_EQ(reader.get_number(j, "", "b", 2.0), 2.0);  // null with a fallback: the fallback
+  EXPECT_ERROR(reader.get_number(j, "", "missing"), "config.json: missing: missing");
 }
 
 }  // namespace

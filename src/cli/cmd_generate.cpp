@@ -61,26 +61,20 @@ std::vector<GenerationRequest> read_token_prompts(const std::string& path, std::
   return requests;
 }
 
+// The generation status line (core/progress.h): prompts done, tokens, tokens per second.
 class ProgressLine {
  public:
-  explicit ProgressLine(bool show) : show_(show) {}
-  ~ProgressLine() {
-    if (drawn_) std::fputc('\n', stderr);
-  }
+  explicit ProgressLine(bool show) : line_(show) {}
   void draw(const GenerationStats& s, const std::string& what) {
-    // At most four redraws a second, and always the last one.
-    if (!show_ || (s.finished < s.total && s.seconds < last_ + 0.25)) return;
-    last_ = s.seconds;
-    drawn_ = true;
-    std::fprintf(stderr, "\rgenerate%s: %llu/%llu prompts, %llu tokens, %.1f tok/s   ", what.c_str(),
-                 static_cast<unsigned long long>(s.finished), static_cast<unsigned long long>(s.total),
-                 static_cast<unsigned long long>(s.generated_tokens),
-                 s.seconds > 0 ? s.generated_tokens / s.seconds : 0.0);
+    if (!line_.due(s.finished == s.total)) return;
+    line_.draw(str("generate", what, ": ", s.finished, "/", s.total, " prompts, ",
+                   s.generated_tokens, " tokens, ",
+                   format_printf("%.1f", s.seconds > 0 ? s.generated_tokens / s.seconds : 0.0),
+                   " tok/s"));
   }
 
  private:
-  bool show_, drawn_ = false;
-  double last_ = -1;
+  StatusLine line_;
 };
 
 // The model of the options, opened once; refused when it cannot generate.
