@@ -125,8 +125,10 @@ TEST(Engine, AnOpenedSourceLoadsAtEveryAlpha) {
     from_file = LoadedModel::load(opened, pool);
   }  // the source is gone; the model's views still point into the open checkpoint
   EXPECT_EQ(logits(*LoadedModel::load(alone, pool)), logits(*from_file));
-  // A pair needs an alpha.
+  // A pair needs an alpha, one checkpoint takes none.
   EXPECT_NE(error_of([&] { LoadedModel::load(pair, pool); }).find("needs an alpha"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { LoadedModel::load(alone, 0.5, false, pool); }).find("not a pair"),
             std::string::npos);
 }
 

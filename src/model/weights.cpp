@@ -149,6 +149,8 @@ std::unique_ptr<LoadedModel> LoadedModel::load(const ModelSource& source, Thread
 std::unique_ptr<LoadedModel> LoadedModel::load(const ModelSource& source, double alpha,
                                                bool allow_nonfinite, ThreadPool& pool) {
   if (source.empty()) fail("internal: no model to load");
+  if (!source.is_pair() && alpha != 0)
+    fail("internal: alpha ", alpha, " for ", source.checkpoint().spec(), ", which is not a pair");
   auto model = std::make_unique<LoadedModel>();
   model->config_ = source.config();
   model->folder_ = source.folder();

@@ -42,9 +42,9 @@ struct ModelWeights {
 class LoadedModel {
  public:
   // The weights of `source` (its tensors were checked when it was opened): one checkpoint's as
-  // views into its maps, which this model keeps open; a pair's extrapolated at `alpha`, tensor
-  // by tensor, into buffers this model owns, with the kernel and the checks of
-  // `expo extrapolate` (NaN/Inf weights refused unless `allow_nonfinite`).
+  // views into its maps, which this model keeps open (alpha must be 0); a pair's extrapolated
+  // at `alpha`, tensor by tensor, into buffers this model owns, with the kernel and the checks
+  // of `expo extrapolate` (NaN/Inf weights refused unless `allow_nonfinite`).
   static std::unique_ptr<LoadedModel> load(const ModelSource& source, double alpha,
                                            bool allow_nonfinite, ThreadPool& pool);
   // One checkpoint, read as is (a pair needs an alpha).
