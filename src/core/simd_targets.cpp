@@ -1,6 +1,9 @@
 #include "core/simd_targets.h"
 
+#include "core/highway_config.h"  // before Highway
+// clang-format off
 #include <hwy/targets.h>
+// clang-format on
 
 #include <cstdint>
 

@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/highway_config.h"  // before Highway
 #include "merge/extrapolate_kernel.h"
 
 #undef HWY_TARGET_INCLUDE

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/highway_config.h"  // before Highway
 #include "model/matmul_simd.h"
 
 #undef HWY_TARGET_INCLUDE

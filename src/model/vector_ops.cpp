@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <string.h>
 
+#include "core/highway_config.h"  // before Highway
 #include "model/vector_ops.h"
 
 #undef HWY_TARGET_INCLUDE
