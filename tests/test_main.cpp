@@ -1,11 +1,12 @@
 // The unit tests' main: GoogleTest's, plus one switch for the SIMD dispatch.
 //
-//   EXPO_TEST_SIMD_DISABLE=best build/tests/expo_tests     (or =AVX3, =AVX3,AVX2, ...)
+//   EXPO_TEST_SIMD_DISABLE=best build/tests/expo_tests     (or =AVX3, =AVX3,AVX2, ..., =none)
 //
 // runs the whole suite with those SIMD targets disabled, as on a CPU without them: "best" is
 // the widest target this CPU supports (AVX3 on an AVX-512 machine, which then runs AVX2, as
-// on an AVX2-only CPU). scripts/sanitize.sh runs the ASan/UBSan suite that way. The
-// per-target tests (tests/simd_test_util.h) then cover the remaining targets only.
+// on an AVX2-only CPU); "none" disables nothing. Either way the targets left are printed.
+// scripts/sanitize.sh runs the ASan/UBSan suite that way. The per-target tests
+// (tests/simd_test_util.h) then cover the remaining targets only.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -41,6 +42,7 @@ std::vector<std::string> targets_to_disable(const std::string& list) {
   std::istringstream in(list);
   for (std::string name; std::getline(in, name, ',');) {
     if (name == "best") name = expo::simd_available_targets().front();
+    if (name == "none") continue;
     if (!name.empty()) names.push_back(name);
   }
   return names;
@@ -58,7 +60,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "EXPO_TEST_SIMD_DISABLE=%s: %s\n", list, e.what());
       return 2;
     }
-    std::fprintf(stderr, "EXPO_TEST_SIMD_DISABLE=%s: SIMD targets %s disabled; available: %s\n",
+    std::fprintf(stderr, "EXPO_TEST_SIMD_DISABLE=%s: SIMD targets disabled: %s; available: %s\n",
                  list, joined(expo::testing::disabled_by_main).c_str(),
                  joined(expo::simd_available_targets()).c_str());
   }
