@@ -14,6 +14,9 @@
 # and prints the median wall times, the ratio of expo's to each copy's, expo's throughput
 # and peak RSS, then expo's peak RSS once more on a SMALL_GB pair (default 0.5) to show that
 # it does not grow with model size, and a Markdown table of it all for the README.
+# With EXPO_BASE=/other/build/expo, that binary is timed too, in the same rounds right after
+# EXPO (same command), and the table gets its column and the ratio of EXPO's time to its:
+# a before/after comparison of two builds under the same conditions.
 #
 # Before every timing, outputs are removed and synced and the inputs are read once (so every
 # command starts with the inputs in the page cache); none of that is counted. The machine
@@ -22,7 +25,7 @@
 # RSS come from getrusage via /usr/bin/python3 (no /usr/bin/time needed), so nothing has to
 # be installed beyond what the tests already need (python3-numpy).
 #
-# Environment: EXPO (build/expo; another binary to compare builds), RUNS (3), SMALL_GB (0.5),
+# Environment: EXPO (build/expo), EXPO_BASE (none), RUNS (3), SMALL_GB (0.5),
 # SHARD_GB (0.5), ALPHA (0.3), THREADS (expo's default: all cores).
 # The pairs are kept under bench/work/ (git-ignored) for the next run; outputs are deleted.
 set -euo pipefail
@@ -37,9 +40,14 @@ THREADS="${THREADS:-}"
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 EXPO="${EXPO:-$root/build/expo}"
+EXPO_BASE="${EXPO_BASE:-}"
 PY=/usr/bin/python3
 WORK="$root/bench/work"
 
+if [ -n "$EXPO_BASE" ] && [ ! -x "$EXPO_BASE" ]; then
+  echo "EXPO_BASE=$EXPO_BASE is not an executable" >&2
+  exit 1
+fi
 if [ ! -x "$EXPO" ]; then
   echo "$EXPO not found: build it first with" >&2
   echo "  cmake -S . -B build -DCMAKE_BUILD_TYPE=Release && make -C build -j2" >&2
@@ -94,8 +102,8 @@ prepare() {
   cat "$PAIR"/sft/* "$PAIR"/aligned/* > /dev/null
 }
 
-expo_cmd() {  # expo_cmd PAIR OUT
-  local cmd=("$EXPO" extrapolate --sft "$1/sft" --aligned "$1/aligned" --alpha "$ALPHA"
+expo_cmd() {  # expo_cmd PAIR OUT [BINARY]
+  local cmd=("${3:-$EXPO}" extrapolate --sft "$1/sft" --aligned "$1/aligned" --alpha "$ALPHA"
              --output "$2" --no-progress)
   [ -n "$THREADS" ] && cmd+=(--threads "$THREADS")
   printf '%s\n' "${cmd[@]}"
@@ -125,6 +133,7 @@ OUT="$WORK/out.$$"
 trap 'rm -rf "$COPY" "$OUT"' EXIT
 bytes=$(du -cb "$PAIR"/aligned/* | tail -1 | cut -f1)
 mapfile -t EXPO_CMD < <(expo_cmd "$PAIR" "$OUT")
+[ -n "$EXPO_BASE" ] && mapfile -t BASE_CMD < <(expo_cmd "$PAIR" "$OUT" "$EXPO_BASE")
 
 echo "machine: $(nproc) cores, $("$PY" -c "import os; print(round(os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') / 2**30))") GiB RAM," \
   "$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')," \
@@ -135,7 +144,7 @@ echo
 
 busy_before=$(cpu_busy)
 cat_wall=() dd_wall=() expo_wall=() expo_rss=() expo_user=() expo_sys=() cat_user=() cat_sys=()
-dd_user=() dd_sys=()
+dd_user=() dd_sys=() base_wall=() base_user=() base_sys=()
 for i in $(seq 0 "$RUNS"); do
   tag="run $i"
   [ "$i" = 0 ] && tag="warm-up"
@@ -159,6 +168,14 @@ for i in $(seq 0 "$RUNS"); do
   [ "$i" != 0 ] && expo_wall+=("$w") expo_user+=("$u") expo_sys+=("$s") expo_rss+=("$rss")
   echo "$tag  expo + sync:       ${w} s  (user ${u} s, sys ${s} s, peak RSS $((rss / 1024)) MiB)"
   rm -rf "$OUT"
+
+  if [ -n "$EXPO_BASE" ]; then
+    prepare "$OUT"
+    read -r w u s rss < <(timed "${BASE_CMD[@]}")
+    [ "$i" != 0 ] && base_wall+=("$w") base_user+=("$u") base_sys+=("$s")
+    echo "$tag  EXPO_BASE + sync:  ${w} s  (user ${u} s, sys ${s} s, peak RSS $((rss / 1024)) MiB)"
+    rm -rf "$OUT"
+  fi
 done
 
 # RSS at the small size (one run is enough: it is the maximum that matters).
@@ -200,7 +217,19 @@ echo "| expo / copy wall-time ratio (target <= 1.3) | **${ratio}** ($(verdict "$
   "| **${ratio_dd}** ($(verdict "$ratio_dd <= 1.3")) | |"
 echo "| expo peak RSS, ${gb} GB model (target < 512 MiB) | | | **${rss_mib} MiB** ($(verdict "$rss_mib < 512")) |"
 echo "| expo peak RSS, ${small_gb} GB model | | | ${small_mib} MiB |"
+if [ -n "$EXPO_BASE" ]; then
+  bw=$(median "${base_wall[@]}")
+  echo
+  echo "| same pair and rounds | EXPO_BASE extrapolate + sync | expo extrapolate + sync |"
+  echo "|---|---|---|"
+  echo "| wall time | ${bw} s | ${ew} s |"
+  echo "| CPU time, user / sys | $(median "${base_user[@]}") s / $(median "${base_sys[@]}") s" \
+    "| $(median "${expo_user[@]}") s / $(median "${expo_sys[@]}") s |"
+  echo "| / cat wall-time ratio | $(calc "$bw / $cw") | $(calc "$ew / $cw") |"
+  echo "| expo / EXPO_BASE wall-time ratio | | **$(calc "$ew / $bw")** |"
+  echo "EXPO_BASE: $EXPO_BASE"
+fi
 echo
-echo "reproduce: $( [ "$RUNS" != 3 ] && echo "RUNS=$RUNS ")bash bench/bench_extrapolate.sh $SIZE_GB"
+echo "reproduce: $( [ "$RUNS" != 3 ] && echo "RUNS=$RUNS ")$( [ -n "$EXPO_BASE" ] && echo "EXPO_BASE=$EXPO_BASE ")bash bench/bench_extrapolate.sh $SIZE_GB"
 cmd_text="${EXPO_CMD[*]#$root/}"
 echo "expo command timed: ${cmd_text//out.$$/out}; sync"

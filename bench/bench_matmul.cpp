@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/simd_targets.h"
 #include "core/thread_pool.h"
 #include "model/matmul.h"
 
@@ -108,7 +109,7 @@ int main(int argc, char** argv) {
   const size_t threads = argc > 1 ? std::strtoul(argv[1], nullptr, 10) : 2;
   expo::ThreadPool pool(threads);
   const std::string target = argc > 2 ? argv[2] : "";
-  expo::matmul_force_target_for_test(target);
+  expo::simd_force_target_for_test(target);
   std::printf("matmul target %s, %zu threads\n", expo::matmul_target_name(), pool.size());
   const double copied = memcpy_gbps(pool);
   std::printf("memcpy of 512 MiB: %.1f GB/s copied (%.1f GB/s read + written)\n", copied,

@@ -11,6 +11,8 @@ packages=(
   python3 python3-numpy                          # independent numeric reference for tests/bench
   clang libclang-rt-14-dev                       # libFuzzer + sanitizers for fuzz/run.sh
   clang-format                                   # the format check (scripts/check-format.sh)
+  g++-aarch64-linux-gnu                          # scripts/cross-check.sh (aarch64 compile)
+  qemu-user                                      # sanitize.sh: SIMD tests on an AVX2-only CPU
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -15,7 +15,9 @@
 
 #include "core/dtype.h"
 #include "core/error.h"
+#include "core/simd_targets.h"
 #include "core/thread_pool.h"
+#include "simd_test_util.h"
 
 namespace expo {
 namespace {
@@ -38,20 +40,10 @@ double tolerance(const std::string& target, size_t cols, double scale) {
   return steps * kUnitRoundoff * scale;
 }
 
-// Runs fn once per SIMD target this CPU supports, forcing each in turn.
+// Runs fn(target) once per SIMD target this CPU supports, with matmul forced to each in turn.
 template <typename Fn>
 void for_each_target(Fn&& fn) {
-  const std::vector<std::string> targets = matmul_available_targets();
-  ASSERT_FALSE(targets.empty());
-  struct Restore {
-    ~Restore() { matmul_force_target_for_test(""); }
-  } restore;
-  for (const auto& target : targets) {
-    SCOPED_TRACE("SIMD target " + target);
-    matmul_force_target_for_test(target);
-    ASSERT_EQ(target, matmul_target_name());
-    fn(target);
-  }
+  testing::for_each_simd_target(matmul_target_name, fn);
 }
 
 // A weight matrix in its file dtype, `offset` bytes into its buffer so that the kernel sees
@@ -109,8 +101,9 @@ TEST(MatmulTest, MatchesReferenceOnRandomShapes) {
         for (size_t batch : {1, 2, 3, 7, 16, 33}) {
           for (bool with_bias : {false, true}) {
             ++case_index;
-            SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " rows " << rows << " cols "
-                                            << cols << " batch " << batch << " bias " << with_bias);
+            SCOPED_TRACE(::testing::Message()
+                         << dtype_name(dtype) << " rows " << rows << " cols " << cols << " batch "
+                         << batch << " bias " << with_bias);
             // Misalignment: W at an odd byte now and then, x and y off a vector boundary.
             const size_t w_offset = case_index % 5;
             const size_t x_offset = case_index % 3;
@@ -158,8 +151,8 @@ TEST(MatmulTest, MatchesReferenceWhenSplitOverThreads) {
   for (const Shape s :
        {Shape{300, 1000, 1}, Shape{300, 1000, 70}, Shape{37, 4100, 20}, Shape{1031, 129, 3}}) {
     for (DType dtype : kWeightDTypes) {
-      SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " rows " << s.rows << " cols "
-                                      << s.cols << " batch " << s.batch);
+      SCOPED_TRACE(::testing::Message() << dtype_name(dtype) << " rows " << s.rows << " cols "
+                                        << s.cols << " batch " << s.batch);
       const Weights w = random_weights(dtype, s.rows, s.cols, 0, ++seed);
       const std::vector<float> x = random_floats(s.batch * s.cols, ++seed);
       const std::vector<float> bias = random_floats(s.rows, ++seed);
@@ -184,7 +177,7 @@ TEST(MatmulTest, BatchInvariant) {
   for (DType dtype : kWeightDTypes) {
     for (size_t cols : {65, 1000}) {
       const size_t rows = 133, batch = 37;
-      SCOPED_TRACE(testing::Message() << dtype_name(dtype) << " cols " << cols);
+      SCOPED_TRACE(::testing::Message() << dtype_name(dtype) << " cols " << cols);
       const Weights w = random_weights(dtype, rows, cols, 1, ++seed);
       const std::vector<float> x = random_floats(batch * cols, ++seed);
       const std::vector<float> bias = random_floats(rows, ++seed);
@@ -276,7 +269,7 @@ TEST(MatmulTest, RejectsNonFloatWeights) {
 TEST(MatmulTest, TargetName) {
   const std::string name = matmul_target_name();
   EXPECT_FALSE(name.empty());
-  EXPECT_EQ(name, matmul_available_targets().front()) << "the best target should be chosen";
+  EXPECT_EQ(name, simd_available_targets().front()) << "the best target should be chosen";
 }
 
 // All 65536 bit patterns of a 16-bit float, converted exactly: the same float32 as the

@@ -6,8 +6,9 @@
 // dtype. a = aligned (theta1), s = SFT (theta0).
 //
 // Two implementations with one contract: a slow, obvious reference that handles one element
-// at a time through the generic rounding routine, and a blocked fast kernel. Tests check that
-// they agree bit for bit.
+// at a time through the generic rounding routine, and a blocked fast kernel, compiled by
+// Highway once per CPU target and dispatched at run time to the best one this CPU supports
+// (src/core/simd_targets.h). Tests check that they agree bit for bit, on every target.
 #include <cstddef>
 #include <cstdint>
 
@@ -35,6 +36,9 @@ struct KernelArgs {
 };
 
 KernelStatus extrapolate_reference(const KernelArgs& args);
+// The dtypes must be BF16, F16, F32 or F64 (an Error otherwise).
 KernelStatus extrapolate_fast(const KernelArgs& args);
+// The SIMD target extrapolate_fast runs on this CPU (Highway's name: "AVX3", "AVX2", ...).
+const char* extrapolate_fast_target_name();
 
 }  // namespace expo

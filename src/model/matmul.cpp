@@ -123,25 +123,4 @@ void convert_row_to_f32(const void* data, DType dtype, size_t first, size_t coun
 
 const char* matmul_target_name() { return matmul_detail::simd_target_name(); }
 
-std::vector<std::string> matmul_available_targets() {
-  int64_t targets[64];
-  const size_t n = std::min<size_t>(matmul_detail::available_targets(targets, 64), 64);
-  std::vector<std::string> names;
-  for (size_t i = 0; i < n; ++i) names.emplace_back(matmul_detail::target_name_of(targets[i]));
-  return names;
-}
-
-void matmul_force_target_for_test(const std::string& name) {
-  matmul_detail::force_target(0);  // list every target, not only a previously forced one
-  if (name.empty()) return;
-  int64_t targets[64];
-  const size_t n = std::min<size_t>(matmul_detail::available_targets(targets, 64), 64);
-  for (size_t i = 0; i < n; ++i) {
-    if (name == matmul_detail::target_name_of(targets[i])) {
-      return matmul_detail::force_target(targets[i]);
-    }
-  }
-  fail("matmul: SIMD target ", name, " is not available on this CPU");
-}
-
 }  // namespace expo

@@ -47,13 +47,8 @@ void convert_row_to_f32(const void* data, DType dtype, size_t first, size_t coun
 
 // The name of the SIMD target the fast kernel uses on this CPU (for benchmarks and logs):
 // Highway's names, "AVX3" (AVX-512), "AVX2", "SSE4", "SSSE3", "SCALAR" (one lane,
-// portable C++, for CPUs without SSSE3).
+// portable C++, for CPUs without SSSE3). src/core/simd_targets.h lists the targets and, for
+// tests and benchmarks, forces one.
 const char* matmul_target_name();
-
-// For tests: the SIMD targets compiled in that this CPU can run, best first. Forcing one
-// makes matmul and convert_row_to_f32 use it until another is forced; "" restores the
-// automatic choice. The choice is process-wide (it is Highway's dispatch table): tests only.
-std::vector<std::string> matmul_available_targets();
-void matmul_force_target_for_test(const std::string& name);
 
 }  // namespace expo

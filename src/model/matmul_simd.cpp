@@ -1,6 +1,7 @@
-// The matmul kernels, written once with Highway and compiled by foreach_target.h for each x86
-// target (AVX3 = AVX-512F/BW/DQ/VL; AVX2 + FMA + F16C; SSE4; SSSE3; SCALAR = one lane of
-// portable C++ for older CPUs); HWY_DYNAMIC_DISPATCH calls the best one this CPU supports.
+// The matmul kernels, written once with Highway and compiled by foreach_target.h for each
+// target (x86: AVX3 = AVX-512F/BW/DQ/VL; AVX2 + FMA + F16C; SSE4; SSSE3; SCALAR or EMU128 =
+// portable C++ for older CPUs; Arm: NEON, SVE, ...); HWY_DYNAMIC_DISPATCH calls the best one
+// this CPU supports (src/core/simd_targets.h lists and forces them).
 //
 // Nothing inside the target namespaces instantiates standard-library templates: those regions
 // are compiled with the target's instruction set, and an AVX-512 copy of a std:: template
@@ -10,6 +11,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/highway_config.h"  // before Highway
 #include "model/matmul_simd.h"
 
 #undef HWY_TARGET_INCLUDE
@@ -279,21 +281,6 @@ void convert_to_f32(const void* data, DType dtype, size_t count, float* out) {
 }
 
 const char* simd_target_name() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
-
-size_t available_targets(int64_t* out, size_t capacity) {
-  size_t n = 0;
-  // Best first: Highway's target bits are smaller for better targets.
-  for (int64_t targets = hwy::SupportedTargets() & HWY_TARGETS; targets != 0;
-       targets &= targets - 1) {
-    if (n < capacity) out[n] = targets & ~(targets - 1);
-    ++n;
-  }
-  return n;
-}
-
-void force_target(int64_t target) { hwy::SetSupportedTargetsForTest(target); }
-
-const char* target_name_of(int64_t target) { return hwy::TargetName(target); }
 
 }  // namespace expo::matmul_detail
 #endif  // HWY_ONCE

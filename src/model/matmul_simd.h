@@ -31,13 +31,7 @@ void matmul_block(const MatmulProblem& p, size_t r0, size_t r1, size_t b0, size_
 TileShape matmul_tile_shape();
 // Exact widening of F32/BF16/F16 elements to float32.
 void convert_to_f32(const void* data, DType dtype, size_t count, float* out);
+// The target the dispatch chose (src/core/simd_targets.h lists, forces and disables them).
 const char* simd_target_name();
-
-// The targets compiled in and supported by this CPU, best first, as Highway's bit masks.
-// force_target(mask) makes the dispatch use that target (0 restores the automatic choice);
-// it is process-wide and meant for tests only.
-size_t available_targets(int64_t* out, size_t capacity);
-void force_target(int64_t target);
-const char* target_name_of(int64_t target);
 
 }  // namespace expo::matmul_detail

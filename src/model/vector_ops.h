@@ -1,6 +1,8 @@
 #pragma once
-// Small float32 vector kernels used by attention and normalisation, vectorised per CPU target
-// (GCC target_clones) with a plain loop as the reference in tests.
+// Small float32 vector kernels used by attention and normalisation. dot_f32 and axpy_f32 are
+// compiled by Highway once per CPU target and dispatched at run time to the best one this CPU
+// supports (src/core/simd_targets.h); they give the same bits on every target. A plain loop
+// is the reference in tests.
 #include <cstddef>
 
 namespace expo {
@@ -15,5 +17,8 @@ void rms_norm_f32(const float* x, const float* weight, size_t n, double eps, flo
 void silu_mul_f32(float* gate, const float* up, size_t n);
 
 float dot_f32_reference(const float* a, const float* b, size_t n);
+
+// The SIMD target dot_f32 and axpy_f32 run on this CPU (Highway's name: "AVX3", "AVX2", ...).
+const char* vector_ops_target_name();
 
 }  // namespace expo
