@@ -52,7 +52,8 @@ double copy_bandwidth(ThreadPool& pool, double* read_bw) {
     best = std::max(best, bytes / seconds_since(t));
     t = Clock::now();
     pool.parallel_for(parts, [&](size_t p) {
-      const size_t lo = bytes / parts * p / 64, hi = (p + 1 == parts ? bytes : bytes / parts * (p + 1)) / 64;
+      const size_t lo = bytes / parts * p / 64,
+                   hi = (p + 1 == parts ? bytes : bytes / parts * (p + 1)) / 64;
       const uint64_t* w = reinterpret_cast<const uint64_t*>(a.data());
       uint64_t s0 = 0, s1 = 0, s2 = 0, s3 = 0;
       for (size_t i = lo * 8; i < hi * 8; i += 4) {
@@ -97,10 +98,14 @@ int main(int argc, char** argv) {
   for (int i = 2; i + 1 < argc; i += 2) {
     const std::string k = argv[i];
     const size_t v = std::stoul(argv[i + 1]);
-    if (k == "--threads") threads = v;
-    else if (k == "--prompt") prompt_len = v;
-    else if (k == "--steps") steps = v;
-    else if (k == "--batch") batch = v;
+    if (k == "--threads")
+      threads = v;
+    else if (k == "--prompt")
+      prompt_len = v;
+    else if (k == "--steps")
+      steps = v;
+    else if (k == "--batch")
+      batch = v;
   }
   try {
     ThreadPool pool(threads);
@@ -160,24 +165,30 @@ int main(int argc, char** argv) {
     };
     const double decode1 = decode(1);
     const double decode16 = decode(batch);
-    const double kv_bytes = double(KvCache::bytes_for(c, context) + batch * KvCache::bytes_for(c, 32 + steps + 1));
+    const double kv_bytes =
+        double(KvCache::bytes_for(c, context) + batch * KvCache::bytes_for(c, 32 + steps + 1));
     const double rss = peak_rss_bytes();
     const double per_token = double(bytes_per_token(*loaded));
     const double bound = copy_bw / per_token;
 
     std::printf("model            %s (%s, %s of %s weights)\n", argv[1], c.architecture.c_str(),
-                format_bytes(loaded->bytes()).c_str(), std::string(dtype_name(loaded->weights().head.dtype)).c_str());
+                format_bytes(loaded->bytes()).c_str(),
+                std::string(dtype_name(loaded->weights().head.dtype)).c_str());
     std::printf("matmul target    %s, %zu threads\n", matmul_target_name(), pool.size());
     std::printf("load             %.2f s\n", load_s);
-    std::printf("copy bandwidth   %.2f GB/s (read-only sweep %.2f GB/s)\n", copy_bw / 1e9, read_bw / 1e9);
+    std::printf("copy bandwidth   %.2f GB/s (read-only sweep %.2f GB/s)\n", copy_bw / 1e9,
+                read_bw / 1e9);
     std::printf("bytes per token  %.3f GB -> bound %.2f tok/s (read-sweep bound %.2f)\n",
                 per_token / 1e9, bound, read_bw / per_token);
     std::printf("prefill          %.1f tok/s (%zu-token prompt)\n", median(prefill), prompt_len);
-    std::printf("decode batch 1   %.2f tok/s = %.0f%% of the copy-bandwidth bound (%.0f%% of read sweep)\n",
-                decode1, 100 * decode1 / bound, 100 * decode1 * per_token / read_bw);
-    std::printf("decode batch %zu  %.1f tok/s = %.1fx batch 1\n", batch, decode16, decode16 / decode1);
-    std::printf("peak RSS         %s = %.2fx (weights + KV cache %s)\n", format_bytes(uint64_t(rss)).c_str(),
-                rss / (double(loaded->bytes()) + kv_bytes), format_bytes(uint64_t(loaded->bytes() + kv_bytes)).c_str());
+    std::printf(
+        "decode batch 1   %.2f tok/s = %.0f%% of the copy-bandwidth bound (%.0f%% of read sweep)\n",
+        decode1, 100 * decode1 / bound, 100 * decode1 * per_token / read_bw);
+    std::printf("decode batch %zu  %.1f tok/s = %.1fx batch 1\n", batch, decode16,
+                decode16 / decode1);
+    std::printf("peak RSS         %s = %.2fx (weights + KV cache %s)\n",
+                format_bytes(uint64_t(rss)).c_str(), rss / (double(loaded->bytes()) + kv_bytes),
+                format_bytes(uint64_t(loaded->bytes() + kv_bytes)).c_str());
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_engine: %s\n", e.what());
     return 1;

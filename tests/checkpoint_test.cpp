@@ -3,9 +3,9 @@
 #include <stdlib.h>
 
 #include "core/fs.h"
+#include "demo/random_model.h"
 #include "io/checkpoint.h"
 #include "io/hf_cache.h"
-#include "demo/random_model.h"
 #include "test_util.h"
 
 namespace expo {

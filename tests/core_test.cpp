@@ -158,8 +158,10 @@ TEST(ChildProcess, ExitStatusOutputAndStop) {
 TEST(JsonReader, NamesFileAndPath) {
   const JsonReader reader("config.json");
   const Json j = Json::parse(R"({"n": 0, "x": "a", "f": 1.5, "b": null})");
-  EXPECT_ERROR(reader.get_int(j, "", "n", 1, INT64_MAX), "config.json: n: must be at least 1, found 0");
-  EXPECT_ERROR(reader.get_int(j, "model", "n", 1, 9), "config.json: model.n: value 0 is outside [1, 9]");
+  EXPECT_ERROR(reader.get_int(j, "", "n", 1, INT64_MAX),
+               "config.json: n: must be at least 1, found 0");
+  EXPECT_ERROR(reader.get_int(j, "model", "n", 1, 9),
+               "config.json: model.n: value 0 is outside [1, 9]");
   EXPECT_ERROR(reader.get_number(j, "", "x"), "config.json: x: expected a number, found \"a\"");
   EXPECT_EQ(reader.get_number(j, "", "f"), 1.5);
   EXPECT_EQ(reader.get_number(j, "", "b", 2.0), 2.0);  // null with a fallback: the fallback

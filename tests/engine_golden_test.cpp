@@ -64,9 +64,11 @@ std::vector<int32_t> greedy(Transformer& model, ThreadPool& pool,
   options.max_new_tokens = n;
   options.max_batch = max_batch;
   // The reference generates past a dynamic-rope model's nominal context; allow it.
-  for (const auto& p : prompts) options.context_length = std::max<uint64_t>(options.context_length, p.size() + n);
+  for (const auto& p : prompts)
+    options.context_length = std::max<uint64_t>(options.context_length, p.size() + n);
   std::vector<std::vector<int32_t>> out(prompts.size());
-  generate(model, requests, options, pool, [&](GenerationResult&& r) { out[r.request] = r.tokens; });
+  generate(model, requests, options, pool,
+           [&](GenerationResult&& r) { out[r.request] = r.tokens; });
   return out[which];
 }
 
@@ -148,9 +150,12 @@ TEST_P(EngineGoldenGreedy, GreedyTokensMatchReference) {
 }
 
 const auto kName = [](const auto& info) { return info.param; };
-INSTANTIATE_TEST_SUITE_P(Cases, EngineGolden, ::testing::ValuesIn(golden_cases("logits_file")), kName);
-INSTANTIATE_TEST_SUITE_P(Cases, EngineGoldenReward, ::testing::ValuesIn(golden_cases("reward")), kName);
-INSTANTIATE_TEST_SUITE_P(Cases, EngineGoldenGreedy, ::testing::ValuesIn(golden_cases("greedy")), kName);
+INSTANTIATE_TEST_SUITE_P(Cases, EngineGolden, ::testing::ValuesIn(golden_cases("logits_file")),
+                         kName);
+INSTANTIATE_TEST_SUITE_P(Cases, EngineGoldenReward, ::testing::ValuesIn(golden_cases("reward")),
+                         kName);
+INSTANTIATE_TEST_SUITE_P(Cases, EngineGoldenGreedy, ::testing::ValuesIn(golden_cases("greedy")),
+                         kName);
 
 }  // namespace
 }  // namespace expo

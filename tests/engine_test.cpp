@@ -13,9 +13,9 @@
 namespace expo {
 namespace {
 
+using nlohmann::json;
 using testing::error_of;
 using testing::TempDir;
-using nlohmann::json;
 
 RandomLlamaSpec small_spec(DType dtype = DType::F32) {
   RandomLlamaSpec spec = testing::tiny_llama(2, 64, 96, 4, 2, 128);
@@ -42,7 +42,8 @@ std::vector<std::vector<int32_t>> some_prompts(size_t n) {
   std::vector<std::vector<int32_t>> prompts;
   for (size_t k = 0; k < n; ++k) {
     std::vector<int32_t> p;
-    for (size_t j = 0; j < 2 + (k * 7) % 19; ++j) p.push_back(static_cast<int32_t>((31 * k + 11 * j + 5) % 128));
+    for (size_t j = 0; j < 2 + (k * 7) % 19; ++j)
+      p.push_back(static_cast<int32_t>((31 * k + 11 * j + 5) % 128));
     prompts.push_back(p);
   }
   return prompts;
@@ -149,8 +150,8 @@ TEST(Engine, StopsAtStopTokensAndAtTheLengthLimit) {
   }
   // Stopping at the first token the first prompt generates a second time.
   size_t k = 1;
-  while (k < free_run[0].size() &&
-         std::find(free_run[0].begin(), free_run[0].begin() + k, free_run[0][k]) != free_run[0].begin() + k)
+  while (k < free_run[0].size() && std::find(free_run[0].begin(), free_run[0].begin() + k,
+                                             free_run[0][k]) != free_run[0].begin() + k)
     ++k;
   ASSERT_LT(k, free_run[0].size());
   options.stop_ids = {free_run[0][k]};
@@ -174,10 +175,14 @@ TEST(Engine, BadPromptsAreNamed) {
   GenerationOptions options;
   auto name = [](size_t i) { return "prompt " + std::to_string(i); };
   std::vector<GenerationRequest> r{{{1, 2}, 0}, {{}, 1}};
-  EXPECT_NE(error_of([&] { check_requests(model, r, options, name); }).find("prompt 1: the prompt has no tokens"),
+  EXPECT_NE(error_of([&] {
+              check_requests(model, r, options, name);
+            }).find("prompt 1: the prompt has no tokens"),
             std::string::npos);
   r = {{{1, 128}, 0}};
-  EXPECT_NE(error_of([&] { check_requests(model, r, options, name); }).find("token 1 is 128, outside the vocabulary of 128"),
+  EXPECT_NE(error_of([&] {
+              check_requests(model, r, options, name);
+            }).find("token 1 is 128, outside the vocabulary of 128"),
             std::string::npos);
   r = {{std::vector<int32_t>(2048, 3), 0}};
   EXPECT_NE(error_of([&] { check_requests(model, r, options, name); }).find("context is 2048"),
@@ -185,8 +190,9 @@ TEST(Engine, BadPromptsAreNamed) {
   KvCache cache(model.config(), 4);
   const std::vector<int32_t> bad{3, 999};
   const ForwardItem item{&cache, bad, true};
-  EXPECT_NE(error_of([&] { model.forward(std::span<const ForwardItem>(&item, 1), pool); })
-                .find("token id 999 at position 1 is out of range"),
+  EXPECT_NE(error_of([&] {
+              model.forward(std::span<const ForwardItem>(&item, 1), pool);
+            }).find("token id 999 at position 1 is out of range"),
             std::string::npos);
 }
 
@@ -229,7 +235,9 @@ TEST(Engine, BadModelsAreClearErrors) {
     c["intermediate_size"] = 100;  // the tensors say 96
   });
   e = load_error();
-  EXPECT_NE(e.find("mlp.gate_proj.weight' has shape [96, 64], config.json implies [100, 64]"), std::string::npos) << e;
+  EXPECT_NE(e.find("mlp.gate_proj.weight' has shape [96, 64], config.json implies [100, 64]"),
+            std::string::npos)
+      << e;
 
   // A missing tensor and a wrong dtype are both listed.
   edit_config(m, [](json& c) { c["intermediate_size"] = 96; });
@@ -238,7 +246,8 @@ TEST(Engine, BadModelsAreClearErrors) {
     const Checkpoint ck = Checkpoint::open(m.string());
     for (const auto& t : ck.tensors()) {
       if (t.name() == "model.norm.weight") continue;
-      TensorData d{{t.name(), t.info->dtype, t.info->shape}, std::vector<uint8_t>(t.data(), t.data() + t.info->num_bytes())};
+      TensorData d{{t.name(), t.info->dtype, t.info->shape},
+                   std::vector<uint8_t>(t.data(), t.data() + t.info->num_bytes())};
       if (t.name() == "model.layers.0.input_layernorm.weight") d.layout.dtype = DType::I32;
       tensors.push_back(std::move(d));
     }

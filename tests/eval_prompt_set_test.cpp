@@ -7,8 +7,8 @@
 
 #include "core/error.h"
 #include "core/fs.h"
-#include "eval/prompt_set.h"
 #include "core/splitmix64.h"
+#include "eval/prompt_set.h"
 #include "test_util.h"
 
 namespace expo {

@@ -14,8 +14,8 @@
 
 #include "core/error.h"
 #include "core/fs.h"
-#include "eval/search.h"
 #include "core/splitmix64.h"
+#include "eval/search.h"
 #include "test_util.h"
 
 namespace expo {

@@ -8,10 +8,10 @@
 
 #include "core/fs.h"
 #include "core/thread_pool.h"
+#include "demo/random_model.h"
 #include "io/checkpoint.h"
 #include "io/sharding.h"
 #include "merge/extrapolate.h"
-#include "demo/random_model.h"
 #include "merge/extrapolate_tensor.h"
 #include "test_util.h"
 

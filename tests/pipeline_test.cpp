@@ -2,24 +2,24 @@
 // reward model reads, answer statistics, stop ids, command templates and server processes.
 #include <gtest/gtest.h>
 
+#include <signal.h>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
-#include <signal.h>
 #include <sstream>
 
 #include "core/error.h"
+#include "demo/byte_tokenizer.h"
+#include "demo/demo_models.h"
 #include "eval/prompt_set.h"
+#include "model/kv_cache.h"
+#include "model/transformer.h"
+#include "model/weights.h"
 #include "pipeline/local_answers.h"
 #include "pipeline/reward_scores.h"
 #include "pipeline/server_process.h"
 #include "test_util.h"
-#include "demo/byte_tokenizer.h"
-#include "demo/demo_models.h"
-#include "model/kv_cache.h"
-#include "model/transformer.h"
-#include "model/weights.h"
 #include "text/prompt_encoder.h"
 #include "text/tokenizer.h"
 
@@ -53,9 +53,10 @@ TEST_F(ByteTokenizerTest, ChatTemplateAndStopIds) {
   ASSERT_TRUE(encoder.has_chat_template());
   const nlohmann::ordered_json messages = nlohmann::ordered_json::parse(
       R"([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}])");
-  EXPECT_EQ(encoder.render(messages, true),
-            "<|begin_of_text|><|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
-            "<|im_start|>assistant\n");
+  EXPECT_EQ(
+      encoder.render(messages, true),
+      "<|begin_of_text|><|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+      "<|im_start|>assistant\n");
   const auto ids = encoder.encode_messages(messages, true);
   EXPECT_EQ(std::count(ids.begin(), ids.end(), Ids::kBos), 1);  // never doubled
   EXPECT_EQ(ids.front(), Ids::kBos);
@@ -72,8 +73,8 @@ Prompt text_prompt(const std::string& text, int id) {
 TEST_F(ByteTokenizerTest, RewardInputIsTheWholeExchangeInTheRewardTemplate) {
   const PromptEncoder encoder(dir.path());
   Answer a;
-  a.prompt = prompt_from_json(
-      nlohmann::json{{"question_id", 7}, {"turns", {"Q1", "Q2"}}}, 0, "test");
+  a.prompt =
+      prompt_from_json(nlohmann::json{{"question_id", 7}, {"turns", {"Q1", "Q2"}}}, 0, "test");
   a.turns = {"A1", "A2"};
   const auto ids = encode_for_reward(encoder, a);
   const std::string expected =
@@ -123,12 +124,14 @@ TEST(CommandTemplate, Placeholders) {
   const std::map<std::string, std::string> v{{"model", "/m/alpha-0.3"}, {"port", "8123"}};
   EXPECT_EQ(expand_command_template("vllm serve {model} --port {port}", v),
             "vllm serve /m/alpha-0.3 --port 8123");
-  EXPECT_EQ(expand_command_template("x --json '{{\"a\": 1}}' {port}", v), "x --json '{\"a\": 1}' 8123");
+  EXPECT_EQ(expand_command_template("x --json '{{\"a\": 1}}' {port}", v),
+            "x --json '{\"a\": 1}' 8123");
   try {
     expand_command_template("serve {modle}", v);
     FAIL() << "no error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("unknown placeholder {modle}"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("unknown placeholder {modle}"), std::string::npos)
+        << e.what();
     EXPECT_NE(std::string(e.what()).find("{model}"), std::string::npos) << e.what();
   }
   EXPECT_THROW(expand_command_template("serve {model", v), Error);
@@ -231,7 +234,8 @@ TEST_F(DemoModels, ExtrapolationRaisesReadableTokensUntilTheNoiseWins) {
     Transformer model(*loaded);
     const PromptEncoder encoder(dir / "rm");  // the same tokenizer
     const auto tokens = encoder.encode_messages(
-        nlohmann::ordered_json::parse(R"([{"role": "user", "content": "What are the three primary colors?"}])"),
+        nlohmann::ordered_json::parse(
+            R"([{"role": "user", "content": "What are the three primary colors?"}])"),
         true);
     KvCache cache(loaded->config(), tokens.size());
     const ForwardItem item{&cache, tokens, true};

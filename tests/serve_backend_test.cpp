@@ -7,13 +7,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "demo/byte_tokenizer.h"
 #include "http/openai_client.h"
 #include "http/openai_server.h"
 #include "model/generator.h"
 #include "model/scorer.h"
 #include "serve/engine_backend.h"
 #include "test_util.h"
-#include "demo/byte_tokenizer.h"
 
 namespace expo {
 namespace {

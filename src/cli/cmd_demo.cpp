@@ -13,9 +13,9 @@
 #include "core/fs.h"
 #include "core/thread_pool.h"
 #include "core/units.h"
+#include "demo/demo_inputs.h"
 #include "merge/diff.h"
 #include "merge/plan.h"
-#include "demo/demo_inputs.h"
 
 namespace expo::cli {
 
@@ -38,10 +38,11 @@ void run(const DemoArgs& args, const std::string& invocation) {
   if (args.prompts == 0) fail("--prompts must be at least 1");
   if (fs::exists(root)) fs::remove_all(root);
 
-  std::printf("1. writing a small Llama pair (SFT and aligned, BF16; alignment moved it towards\n"
-              "   readable text, plus noise), a Llama reward model that scores readable text, and a\n"
-              "   byte-level BPE tokenizer with a ChatML template to %s\n",
-              root.c_str());
+  std::printf(
+      "1. writing a small Llama pair (SFT and aligned, BF16; alignment moved it towards\n"
+      "   readable text, plus noise), a Llama reward model that scores readable text, and a\n"
+      "   byte-level BPE tokenizer with a ChatML template to %s\n",
+      root.c_str());
   const DemoInputs inputs = write_demo_inputs(root, args.prompts);
   const fs::path& sft_dir = inputs.sft;
   const fs::path& aligned_dir = inputs.aligned;
@@ -55,8 +56,9 @@ void run(const DemoArgs& args, const std::string& invocation) {
     ThreadPool pool(args.threads);
     const Plan plan = make_plan(sft, aligned, PlanOptions{});
     const auto report = diff_checkpoints(plan, pool, false);
-    std::printf("2. expo diff: alignment moved the weights by %.4g (%.3f%% of their norm), cosine %.6f\n",
-                report.total.delta_norm(), 100 * report.total.relative(), report.total.cosine());
+    std::printf(
+        "2. expo diff: alignment moved the weights by %.4g (%.3f%% of their norm), cosine %.6f\n",
+        report.total.delta_norm(), 100 * report.total.relative(), report.total.cosine());
   }
 
   SearchArgs search;
@@ -97,8 +99,10 @@ void add_demo_command(CLI::App& app, const std::string& invocation) {
       "model and a tokenizer are written, then expo search picks alpha by reward (answers on the\n"
       "built-in engine, rewards, table, plot) and writes the best model. Seconds.\n"
       "Example: expo demo --dir expo-demo");
-  cmd->add_option("--dir", args->dir, "folder for the demo's models and results")->capture_default_str();
-  cmd->add_option("--alphas", args->alphas, "search this grid (e.g. 0,0.1,0.3,0.5,1) instead of --auto");
+  cmd->add_option("--dir", args->dir, "folder for the demo's models and results")
+      ->capture_default_str();
+  cmd->add_option("--alphas", args->alphas,
+                  "search this grid (e.g. 0,0.1,0.3,0.5,1) instead of --auto");
   cmd->add_option("--prompts", args->prompts, "number of built-in prompts")->capture_default_str();
   cmd->add_option("--max-new-tokens", args->max_new_tokens)->capture_default_str();
   cmd->add_option("--threads", args->threads, "worker threads (default: all cores)");

@@ -43,9 +43,11 @@ void run(const ForwardArgs& args) {
   {
     // KV cache for the tokens plus the activations of one pass.
     const ModelConfig& c = source.config();
-    const uint64_t extra = KvCache::bytes_for(c, tokens.size()) +
-                           tokens.size() * (4 * c.hidden_size + 3 * c.intermediate_size +
-                                            c.q_dim() + 2 * c.kv_dim() + c.output_size()) * 4;
+    const uint64_t extra =
+        KvCache::bytes_for(c, tokens.size()) + tokens.size() *
+                                                   (4 * c.hidden_size + 3 * c.intermediate_size +
+                                                    c.q_dim() + 2 * c.kv_dim() + c.output_size()) *
+                                                   4;
     args.model.check_memory(source, extra, "KV cache and activations");
   }
   const auto loaded = args.model.load(source, pool);
@@ -57,9 +59,10 @@ void run(const ForwardArgs& args) {
   const ForwardItem item{&cache, tokens, true};
   const auto& logits = model.forward(std::span<const ForwardItem>(&item, 1), pool);
   write_npy_f32(args.output, {tokens.size(), model.output_size()}, logits.data());
-  std::fprintf(stderr, "wrote %s: float32 [%zu, %llu] (%s)\n", args.output.c_str(), tokens.size(),
-               static_cast<unsigned long long>(model.output_size()),
-               model.config().is_reward_model ? "reward model: the reward is the last row" : "logits");
+  std::fprintf(
+      stderr, "wrote %s: float32 [%zu, %llu] (%s)\n", args.output.c_str(), tokens.size(),
+      static_cast<unsigned long long>(model.output_size()),
+      model.config().is_reward_model ? "reward model: the reward is the last row" : "logits");
 }
 }  // namespace
 

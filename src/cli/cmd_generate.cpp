@@ -8,15 +8,15 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/generation_args.h"
 #include "cli/model_options.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/json_reader.h"
 #include "core/progress.h"
 #include "core/units.h"
 #include "eval/answers.h"
-#include "core/json_reader.h"
 #include "eval/prompt_set.h"
-#include "cli/generation_args.h"
 #include "model/generator.h"
 #include "pipeline/local_answers.h"
 #include "pipeline/remote_answers.h"
@@ -42,7 +42,8 @@ struct TokenPrompt {
 };
 
 // {"id": ..., "tokens": [...]} per line; blank lines are skipped. Errors name the line.
-std::vector<GenerationRequest> read_token_prompts(const std::string& path, std::vector<TokenPrompt>& meta) {
+std::vector<GenerationRequest> read_token_prompts(const std::string& path,
+                                                  std::vector<TokenPrompt>& meta) {
   std::vector<GenerationRequest> requests;
   for_each_jsonl_line(read_text_file(path), path, [&](const json& j, const std::string& where) {
     if (!j.is_object()) fail(where, ": expected an object {\"id\": ..., \"tokens\": [...]}");
@@ -96,17 +97,16 @@ void run_tokens(GenerateArgs& args) {
   const ModelConfig& config = source.config();
   uint64_t longest = 0;
   for (const auto& r : requests) longest = std::max<uint64_t>(longest, r.prompt.size());
-  args.model.check_memory(source, generation_working_memory(config, args.g.gen, requests.size(), longest),
+  args.model.check_memory(source,
+                          generation_working_memory(config, args.g.gen, requests.size(), longest),
                           "KV cache and activations");
 
   ThreadPool pool(args.model.threads);
   const auto loaded = args.model.load(source, pool);
   Transformer model(*loaded);
-  args.g.gen.stop_ids = default_stop_ids(args.g.stop_ids, args.g.ignore_eos,
-                                         loaded->config().eos_token_ids, {});
-  check_requests(model, requests, args.g.gen, [&](size_t i) {
-    return meta[i].where;
-  });
+  args.g.gen.stop_ids =
+      default_stop_ids(args.g.stop_ids, args.g.ignore_eos, loaded->config().eos_token_ids, {});
+  check_requests(model, requests, args.g.gen, [&](size_t i) { return meta[i].where; });
 
   // Results go out as each prompt finishes, one flushed line each, so an interruption or a
   // later error loses nothing already generated.
@@ -120,15 +120,19 @@ void run_tokens(GenerateArgs& args) {
       generate(
           model, requests, args.g.gen, pool,
           [&](GenerationResult&& r) {
-            json line{{"id", meta[r.request].id}, {"tokens", r.tokens}, {"finish_reason", r.finish_reason}};
+            json line{{"id", meta[r.request].id},
+                      {"tokens", r.tokens},
+                      {"finish_reason", r.finish_reason}};
             const std::string text = line.dump() + "\n";
-            if (std::fwrite(text.data(), 1, text.size(), out) != text.size() || std::fflush(out) != 0)
+            if (std::fwrite(text.data(), 1, text.size(), out) != text.size() ||
+                std::fflush(out) != 0)
               fail(args.output, ": write failed (disk full?)");
             ++written;
           },
           [&](const GenerationStats& s) { progress.draw(s, ""); });
     } catch (const Error& e) {
-      fail(e.what(), " (", written, " of ", requests.size(), " results were written to ", args.output, ")");
+      fail(e.what(), " (", written, " of ", requests.size(), " results were written to ",
+           args.output, ")");
     }
   }
   if (std::fclose(closer.release()) != 0) fail(args.output, ": write failed");
@@ -146,8 +150,8 @@ void run_text(GenerateArgs& args) {
     set = args.g.read_prompts();
     if (args.output.empty()) fail("--prompts needs --output (the answers file)");
   }
-  const AnswerFormat format =
-      args.g.format.empty() ? default_answer_format(set.format) : parse_answer_format(args.g.format);
+  const AnswerFormat format = args.g.format.empty() ? default_answer_format(set.format)
+                                                    : parse_answer_format(args.g.format);
   if (!args.output.empty()) check_output_target(args.output, true);
   const bool remote = args.backend.remote();
   const bool show = args.g.show_progress();
@@ -170,40 +174,43 @@ void run_text(GenerateArgs& args) {
   try {
     if (remote) {
       if (!args.model.model.empty() || !args.model.sft.empty() || !args.model.aligned.empty())
-        fail("--model, --sft and --aligned load a model into the built-in engine; with --backend "
-             "openai the server holds the model (name it with --model-name)");
+        fail(
+            "--model, --sft and --aligned load a model into the built-in engine; with --backend "
+            "openai the server holds the model (name it with --model-name)");
       if (args.backend.endpoints.empty()) fail("--backend openai needs --endpoint URL");
-      if (args.g.raw) fail("--raw needs the built-in engine: a chat server applies its own template");
+      if (args.g.raw)
+        fail("--raw needs the built-in engine: a chat server applies its own template");
       OpenAIClient client(args.backend.endpoint_list(),
                           args.backend.client_options(args.g.gen.sampling.seed));
       generator = args.backend.model_name;
       if (generator.empty()) {
         const auto models = client.models();
-        if (models.empty()) fail(args.backend.endpoints[0], "/v1/models lists no model; give --model-name");
+        if (models.empty())
+          fail(args.backend.endpoints[0], "/v1/models lists no model; give --model-name");
         generator = models[0];
       }
       ProgressLine progress(show);
       const auto start = std::chrono::steady_clock::now();
-      generate_answers_remote(client, generator, set.prompts, args.g.gen.sampling,
-                              args.g.gen.max_new_tokens, answers, [&](const RemoteProgress& p) {
-                                GenerationStats s;
-                                s.finished = p.done;
-                                s.total = p.total;
-                                s.generated_tokens = p.completion_tokens;
-                                s.seconds = std::chrono::duration<double>(
-                                                std::chrono::steady_clock::now() - start)
-                                                .count();
-                                progress.draw(s, p.turns > 1 ? str(" (turn ", p.turn + 1, " of ",
-                                                                   p.turns, ")")
-                                                             : "");
-                              });
+      generate_answers_remote(
+          client, generator, set.prompts, args.g.gen.sampling, args.g.gen.max_new_tokens, answers,
+          [&](const RemoteProgress& p) {
+            GenerationStats s;
+            s.finished = p.done;
+            s.total = p.total;
+            s.generated_tokens = p.completion_tokens;
+            s.seconds =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+            progress.draw(s, p.turns > 1 ? str(" (turn ", p.turn + 1, " of ", p.turns, ")") : "");
+          });
     } else {
       const ModelSource source = open_generator(args.model);
       const ModelConfig& config = source.config();
       const std::filesystem::path tokenizer_folder =
           args.g.tokenizer.empty() ? source.folder() : std::filesystem::path(args.g.tokenizer);
       if (tokenizer_folder.empty())
-        fail("the model is a lone .safetensors file: give --tokenizer DIR (a folder with tokenizer.json)");
+        fail(
+            "the model is a lone .safetensors file: give --tokenizer DIR (a folder with "
+            "tokenizer.json)");
       const PromptEncoder encoder(tokenizer_folder, args.g.template_name);
       // Turn-0 prompts first, to size memory and check everything before loading the model.
       uint64_t longest = 0;
@@ -234,15 +241,16 @@ void run_text(GenerateArgs& args) {
                            progress = std::make_unique<ProgressLine>(show);
                            current_turn = p.turn;
                          }
-                         progress->draw(p.stats, p.turns > 1 ? str(" (turn ", p.turn + 1, " of ",
-                                                                   p.turns, ")")
-                                                             : "");
+                         progress->draw(
+                             p.stats,
+                             p.turns > 1 ? str(" (turn ", p.turn + 1, " of ", p.turns, ")") : "");
                        });
     }
   } catch (const Error& e) {
     if (args.output.empty() || answers.empty()) throw;
     save_finished();
-    fail(e.what(), " (", done, " of ", set.prompts.size(), " answers were written to ", args.output, ")");
+    fail(e.what(), " (", done, " of ", set.prompts.size(), " answers were written to ", args.output,
+         ")");
   }
   if (!args.prompt.empty() && args.output.empty()) {
     const std::string& text = answers[0].turns[0];
@@ -254,7 +262,8 @@ void run_text(GenerateArgs& args) {
 }
 
 void run(GenerateArgs& args) {
-  const int inputs = !args.tokens_file.empty() + !args.prompt.empty() + !args.g.prompts_file.empty();
+  const int inputs =
+      !args.tokens_file.empty() + !args.prompt.empty() + !args.g.prompts_file.empty();
   if (inputs != 1) fail("give exactly one of --prompt TEXT, --prompts FILE and --tokens-file FILE");
   args.g.finish();
   if (!args.tokens_file.empty()) {
@@ -271,20 +280,26 @@ void add_generate_command(CLI::App& app) {
       "generate",
       "Generate answers with the built-in engine (continuous batching) or an OpenAI-compatible\n"
       "server. Text prompts go through the model's chat template and tokenizer; token prompts\n"
-      "(--tokens-file, lines {\"id\", \"tokens\"}) give lines {\"id\", \"tokens\", \"finish_reason\"},\n"
+      "(--tokens-file, lines {\"id\", \"tokens\"}) give lines {\"id\", \"tokens\", "
+      "\"finish_reason\"},\n"
       "written as each prompt finishes.\n"
       "Examples: expo generate --model ./zephyr --prompt \"Why is the sky blue?\"\n"
-      "          expo generate --sft ./sft --aligned ./dpo --alpha 0.3 --prompts alpaca_eval.json \\\n"
+      "          expo generate --sft ./sft --aligned ./dpo --alpha 0.3 --prompts alpaca_eval.json "
+      "\\\n"
       "              --output model_outputs.json\n"
-      "          expo generate --backend openai --endpoint http://127.0.0.1:8000 --prompts q.jsonl \\\n"
+      "          expo generate --backend openai --endpoint http://127.0.0.1:8000 --prompts q.jsonl "
+      "\\\n"
       "              --output answers.jsonl\n"
       "          expo generate --model ./tiny --tokens-file prompts.jsonl --output out.jsonl");
   args->model.add_to(*cmd);
-  cmd->add_option("--prompt", args->prompt, "one prompt: its answer is printed (or written to --output)");
-  cmd->add_option("--tokens-file", args->tokens_file, "JSONL of token prompts {\"id\", \"tokens\"}");
-  cmd->add_option("--output", args->output,
-                  "answers file (--prompts: AlpacaEval model_outputs.json, MT-Bench answer JSONL or "
-                  "JSONL, following the prompt set) or generated tokens (--tokens-file)");
+  cmd->add_option("--prompt", args->prompt,
+                  "one prompt: its answer is printed (or written to --output)");
+  cmd->add_option("--tokens-file", args->tokens_file,
+                  "JSONL of token prompts {\"id\", \"tokens\"}");
+  cmd->add_option(
+      "--output", args->output,
+      "answers file (--prompts: AlpacaEval model_outputs.json, MT-Bench answer JSONL or "
+      "JSONL, following the prompt set) or generated tokens (--tokens-file)");
   args->g.add_to(*cmd, true);
   args->backend.add_to(*cmd, "generation");
   cmd->callback([args] { run(*args); });

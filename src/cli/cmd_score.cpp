@@ -6,12 +6,12 @@
 
 #include "cli/commands.h"
 #include "cli/generation_args.h"
+#include "core/atomic_write.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/progress.h"
 #include "eval/alpha_stats.h"
 #include "eval/answers.h"
-#include "core/atomic_write.h"
 #include "model/model_source.h"
 #include "model/transformer.h"
 #include "model/weights.h"
@@ -37,7 +37,8 @@ std::string number(double v, const char* format = "%.4f") {
 }
 
 void run(const ScoreArgs& args) {
-  if (args.answers.empty()) fail("give --answers FILE (an answers file from expo generate, AlpacaEval or MT-Bench)");
+  if (args.answers.empty())
+    fail("give --answers FILE (an answers file from expo generate, AlpacaEval or MT-Bench)");
   if (args.output.empty()) fail("give --output FILE (the rewards, one JSON line per answer)");
   const bool remote = args.backend.remote();
   if (args.reward_model.empty())
@@ -57,7 +58,8 @@ void run(const ScoreArgs& args) {
   std::vector<double> rewards;
   std::vector<std::string> warnings;
   std::unique_ptr<Tokenizer> counter;
-  if (!args.tokenizer.empty()) counter = std::make_unique<Tokenizer>(Tokenizer::load(args.tokenizer));
+  if (!args.tokenizer.empty())
+    counter = std::make_unique<Tokenizer>(Tokenizer::load(args.tokenizer));
   if (remote) {
     if (args.backend.endpoints.empty()) fail("--backend openai needs --endpoint URL");
     OpenAIClient client(args.backend.endpoint_list(), args.backend.client_options(0));
@@ -94,7 +96,8 @@ void run(const ScoreArgs& args) {
               s.failed, s.truncated);
   std::printf("mean reward:   %s +- %s (standard error)\n", number(s.mean_reward).c_str(),
               number(s.reward_se).c_str());
-  std::printf("mean length:   %s tokens, %s characters\n", number(s.mean_answer_tokens, "%.1f").c_str(),
+  std::printf("mean length:   %s tokens, %s characters\n",
+              number(s.mean_answer_tokens, "%.1f").c_str(),
               number(s.mean_answer_chars, "%.1f").c_str());
   std::printf("rewards:       %s\n", args.output.c_str());
 }
@@ -110,7 +113,8 @@ void add_score_command(CLI::App& app) {
       "\"answer_tokens\", \"answer_chars\", \"finish_reason\"} and prints the mean reward, its\n"
       "standard error and the mean answer length.\n"
       "Examples: expo score --reward-model ./rm --answers answers.jsonl --output rewards.jsonl\n"
-      "          expo score --backend openai --endpoint http://127.0.0.1:8001 --reward-model rm \\\n"
+      "          expo score --backend openai --endpoint http://127.0.0.1:8001 --reward-model rm "
+      "\\\n"
       "              --answers model_outputs.json --output rewards.jsonl");
   cmd->add_option("--reward-model", args->reward_model,
                   "reward model folder (local), or its served name (--backend openai)");

@@ -58,11 +58,12 @@ class SearchProgressPrinter {
     if (!line_.due()) return;
     const double in_alpha = std::chrono::duration<double>(now - alpha_start_).count();
     // The time one alpha takes: the mean of the finished ones, else this one's extrapolated.
-    const double per_alpha = evaluated_ ? seconds_ / evaluated_
+    const double per_alpha = evaluated_          ? seconds_ / evaluated_
                              : p.fraction > 0.05 ? in_alpha / p.fraction
                                                  : NAN;
     const double left_here = std::max(0.0, per_alpha * (1 - p.fraction));
-    const double left_after = per_alpha * static_cast<double>(total_ > done_ + 1 ? total_ - done_ - 1 : 0);
+    const double left_after =
+        per_alpha * static_cast<double>(total_ > done_ + 1 ? total_ - done_ - 1 : 0);
     line_.draw(str("alpha ", format_alpha(p.alpha), " [", done_ + 1, "/", estimated_ ? "~" : "",
                    std::max(total_, done_ + 1), "]: ", p.stage, p.detail.empty() ? "" : " ",
                    p.detail, ", ETA ", duration_text(left_here + left_after)));
@@ -81,12 +82,12 @@ class SearchProgressPrinter {
     }
     alpha_started_ = false;
     const AlphaSummary& m = *s.summary;
-    line_.print_line(str("alpha ", format_alpha(s.alpha), " [", s.done, "/", estimated ? "~" : "",
-                         s.total, "]: reward ", fixed(m.mean_reward, 4), " +- ",
-                         fixed(m.reward_se, 4), ", win rate vs alpha 0 ", fixed(100 * m.win_rate, 1),
-                         "%, ", fixed(m.mean_answer_tokens, 1), " tokens, ", m.failed, " failed, ",
-                         m.truncated, " truncated",
-                         s.resumed ? " (from results.jsonl)" : str(" (", duration_text(took), ")")));
+    line_.print_line(str(
+        "alpha ", format_alpha(s.alpha), " [", s.done, "/", estimated ? "~" : "", s.total,
+        "]: reward ", fixed(m.mean_reward, 4), " +- ", fixed(m.reward_se, 4),
+        ", win rate vs alpha 0 ", fixed(100 * m.win_rate, 1), "%, ", fixed(m.mean_answer_tokens, 1),
+        " tokens, ", m.failed, " failed, ", m.truncated, " truncated",
+        s.resumed ? " (from results.jsonl)" : str(" (", duration_text(took), ")")));
   }
 
   // A line of its own, above the progress line.
@@ -103,7 +104,8 @@ class SearchProgressPrinter {
 std::vector<double> parse_search_alphas(const std::string& text) {
   std::vector<double> alphas;
   for (const auto& a : parse_alpha_list(text)) {
-    if (!(a.value >= 0)) fail("--alphas: ", a.text, " is negative; search alphas are >= 0 (0 is the aligned model)");
+    if (!(a.value >= 0))
+      fail("--alphas: ", a.text, " is negative; search alphas are >= 0 (0 is the aligned model)");
     alphas.push_back(a.value);
   }
   return alphas;
@@ -115,12 +117,15 @@ SearchOutcome run_search_command(SearchArgs& args) {
   if (args.sft.empty() || args.aligned.empty())
     fail("give --sft DIR (theta0) and --aligned DIR (theta1)");
   if (args.reward_model.empty())
-    fail("give --reward-model DIR (a reward model folder; with --reward-endpoint, its served name)");
-  if (args.g.prompts_file.empty()) fail("give --prompts FILE (JSONL, AlpacaEval JSON or MT-Bench question.jsonl)");
+    fail(
+        "give --reward-model DIR (a reward model folder; with --reward-endpoint, its served name)");
+  if (args.g.prompts_file.empty())
+    fail("give --prompts FILE (JSONL, AlpacaEval JSON or MT-Bench question.jsonl)");
   if (args.output_dir.empty()) fail("give --output-dir D (results, answers, report)");
   if (!args.alphas.empty() && args.auto_search) fail("give --alphas LIST or --auto, not both");
   const bool grid = !args.alphas.empty();
-  const std::vector<double> alphas = grid ? parse_search_alphas(args.alphas) : std::vector<double>{};
+  const std::vector<double> alphas =
+      grid ? parse_search_alphas(args.alphas) : std::vector<double>{};
   if (!grid) {
     if (!(args.auto_options.tol > 0)) fail("--tol must be positive (relative width, e.g. 0.1)");
     if (args.auto_options.max_evaluations < 2) fail("--max-evals must be at least 2");
@@ -128,14 +133,16 @@ SearchOutcome run_search_command(SearchArgs& args) {
   args.g.finish();
   const bool remote = args.backend.remote();
   if (remote && args.serve.empty() && args.backend.endpoints.empty())
-    fail("--backend openai needs --serve 'COMMAND' (a server per candidate, e.g. 'vllm serve "
-         "{model} --port {port}') or --endpoint URL");
+    fail(
+        "--backend openai needs --serve 'COMMAND' (a server per candidate, e.g. 'vllm serve "
+        "{model} --port {port}') or --endpoint URL");
   if (!remote && !args.serve.empty()) fail("--serve needs --backend openai");
   if (remote && !args.backend.endpoints.empty() && args.serve.empty() &&
       args.backend.model_name.find("{alpha}") == std::string::npos)
-    fail("--endpoint sends every candidate to servers that are already running, so each "
-         "candidate needs its own served name: --model-name 'NAME-{alpha}' (alpha 0 is the "
-         "aligned model); or use --serve 'COMMAND' to start a server per candidate");
+    fail(
+        "--endpoint sends every candidate to servers that are already running, so each "
+        "candidate needs its own served name: --model-name 'NAME-{alpha}' (alpha 0 is the "
+        "aligned model); or use --serve 'COMMAND' to start a server per candidate");
   if (!args.write_best.empty()) check_output_target(args.write_best, false);
 
   const fs::path dir(args.output_dir);
@@ -150,7 +157,7 @@ SearchOutcome run_search_command(SearchArgs& args) {
   o.out_dir = dir;
   o.prompts = args.g.read_prompts();
   o.answer_format = args.g.format.empty() ? default_answer_format(o.prompts.format)
-                                        : parse_answer_format(args.g.format);
+                                          : parse_answer_format(args.g.format);
   o.gen = args.g.gen;
   o.stop_ids = args.g.stop_ids;
   o.ignore_eos = args.g.ignore_eos;
@@ -167,7 +174,8 @@ SearchOutcome run_search_command(SearchArgs& args) {
   o.serve_timeout_s = args.serve_timeout;
   o.keep_candidates = args.keep;
   o.client = args.backend.client_options(args.g.gen.sampling.seed);
-  for (const auto& e : args.reward_endpoints) o.reward_endpoints.push_back({e, args.backend.api_key()});
+  for (const auto& e : args.reward_endpoints)
+    o.reward_endpoints.push_back({e, args.backend.api_key()});
   o.resume = args.resume;
   run.alphas = alphas;
   run.auto_options = args.auto_options;
@@ -189,7 +197,8 @@ SearchOutcome run_search_command(SearchArgs& args) {
           args.g.gen.sampling.presence_penalty, ", frequency penalty ",
           args.g.gen.sampling.frequency_penalty, ", seed ", args.g.gen.sampling.seed,
           ", max new tokens ", args.g.gen.max_new_tokens),
-      str("backend: ", remote ? (args.serve.empty() ? "openai endpoints" : "openai, --serve `" + args.serve + "`")
+      str("backend: ", remote ? (args.serve.empty() ? "openai endpoints"
+                                                    : "openai, --serve `" + args.serve + "`")
                               : "built-in engine"),
       str("answers and rewards per alpha: `", dir.string(), "/alpha-<alpha>/`; results: `",
           (dir / "results.jsonl").string(), "`"),
@@ -211,11 +220,12 @@ SearchOutcome run_search_command(SearchArgs& args) {
   const SearchOutcome& outcome = result.outcome;
 
   std::printf("%s\n", format_table(outcome.summaries, outcome.best_alpha).c_str());
-  std::printf("best alpha: %s (%s search, %zu alphas, %zu evaluated now, %zu from results.jsonl; %s)\n",
-              format_alpha(outcome.best_alpha).c_str(), outcome.method.c_str(),
-              outcome.results.size(), outcome.evaluated, outcome.resumed,
-              outcome.stop_reason.c_str());
-  std::printf("report: %s\nplot:   %s%s\n", result.report.markdown.c_str(), result.report.svg.c_str(),
+  std::printf(
+      "best alpha: %s (%s search, %zu alphas, %zu evaluated now, %zu from results.jsonl; %s)\n",
+      format_alpha(outcome.best_alpha).c_str(), outcome.method.c_str(), outcome.results.size(),
+      outcome.evaluated, outcome.resumed, outcome.stop_reason.c_str());
+  std::printf("report: %s\nplot:   %s%s\n", result.report.markdown.c_str(),
+              result.report.svg.c_str(),
               result.report.png ? str("\n        ", result.report.png->string()).c_str() : "");
   std::fprintf(stderr, "search took %s\n", duration_text(result.seconds).c_str());
   if (!args.write_best.empty())
@@ -243,7 +253,8 @@ void add_search_command(CLI::App& app, const std::string& invocation) {
                   "reward model folder (*ForSequenceClassification), or its served name with "
                   "--reward-endpoint");
   cmd->add_option("--output-dir", args->output_dir, "folder for results, answers and the report");
-  cmd->add_option("--alphas", args->alphas, "a grid of alphas, e.g. 0,0.1,0.2,0.3,0.5 (0 is added)");
+  cmd->add_option("--alphas", args->alphas,
+                  "a grid of alphas, e.g. 0,0.1,0.2,0.3,0.5 (0 is added)");
   cmd->add_flag("--auto", args->auto_search,
                 "log-scale scan over 0.1..25, then golden-section refinement (the default "
                 "without --alphas)");
@@ -253,7 +264,8 @@ void add_search_command(CLI::App& app, const std::string& invocation) {
   cmd->add_option("--max-evals", args->auto_options.max_evaluations,
                   "--auto: most alphas to evaluate, alpha 0 included")
       ->capture_default_str();
-  cmd->add_flag("--resume", args->resume, "continue an interrupted search in the same --output-dir");
+  cmd->add_flag("--resume", args->resume,
+                "continue an interrupted search in the same --output-dir");
   cmd->add_option("--write-best", args->write_best, "write the best model to this folder");
   args->g.add_to(*cmd, true);
   args->backend.add_to(*cmd, "generation", true);
@@ -268,7 +280,8 @@ void add_search_command(CLI::App& app, const std::string& invocation) {
   cmd->add_option("--reward-endpoint", args->reward_endpoints,
                   "score through this reward server's pooling API instead of the built-in engine "
                   "(repeatable)");
-  cmd->add_flag("--allow-nonfinite", args->allow_nonfinite, "carry NaN/Inf weights through extrapolation");
+  cmd->add_flag("--allow-nonfinite", args->allow_nonfinite,
+                "carry NaN/Inf weights through extrapolation");
   cmd->add_option("--threads", args->threads, "worker threads (default: all cores)");
   cmd->callback([args, invocation] {
     args->invocation = invocation;

@@ -16,16 +16,18 @@ GenerationArgs::GenerationArgs() {
 
 void GenerationArgs::add_to(CLI::App& cmd, bool with_prompts) {
   if (with_prompts) {
-    cmd.add_option("--prompts", prompts_file,
-                   "prompt set: JSONL ({\"prompt\"}, {\"messages\"} or {\"instruction\"} per line), "
-                   "AlpacaEval JSON or MT-Bench question.jsonl");
+    cmd.add_option(
+        "--prompts", prompts_file,
+        "prompt set: JSONL ({\"prompt\"}, {\"messages\"} or {\"instruction\"} per line), "
+        "AlpacaEval JSON or MT-Bench question.jsonl");
     limit_option = cmd.add_option("--limit", limit, "use the first N prompts (after --shuffle)");
     cmd.add_flag("--shuffle", shuffle, "shuffle the prompts with --seed before --limit");
     cmd.add_option("--format", format,
                    "answers format: jsonl, alpaca_eval or mt_bench (default: the prompt set's)");
     cmd.add_flag("--raw", raw, "send the prompt text as is, without the chat template");
-    cmd.add_option("--tokenizer", tokenizer,
-                   "folder with tokenizer.json and the chat template (default: the model's folder)");
+    cmd.add_option(
+        "--tokenizer", tokenizer,
+        "folder with tokenizer.json and the chat template (default: the model's folder)");
     cmd.add_option("--chat-template", template_name, "named chat template to use")
         ->capture_default_str();
   }
@@ -42,15 +44,17 @@ void GenerationArgs::add_to(CLI::App& cmd, bool with_prompts) {
   cmd.add_option("--seed", s.seed, "sampling seed (and --shuffle's)")->capture_default_str();
   cmd.add_flag("--greedy", greedy, "argmax decoding (same as --temperature 0)");
   cmd.add_option("--max-new-tokens", gen.max_new_tokens)->capture_default_str();
-  cmd.add_option("--stop-token-ids", stop_ids,
-                 "stop after any of these (default: eos ids of generation_config.json / config.json "
-                 "and the chat template's end-of-turn token)")
+  cmd.add_option(
+         "--stop-token-ids", stop_ids,
+         "stop after any of these (default: eos ids of generation_config.json / config.json "
+         "and the chat template's end-of-turn token)")
       ->delimiter(',');
   cmd.add_flag("--ignore-eos", ignore_eos, "do not stop at eos");
   cmd.add_option("--max-context", gen.context_length,
                  "tokens a sequence may reach, prompt included (default: max_position_embeddings; "
                  "for dynamic rope, times its factor)");
-  cmd.add_option("--batch-size", gen.max_batch, "sequences decoded together")->capture_default_str();
+  cmd.add_option("--batch-size", gen.max_batch, "sequences decoded together")
+      ->capture_default_str();
 }
 
 void GenerationArgs::finish() {
@@ -108,7 +112,8 @@ bool BackendArgs::remote() const {
 std::string BackendArgs::api_key() const {
   if (api_key_env.empty()) return "";
   const char* value = std::getenv(api_key_env.c_str());
-  if (!value || !*value) fail("--api-key-env ", api_key_env, ": the environment variable is not set");
+  if (!value || !*value)
+    fail("--api-key-env ", api_key_env, ": the environment variable is not set");
   return value;
 }
 

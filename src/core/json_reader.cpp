@@ -97,11 +97,11 @@ int64_t JsonReader::get_int(const Json& obj, const std::string& path, std::strin
   const int64_t v =
       it->is_number_unsigned() && it->get<uint64_t>() > INT64_MAX ? INT64_MAX : it->get<int64_t>();
   if (v < min || v > max)
-    error(child(path, key), max == INT64_MAX ? "must be at least " + std::to_string(min) +
-                                                   ", found " + std::to_string(v)
-                                             : "value " + std::to_string(v) + " is outside [" +
-                                                   std::to_string(min) + ", " +
-                                                   std::to_string(max) + "]");
+    error(child(path, key),
+          max == INT64_MAX
+              ? "must be at least " + std::to_string(min) + ", found " + std::to_string(v)
+              : "value " + std::to_string(v) + " is outside [" + std::to_string(min) + ", " +
+                    std::to_string(max) + "]");
   return v;
 }
 

@@ -56,7 +56,6 @@ class JsonReader {
 // A JSON value in the messages: strings quoted, long values cut.
 std::string json_brief(const Json& j);
 
-
 // "a string", "an integer", ...: for messages like `"id" must be a string, got a list`.
 inline std::string json_type_name(const nlohmann::json& value) {
   if (value.is_number_integer()) return "an integer";
@@ -114,12 +113,11 @@ void for_each_jsonl_line(std::string_view text, const std::string& name, Fn&& fn
     try {
       value = nlohmann::json::parse(line);
     } catch (const nlohmann::json::exception& e) {
-      fail(where, ": malformed JSON (each line must hold one complete JSON object): ",
-           json_error_text(e));
+      fail(where,
+           ": malformed JSON (each line must hold one complete JSON object): ", json_error_text(e));
     }
     fn(value, where);
   }
 }
-
 
 }  // namespace expo

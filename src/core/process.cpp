@@ -21,9 +21,9 @@ ChildProcess::ChildProcess(const std::vector<std::string>& argv, const ProcessOp
   std::vector<char*> args;  // built before fork: the child only calls async-signal-safe code
   for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
-  const int out = options.output.empty()
-                      ? ::open("/dev/null", O_WRONLY | O_CLOEXEC)
-                      : ::open(options.output.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  const int out = options.output.empty() ? ::open("/dev/null", O_WRONLY | O_CLOEXEC)
+                                         : ::open(options.output.c_str(),
+                                                  O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   if (out < 0)
     fail(options.output.empty() ? std::string("/dev/null") : options.output.string(),
          ": cannot open for the output of ", argv[0], ": ", std::strerror(errno));

@@ -13,8 +13,8 @@ namespace {
 using nlohmann::ordered_json;
 
 ordered_json added_token(int32_t id, const std::string& content) {
-  return {{"id", id},          {"content", content}, {"single_word", false}, {"lstrip", false},
-          {"rstrip", false},   {"normalized", false}, {"special", true}};
+  return {{"id", id},        {"content", content},  {"single_word", false}, {"lstrip", false},
+          {"rstrip", false}, {"normalized", false}, {"special", true}};
 }
 
 }  // namespace
@@ -24,19 +24,24 @@ void write_byte_tokenizer(const std::filesystem::path& dir) {
   const std::string bos = "<|begin_of_text|>", im_start = "<|im_start|>", im_end = "<|im_end|>";
   ordered_json vocab = ordered_json::object();
   for (int b = 0; b < 256; ++b) vocab[text::byte_level_char(static_cast<unsigned char>(b))] = b;
-  const ordered_json byte_level{
-      {"type", "ByteLevel"}, {"add_prefix_space", false}, {"trim_offsets", true}, {"use_regex", true}};
+  const ordered_json byte_level{{"type", "ByteLevel"},
+                                {"add_prefix_space", false},
+                                {"trim_offsets", true},
+                                {"use_regex", true}};
   ordered_json tokenizer{
       {"version", "1.0"},
       {"truncation", nullptr},
       {"padding", nullptr},
       {"added_tokens",
-       {added_token(Ids::kBos, bos), added_token(Ids::kImStart, im_start), added_token(Ids::kImEnd, im_end)}},
+       {added_token(Ids::kBos, bos), added_token(Ids::kImStart, im_start),
+        added_token(Ids::kImEnd, im_end)}},
       {"normalizer", nullptr},
       {"pre_tokenizer", byte_level},
       {"post_processor",
        {{"type", "TemplateProcessing"},
-        {"single", {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}}, {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
+        {"single",
+         {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}},
+          {{"Sequence", {{"id", "A"}, {"type_id", 0}}}}}},
         {"pair",
          {{{"SpecialToken", {{"id", bos}, {"type_id", 0}}}},
           {{"Sequence", {{"id", "A"}, {"type_id", 0}}}},

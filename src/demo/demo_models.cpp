@@ -41,26 +41,30 @@ void write_demo_pair(const std::filesystem::path& sft_dir, const std::filesystem
   write_llama(aligned_dir, spec, policy_weights(spec, seed, true, options));
 }
 
-void write_demo_reward_model(const std::filesystem::path& dir, RandomLlamaSpec spec, uint64_t seed) {
+void write_demo_reward_model(const std::filesystem::path& dir, RandomLlamaSpec spec,
+                             uint64_t seed) {
   if (spec.hidden < 2) fail("demo models need hidden >= 2");
   spec.reward_model = true;
   const uint64_t h = spec.hidden;
   const double copy = std::sqrt(0.25);  // v_proj and o_proj: dimension 1, scaled by 0.25 in all
   std::mt19937_64 rng(seed);
-  write_llama(dir, spec, [&](const std::string& name, const std::vector<uint64_t>& shape, uint64_t i) {
-    std::normal_distribution<double> small(0.0, 0.005);
-    if (shape.size() == 1) return 1.0;  // norms
-    if (name == "model.embed_tokens.weight") {
-      const uint64_t token = i / h, dim = i % h;
-      if (dim == 0) return 1.0;
-      if (dim == 1) return demo_readable_token(token) ? 1.0 : -1.0;
-      return small(rng);
-    }
-    if (name == "model.layers.0.self_attn.v_proj.weight") return i == 1 ? copy : 0.0;      // [0][1]
-    if (name == "model.layers.0.self_attn.o_proj.weight") return i == h ? copy : 0.0;      // [1][0]
-    if (name == "score.weight") return i == 1 ? 1.0 : 0.0;                                 // [0][1]
-    return 0.0;
-  });
+  write_llama(dir, spec,
+              [&](const std::string& name, const std::vector<uint64_t>& shape, uint64_t i) {
+                std::normal_distribution<double> small(0.0, 0.005);
+                if (shape.size() == 1) return 1.0;  // norms
+                if (name == "model.embed_tokens.weight") {
+                  const uint64_t token = i / h, dim = i % h;
+                  if (dim == 0) return 1.0;
+                  if (dim == 1) return demo_readable_token(token) ? 1.0 : -1.0;
+                  return small(rng);
+                }
+                if (name == "model.layers.0.self_attn.v_proj.weight")
+                  return i == 1 ? copy : 0.0;  // [0][1]
+                if (name == "model.layers.0.self_attn.o_proj.weight")
+                  return i == h ? copy : 0.0;                           // [1][0]
+                if (name == "score.weight") return i == 1 ? 1.0 : 0.0;  // [0][1]
+                return 0.0;
+              });
 }
 
 }  // namespace expo

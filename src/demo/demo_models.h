@@ -36,7 +36,8 @@ struct DemoPairOptions {
 bool demo_readable_token(uint64_t id);
 
 void write_demo_pair(const std::filesystem::path& sft_dir, const std::filesystem::path& aligned_dir,
-                     const RandomLlamaSpec& spec, uint64_t seed, const DemoPairOptions& options = {});
+                     const RandomLlamaSpec& spec, uint64_t seed,
+                     const DemoPairOptions& options = {});
 
 // spec.reward_model is set here; spec.hidden must be at least 2.
 void write_demo_reward_model(const std::filesystem::path& dir, RandomLlamaSpec spec, uint64_t seed);

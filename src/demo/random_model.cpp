@@ -41,24 +41,25 @@ std::vector<TensorLayout> llama_tensors(const RandomLlamaSpec& spec) {
 
 nlohmann::ordered_json llama_config(const RandomLlamaSpec& spec) {
   nlohmann::ordered_json config{
-          {"architectures", {spec.reward_model ? "LlamaForSequenceClassification" : "LlamaForCausalLM"}},
-          {"model_type", "llama"},
-          {"hidden_size", spec.hidden},
-          {"intermediate_size", spec.intermediate},
-          {"num_hidden_layers", spec.layers},
-          {"num_attention_heads", spec.heads},
-          {"num_key_value_heads", spec.kv_heads},
-          {"vocab_size", spec.vocab},
-          {"max_position_embeddings", spec.max_positions},
-          {"rms_norm_eps", 1e-5},
-          {"rope_theta", 10000.0},
-          {"hidden_act", "silu"},
-          {"tie_word_embeddings", spec.tied && !spec.reward_model},
-          {"bos_token_id", spec.bos_id},
-          {"eos_token_id", spec.eos_id},
-          {"torch_dtype", spec.dtype == DType::BF16  ? "bfloat16"
-                          : spec.dtype == DType::F16 ? "float16"
-                                                     : "float32"}};
+      {"architectures",
+       {spec.reward_model ? "LlamaForSequenceClassification" : "LlamaForCausalLM"}},
+      {"model_type", "llama"},
+      {"hidden_size", spec.hidden},
+      {"intermediate_size", spec.intermediate},
+      {"num_hidden_layers", spec.layers},
+      {"num_attention_heads", spec.heads},
+      {"num_key_value_heads", spec.kv_heads},
+      {"vocab_size", spec.vocab},
+      {"max_position_embeddings", spec.max_positions},
+      {"rms_norm_eps", 1e-5},
+      {"rope_theta", 10000.0},
+      {"hidden_act", "silu"},
+      {"tie_word_embeddings", spec.tied && !spec.reward_model},
+      {"bos_token_id", spec.bos_id},
+      {"eos_token_id", spec.eos_id},
+      {"torch_dtype", spec.dtype == DType::BF16  ? "bfloat16"
+                      : spec.dtype == DType::F16 ? "float16"
+                                                 : "float32"}};
   if (spec.reward_model) {
     config["num_labels"] = 1;
     config["id2label"] = {{"0", "LABEL_0"}};
@@ -104,8 +105,10 @@ void write_llama(const fs::path& dir, const RandomLlamaSpec& spec, const WeightF
     write_text_file(dir / "model.safetensors.index.json",
                     make_shard_index(names, shard_of, shards.size(), total).dump(2) + "\n");
   write_text_file(dir / "config.json", llama_config(spec).dump(2) + "\n");
-  write_text_file(dir / "generation_config.json",
-                  nlohmann::ordered_json{{"bos_token_id", spec.bos_id}, {"eos_token_id", spec.eos_id}}.dump(2) + "\n");
+  write_text_file(
+      dir / "generation_config.json",
+      nlohmann::ordered_json{{"bos_token_id", spec.bos_id}, {"eos_token_id", spec.eos_id}}.dump(2) +
+          "\n");
 }
 
 void write_random_llama(const fs::path& dir, const RandomLlamaSpec& spec, uint64_t seed,

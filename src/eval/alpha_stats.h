@@ -8,8 +8,8 @@
 #include <cstddef>
 #include <limits>
 #include <nlohmann/json.hpp>
-#include <string>
 #include <span>
+#include <string>
 #include <vector>
 
 namespace expo {

@@ -5,9 +5,9 @@
 #include <map>
 #include <utility>
 
+#include "core/atomic_write.h"
 #include "core/error.h"
 #include "core/fs.h"
-#include "core/atomic_write.h"
 #include "core/json_reader.h"
 #include "core/splitmix64.h"
 

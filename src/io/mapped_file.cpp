@@ -57,7 +57,8 @@ void MappedFile::read_at(uint64_t offset, uint64_t length, void* out) const {
     const ssize_t n = ::pread(fd_, dst, length, static_cast<off_t>(offset));
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) fail(path_.string(), ": read error at byte ", offset, ": ", std::strerror(errno));
-    if (n == 0) fail(path_.string(), ": ends at byte ", offset, "; was it truncated while expo ran?");
+    if (n == 0)
+      fail(path_.string(), ": ends at byte ", offset, "; was it truncated while expo ran?");
     dst += n;
     offset += static_cast<uint64_t>(n);
     length -= static_cast<uint64_t>(n);

@@ -62,5 +62,4 @@ std::string format_alpha(double alpha) {
   return std::string(buffer, result.ptr);
 }
 
-
 }  // namespace expo

@@ -101,7 +101,8 @@ RopeScaling parse_rope_scaling(const json& config, const std::string& source,
       fail(where, ": llama3 needs 0 < low_freq_factor < high_freq_factor");
   } else {
     rope.kind = RopeKind::kDynamic;
-    rope.original_max_position = read.positive_or("original_max_position_embeddings", max_positions);
+    rope.original_max_position =
+        read.positive_or("original_max_position_embeddings", max_positions);
   }
   for (const char* key : {"attention_factor", "beta_fast", "beta_slow", "short_factor",
                           "long_factor", "mrope_section"})
@@ -124,7 +125,8 @@ const std::vector<std::string>& supported_architectures() {
 ModelConfig parse_model_config(const json& config, const std::string& source) {
   if (!config.is_object()) fail(source, ": not a JSON object");
   std::string supported;
-  for (const auto& name : supported_architectures()) supported += (supported.empty() ? "" : ", ") + name;
+  for (const auto& name : supported_architectures())
+    supported += (supported.empty() ? "" : ", ") + name;
   if (!config.contains("architectures") || !config["architectures"].is_array() ||
       config["architectures"].empty() || !config["architectures"][0].is_string())
     fail(source, ": no \"architectures\" list naming the model class (supported: ", supported, ")");
@@ -132,17 +134,18 @@ ModelConfig parse_model_config(const json& config, const std::string& source) {
   c.architecture = config["architectures"][0].get<std::string>();
   const auto arch = architectures().find(c.architecture);
   if (arch == architectures().end())
-    fail(source, ": architecture ", c.architecture, " is not supported by the built-in engine (supported: ",
-         supported, ")");
+    fail(source, ": architecture ", c.architecture,
+         " is not supported by the built-in engine (supported: ", supported, ")");
   c.family = arch->second.family;
   c.is_reward_model = arch->second.reward;
 
   ConfigReader read(config, source);
   const std::string act = read.string_or("hidden_act", "silu");
-  if (act != "silu")
-    fail(source, ": hidden_act \"", act, "\" is not supported (supported: silu)");
+  if (act != "silu") fail(source, ": hidden_act \"", act, "\" is not supported (supported: silu)");
   if (config.contains("quantization_config"))
-    fail(source, ": quantized checkpoints (quantization_config) are not supported; use BF16, F16 or F32 weights");
+    fail(source,
+         ": quantized checkpoints (quantization_config) are not supported; use BF16, F16 or F32 "
+         "weights");
   // pretraining_tp only changes how transformers splits its matmuls; the math is the same.
   if (read.has("partial_rotary_factor") && read.number_or("partial_rotary_factor", 1.0) != 1.0)
     fail(source, ": partial_rotary_factor != 1 is not supported");
@@ -153,8 +156,8 @@ ModelConfig parse_model_config(const json& config, const std::string& source) {
   c.num_heads = read.positive("num_attention_heads");
   c.num_kv_heads = read.positive_or("num_key_value_heads", c.num_heads);
   if (c.num_heads % c.num_kv_heads != 0)
-    fail(source, ": num_attention_heads (", c.num_heads, ") is not a multiple of num_key_value_heads (",
-         c.num_kv_heads, ")");
+    fail(source, ": num_attention_heads (", c.num_heads,
+         ") is not a multiple of num_key_value_heads (", c.num_kv_heads, ")");
   if (read.has("head_dim")) {
     c.head_dim = read.positive("head_dim");
   } else {
@@ -163,7 +166,8 @@ ModelConfig parse_model_config(const json& config, const std::string& source) {
            c.num_heads, ") and there is no head_dim");
     c.head_dim = c.hidden_size / c.num_heads;
   }
-  if (c.head_dim % 2 != 0) fail(source, ": head_dim ", c.head_dim, " must be even for rotary embeddings");
+  if (c.head_dim % 2 != 0)
+    fail(source, ": head_dim ", c.head_dim, " must be even for rotary embeddings");
   c.vocab_size = read.positive("vocab_size");
   if (c.vocab_size > INT32_MAX) fail(source, ": vocab_size ", c.vocab_size, " is too large");
   c.max_position_embeddings = read.positive_or("max_position_embeddings", 2048);
@@ -228,7 +232,8 @@ ModelConfig parse_model_config(const json& config, const std::string& source) {
     }
     if (c.num_labels == 0) fail(source, ": id2label is empty");
   }
-  if (config.contains("eos_token_id")) c.eos_token_ids = token_ids(config["eos_token_id"], source, "eos_token_id");
+  if (config.contains("eos_token_id"))
+    c.eos_token_ids = token_ids(config["eos_token_id"], source, "eos_token_id");
   if (config.contains("bos_token_id") && !config["bos_token_id"].is_null()) {
     auto ids = token_ids(config["bos_token_id"], source, "bos_token_id");
     if (ids.size() == 1) c.bos_token_id = ids[0];

@@ -18,9 +18,9 @@ enum class RopeKind { kDefault, kLinear, kLlama3, kDynamic };
 struct RopeScaling {
   RopeKind kind = RopeKind::kDefault;
   double factor = 1.0;
-  double low_freq_factor = 1.0;             // llama3
-  double high_freq_factor = 4.0;            // llama3
-  uint64_t original_max_position = 0;       // llama3, dynamic
+  double low_freq_factor = 1.0;        // llama3
+  double high_freq_factor = 4.0;       // llama3
+  uint64_t original_max_position = 0;  // llama3, dynamic
 };
 
 struct ModelConfig {

@@ -23,7 +23,10 @@ struct Sequence {
 
   Sequence(size_t index, const GenerationRequest& r, const ModelConfig& c, uint64_t capacity,
            const SamplingParams& params)
-      : request(index), prompt(&r.prompt), cache(c, capacity), sampler(params, r.stream, r.prompt) {}
+      : request(index),
+        prompt(&r.prompt),
+        cache(c, capacity),
+        sampler(params, r.stream, r.prompt) {}
 };
 
 uint64_t capacity_for(const GenerationRequest& r, const GenerationOptions& o, uint64_t context) {
@@ -53,7 +56,8 @@ void check_requests(const Transformer& model, std::span<const GenerationRequest>
                     const GenerationOptions& options,
                     const std::function<std::string(size_t)>& name) {
   const ModelConfig& c = model.config();
-  const uint64_t context = options.context_length ? options.context_length : model_context_length(c);
+  const uint64_t context =
+      options.context_length ? options.context_length : model_context_length(c);
   validate(options.sampling);
   if (options.max_new_tokens == 0) fail("--max-new-tokens must be at least 1");
   if (options.max_batch == 0) fail("--batch-size must be at least 1");
@@ -75,7 +79,8 @@ void generate(Transformer& model, std::span<const GenerationRequest> requests,
               const std::function<void(GenerationResult&&)>& on_result,
               const std::function<void(const GenerationStats&)>& on_step) {
   const ModelConfig& c = model.config();
-  const uint64_t context = options.context_length ? options.context_length : model_context_length(c);
+  const uint64_t context =
+      options.context_length ? options.context_length : model_context_length(c);
   const uint64_t vocab = model.output_size();
   const auto start_time = std::chrono::steady_clock::now();
   GenerationStats stats;
@@ -112,7 +117,8 @@ void generate(Transformer& model, std::span<const GenerationRequest> requests,
       if (s->prefilled == s->prompt->size()) continue;
       const uint64_t n = std::min(options.prefill_chunk, s->prompt->size() - s->prefilled);
       if (step_tokens > 0 && step_tokens + n > options.step_tokens) continue;
-      items.push_back({&s->cache, std::span<const int32_t>(s->prompt->data() + s->prefilled, n), false});
+      items.push_back(
+          {&s->cache, std::span<const int32_t>(s->prompt->data() + s->prefilled, n), false});
       item_seq.push_back(s.get());
       item_samples.push_back(s->prefilled + n == s->prompt->size());
       s->prefilled += n;
@@ -153,7 +159,8 @@ void generate(Transformer& model, std::span<const GenerationRequest> requests,
       ++stats.finished;
       on_result(std::move(result));
     }
-    stats.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
+    stats.seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();
     if (on_step) on_step(stats);
   }
 }

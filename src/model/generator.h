@@ -39,9 +39,9 @@ struct GenerationOptions {
 };
 
 struct GenerationResult {
-  size_t request = 0;            // index into the requests
-  std::vector<int32_t> tokens;   // generated tokens (a stop token included)
-  std::string finish_reason;     // "stop" or "length"
+  size_t request = 0;           // index into the requests
+  std::vector<int32_t> tokens;  // generated tokens (a stop token included)
+  std::string finish_reason;    // "stop" or "length"
 };
 
 struct GenerationStats {

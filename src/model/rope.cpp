@@ -27,7 +27,8 @@ std::vector<double> rope_inverse_frequencies(const ModelConfig& c, uint64_t seq_
       if (wavelen > low_wavelen) {
         f /= r.factor;
       } else if (wavelen >= high_wavelen) {
-        const double smooth = (orig / wavelen - r.low_freq_factor) / (r.high_freq_factor - r.low_freq_factor);
+        const double smooth =
+            (orig / wavelen - r.low_freq_factor) / (r.high_freq_factor - r.low_freq_factor);
         f = (1.0 - smooth) * f / r.factor + smooth * f;
       }
     }

@@ -16,8 +16,8 @@ std::vector<std::vector<float>> score_sequences(Transformer& model,
   for (size_t i = 0; i < sequences.size(); ++i) {
     if (sequences[i].empty()) fail("sequence ", i, " to score has no tokens");
     if (sequences[i].size() > context)
-      fail("sequence ", i, " to score has ", sequences[i].size(), " tokens, more than the model's context of ",
-           context);
+      fail("sequence ", i, " to score has ", sequences[i].size(),
+           " tokens, more than the model's context of ", context);
   }
   const uint64_t width = model.output_size();
   std::vector<std::vector<float>> out(sequences.size());

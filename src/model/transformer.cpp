@@ -26,7 +26,8 @@ const float* bias_or_null(const std::vector<float>& b) { return b.empty() ? null
 
 Transformer::Transformer(const LoadedModel& model) : config_(model.config()), w_(model.weights()) {}
 
-const std::vector<float>& Transformer::forward(std::span<const ForwardItem> items, ThreadPool& pool) {
+const std::vector<float>& Transformer::forward(std::span<const ForwardItem> items,
+                                               ThreadPool& pool) {
   const ModelConfig& c = config_;
   const uint64_t H = c.hidden_size, I = c.intermediate_size, D = c.head_dim, half = D / 2;
   const uint64_t qd = c.q_dim(), kvd = c.kv_dim();
@@ -38,8 +39,8 @@ const std::vector<float>& Transformer::forward(std::span<const ForwardItem> item
     const ForwardItem& it = items[i];
     if (it.tokens.empty()) fail("internal: a forward item has no tokens");
     if (it.cache->length() + it.tokens.size() > it.cache->capacity())
-      fail("sequence of ", it.cache->length() + it.tokens.size(), " tokens exceeds its KV cache of ",
-           it.cache->capacity());
+      fail("sequence of ", it.cache->length() + it.tokens.size(),
+           " tokens exceeds its KV cache of ", it.cache->capacity());
     item_first_[i] = T;
     T += it.tokens.size();
     out_rows += it.all_logits ? it.tokens.size() : 1;
@@ -62,7 +63,8 @@ const std::vector<float>& Transformer::forward(std::span<const ForwardItem> item
       token_item_[t] = i;
       token_pos_[t] = start + j;
       rope_angles(start + j, inv_freq, &cos_[t * half], &sin_[t * half]);
-      convert_row_to_f32(w_.embed.data, w_.embed.dtype, static_cast<uint64_t>(id) * H, H, &x_[t * H]);
+      convert_row_to_f32(w_.embed.data, w_.embed.dtype, static_cast<uint64_t>(id) * H, H,
+                         &x_[t * H]);
     }
   }
 

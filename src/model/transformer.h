@@ -44,10 +44,10 @@ class Transformer {
   const ModelWeights& w_;
   // Workspace, [tokens, width] each, grown as needed and reused.
   std::vector<float> x_, xn_, q_, k_, v_, qkv_, att_, tmp_, gate_, up_, rows_, out_;
-  std::vector<double> cos_, sin_;             // [tokens, head_dim / 2]
+  std::vector<double> cos_, sin_;                 // [tokens, head_dim / 2]
   std::vector<uint64_t> token_item_, token_pos_;  // per token: its item and position
-  std::vector<uint64_t> item_first_;          // per item: its first token index
-  std::vector<std::vector<float>> scores_;    // per task scratch
+  std::vector<uint64_t> item_first_;              // per item: its first token index
+  std::vector<std::vector<float>> scores_;        // per task scratch
 };
 
 }  // namespace expo

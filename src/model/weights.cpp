@@ -109,7 +109,8 @@ void check_tensors(const std::vector<WeightSpec>& specs, const ModelConfig& conf
                          ", config.json implies " + want.shape_string());
     }
     if (!is_engine_dtype(t->info->dtype))
-      problems.push_back("tensor '" + s.name + "' has dtype " + std::string(dtype_name(t->info->dtype)) +
+      problems.push_back("tensor '" + s.name + "' has dtype " +
+                         std::string(dtype_name(t->info->dtype)) +
                          " (the engine reads F32, BF16 and F16)");
   }
   std::vector<std::string> unknown;
@@ -122,8 +123,8 @@ void check_tensors(const std::vector<WeightSpec>& specs, const ModelConfig& conf
     problems.push_back(str("tensors that ", config.architecture, " does not have: ", list));
   }
   if (problems.empty()) return;
-  std::string message = str(what, " (", checkpoint.spec(), ") does not match ",
-                            config.architecture, ":");
+  std::string message =
+      str(what, " (", checkpoint.spec(), ") does not match ", config.architecture, ":");
   for (const auto& p : problems) message += "\n  " + p;
   fail(message);
 }
@@ -178,7 +179,8 @@ std::unique_ptr<LoadedModel> LoadedModel::load(const ModelSource& source, double
         model->owned_.push_back(std::make_unique<uint8_t[]>(bytes));
         extrapolate_entry_to_memory(*entry, alpha, allow_nonfinite, model->owned_.back().get(),
                                     pool);
-        *s.matrix = WeightView{model->owned_.back().get(), entry->out_dtype, s.shape[0], s.shape[1]};
+        *s.matrix =
+            WeightView{model->owned_.back().get(), entry->out_dtype, s.shape[0], s.shape[1]};
       } else {
         scratch.resize(bytes);
         extrapolate_entry_to_memory(*entry, alpha, allow_nonfinite, scratch.data(), pool);

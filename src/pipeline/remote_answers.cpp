@@ -26,7 +26,8 @@ void generate_answers_remote(OpenAIClient& client, const std::string& model,
       r.repetition_penalty = sampling.repetition_penalty;
       r.seed = sampling.seed + i + turn * prompts.size();
       r.max_tokens = max_new_tokens;
-      r.label = "prompt " + prompts[i].id_text + (turns > 1 ? " (turn " + std::to_string(turn + 1) + ")" : "");
+      r.label = "prompt " + prompts[i].id_text +
+                (turns > 1 ? " (turn " + std::to_string(turn + 1) + ")" : "");
       requests.push_back(std::move(r));
       owner.push_back(i);
     }

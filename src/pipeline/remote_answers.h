@@ -21,7 +21,7 @@ namespace expo {
 
 struct RemoteProgress {
   size_t turn = 0, turns = 1;
-  size_t done = 0, total = 0;     // requests of this turn
+  size_t done = 0, total = 0;      // requests of this turn
   uint64_t completion_tokens = 0;  // of this turn so far, as the server reports them
 };
 

@@ -4,11 +4,11 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 
-#include "core/error.h"
 #include "core/atomic_write.h"
+#include "core/error.h"
+#include "core/utf8.h"
 #include "model/generator.h"
 #include "model/scorer.h"
-#include "core/utf8.h"
 
 namespace expo {
 
@@ -76,7 +76,8 @@ std::vector<double> score_answers_local(LocalRewardModel& reward_model,
     if (std::isfinite(r))
       rewards[owner[k]] = r;
     else
-      warnings.push_back(str(answer_name(answers[owner[k]]), ": the reward is not finite (", r, ")"));
+      warnings.push_back(
+          str(answer_name(answers[owner[k]]), ": the reward is not finite (", r, ")"));
   }
   return rewards;
 }
@@ -138,7 +139,7 @@ void write_rewards(const std::filesystem::path& path, std::span<const Answer> an
     nlohmann::ordered_json line;
     line["id"] = answers[i].prompt.id;
     line["reward"] = std::isfinite(result.rewards[i]) ? nlohmann::ordered_json(result.rewards[i])
-                                                     : nlohmann::ordered_json(nullptr);
+                                                      : nlohmann::ordered_json(nullptr);
     line["answer_tokens"] = std::isfinite(result.answer_tokens[i])
                                 ? nlohmann::ordered_json(result.answer_tokens[i])
                                 : nlohmann::ordered_json(nullptr);

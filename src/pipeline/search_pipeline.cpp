@@ -8,8 +8,8 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "eval/report.h"
-#include "merge/alpha_rules.h"
 #include "io/checkpoint.h"
+#include "merge/alpha_rules.h"
 #include "merge/extrapolate.h"
 #include "merge/plan.h"
 #include "model/model_source.h"
@@ -78,7 +78,9 @@ SearchPipeline::SearchPipeline(SearchPipelineOptions options)
   }
   const fs::path tokenizer = o.tokenizer.empty() ? m.aligned_folder : fs::path(o.tokenizer);
   if (tokenizer.empty())
-    fail("the aligned model is a lone .safetensors file: give --tokenizer DIR (a folder with tokenizer.json)");
+    fail(
+        "the aligned model is a lone .safetensors file: give --tokenizer DIR (a folder with "
+        "tokenizer.json)");
   m.policy_encoder = std::make_unique<PromptEncoder>(tokenizer, o.template_name);
   o.gen.stop_ids = default_stop_ids(o.stop_ids, o.ignore_eos, m.policy_config.eos_token_ids,
                                     m.policy_encoder->stop_ids());
@@ -120,7 +122,8 @@ fs::path SearchPipeline::alpha_dir(double alpha) const {
   return impl_->o.out_dir / ("alpha-" + format_alpha(alpha));
 }
 
-void SearchPipeline::write_model(double alpha, const fs::path& dir, const std::string& command_line) {
+void SearchPipeline::write_model(double alpha, const fs::path& dir,
+                                 const std::string& command_line) {
   Impl& m = *impl_;
   ExtrapolateOptions options;
   options.outputs.push_back({dir, AlphaValue{alpha, format_alpha(alpha)}});
@@ -131,8 +134,8 @@ void SearchPipeline::write_model(double alpha, const fs::path& dir, const std::s
 
 namespace {
 
-std::string rate_detail(size_t done, size_t total, uint64_t tokens, double seconds,
-                        size_t turn, size_t turns) {
+std::string rate_detail(size_t done, size_t total, uint64_t tokens, double seconds, size_t turn,
+                        size_t turns) {
   std::string s = str(done, "/", total, " prompts");
   if (turns > 1) s += str(" (turn ", turn + 1, "/", turns, ")");
   s += str(", ", tokens, " tokens");
@@ -192,13 +195,15 @@ AlphaResult SearchPipeline::evaluate(double alpha) {
     auto loaded = LoadedModel::load(alpha == 0 ? m.aligned_policy : m.policy, alpha,
                                     o.allow_nonfinite, m.pool);
     Transformer model(*loaded);
-    generate_answers(model, *m.policy_encoder, prompts, o.gen, o.raw, m.pool,
-                     o.prompts.path.string(), answers, [&](const TurnProgress& p) {
-                       const double f = (p.turn + (p.stats.total ? double(p.stats.finished) / p.stats.total : 0)) / p.turns;
-                       m.report(alpha, "generating", 0.9 * f,
-                                rate_detail(p.stats.finished, p.stats.total, p.stats.generated_tokens,
-                                            p.stats.seconds, p.turn, p.turns));
-                     });
+    generate_answers(
+        model, *m.policy_encoder, prompts, o.gen, o.raw, m.pool, o.prompts.path.string(), answers,
+        [&](const TurnProgress& p) {
+          const double f =
+              (p.turn + (p.stats.total ? double(p.stats.finished) / p.stats.total : 0)) / p.turns;
+          m.report(alpha, "generating", 0.9 * f,
+                   rate_detail(p.stats.finished, p.stats.total, p.stats.generated_tokens,
+                               p.stats.seconds, p.turn, p.turns));
+        });
   } else {
     std::unique_ptr<ServerProcess> server;
     std::vector<Endpoint> endpoints = o.endpoints;
@@ -214,11 +219,11 @@ AlphaResult SearchPipeline::evaluate(double alpha) {
         model_folder = candidate.string();
       }
       const int port = free_loopback_port();
-      const std::string command = expand_command_template(
-          o.serve_command, {{"model", model_folder},
-                            {"port", std::to_string(port)},
-                            {"host", "127.0.0.1"},
-                            {"alpha", format_alpha(alpha)}});
+      const std::string command =
+          expand_command_template(o.serve_command, {{"model", model_folder},
+                                                    {"port", std::to_string(port)},
+                                                    {"host", "127.0.0.1"},
+                                                    {"alpha", format_alpha(alpha)}});
       m.report(alpha, "starting server", 0.05, command);
       server = std::make_unique<ServerProcess>(command, dir / "server.log");
       const std::string url = "http://127.0.0.1:" + std::to_string(port);
@@ -226,24 +231,24 @@ AlphaResult SearchPipeline::evaluate(double alpha) {
       endpoints = {Endpoint{url, o.endpoints.empty() ? "" : o.endpoints[0].api_key}};
     }
     OpenAIClient client(endpoints, o.client);
-    std::string name = o.served_model_name.find('{') == std::string::npos
-                           ? o.served_model_name
-                           : expand_command_template(o.served_model_name,
-                                                     {{"alpha", format_alpha(alpha)}},
-                                                     "--model-name");
+    std::string name =
+        o.served_model_name.find('{') == std::string::npos
+            ? o.served_model_name
+            : expand_command_template(o.served_model_name, {{"alpha", format_alpha(alpha)}},
+                                      "--model-name");
     if (name.empty()) {
       const auto models = client.models();
-      if (models.empty()) fail(endpoints[0].base_url, "/v1/models lists no model; give --model-name");
+      if (models.empty())
+        fail(endpoints[0].base_url, "/v1/models lists no model; give --model-name");
       name = models[0];
     }
     try {
-      generate_answers_remote(client, name, prompts, o.gen.sampling, o.gen.max_new_tokens, answers,
-                              [&](const RemoteProgress& p) {
-                                m.report(alpha, "generating",
-                                         0.9 * (p.turn + double(p.done) / p.total) / p.turns,
-                                         rate_detail(p.done, p.total, p.completion_tokens,
-                                                     elapsed(), p.turn, p.turns));
-                              });
+      generate_answers_remote(
+          client, name, prompts, o.gen.sampling, o.gen.max_new_tokens, answers,
+          [&](const RemoteProgress& p) {
+            m.report(alpha, "generating", 0.9 * (p.turn + double(p.done) / p.total) / p.turns,
+                     rate_detail(p.done, p.total, p.completion_tokens, elapsed(), p.turn, p.turns));
+          });
     } catch (const Error& e) {
       if (server && !server->running())
         fail(e.what(), "\nthe server exited (", server->exit_description(), "); end of ",
@@ -265,11 +270,10 @@ AlphaResult SearchPipeline::evaluate(double alpha) {
   m.report(alpha, "scoring", 0.9, str(answers.size(), " answers"));
   std::vector<double> rewards;
   if (m.reward_model) {
-    rewards = score_answers_local(*m.reward_model, answers, m.pool, m.warnings,
-                                  [&](size_t done) {
-                                    m.report(alpha, "scoring", 0.9 + 0.1 * done / answers.size(),
-                                             str(done, "/", answers.size(), " answers"));
-                                  });
+    rewards = score_answers_local(*m.reward_model, answers, m.pool, m.warnings, [&](size_t done) {
+      m.report(alpha, "scoring", 0.9 + 0.1 * done / answers.size(),
+               str(done, "/", answers.size(), " answers"));
+    });
   } else {
     rewards = score_answers_remote(*m.reward_client, o.reward_model, answers, [&](size_t done) {
       m.report(alpha, "scoring", 0.9 + 0.1 * done / answers.size(),

@@ -42,24 +42,24 @@ struct SearchPipelineOptions {
   AnswerFormat answer_format = AnswerFormat::kJsonl;
 
   // Generation.
-  GenerationOptions gen;                // sampling, max_new_tokens, batch; stop_ids filled below
-  std::vector<int32_t> stop_ids;        // explicit --stop-token-ids (local backend)
+  GenerationOptions gen;          // sampling, max_new_tokens, batch; stop_ids filled below
+  std::vector<int32_t> stop_ids;  // explicit --stop-token-ids (local backend)
   bool ignore_eos = false;
   bool raw = false;
-  std::string tokenizer;                // default: the aligned model's folder
+  std::string tokenizer;  // default: the aligned model's folder
   std::string template_name = "default";
   bool allow_nonfinite = false;
   size_t threads = 0;
 
   // Generation backend: local unless endpoints or serve_command are given.
-  std::vector<Endpoint> endpoints;      // --backend openai --endpoint
-  std::string serve_command;            // --serve template ({model}, {port}, {host}, {alpha})
+  std::vector<Endpoint> endpoints;  // --backend openai --endpoint
+  std::string serve_command;        // --serve template ({model}, {port}, {host}, {alpha})
   // --model-name, {alpha} replaced by the candidate's alpha; default: the first model of
   // GET /v1/models (--serve only).
   std::string served_model_name;
   double serve_timeout_s = 600;
-  bool keep_candidates = false;         // --keep
-  ClientOptions client;                 // parallel, timeouts, retries
+  bool keep_candidates = false;  // --keep
+  ClientOptions client;          // parallel, timeouts, retries
 
   // Reward backend: local (reward_model is a folder) unless reward_endpoints are given.
   std::vector<Endpoint> reward_endpoints;
@@ -69,9 +69,9 @@ struct SearchPipelineOptions {
 
 struct PipelineProgress {
   double alpha = 0;
-  std::string stage;      // "loading", "extrapolating", "starting server", "generating", "scoring"
-  double fraction = 0;    // of this alpha's work, in [0, 1]
-  std::string detail;     // "12/32 prompts, 1234 tokens, 130 tok/s"
+  std::string stage;    // "loading", "extrapolating", "starting server", "generating", "scoring"
+  double fraction = 0;  // of this alpha's work, in [0, 1]
+  std::string detail;   // "12/32 prompts, 1234 tokens, 130 tok/s"
 };
 
 class SearchPipeline {

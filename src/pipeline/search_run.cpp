@@ -49,8 +49,7 @@ SearchRunResult run_search(SearchRunOptions options, const SearchRunEvents& even
     fail(e.what(), " (", finished, finished == 1 ? " alpha is" : " alphas are", " saved in ",
          (dir / "results.jsonl").string(), "; run the same command with --resume to continue)");
   }
-  result.seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 
   ReportOptions report;
   report.details = std::move(options.report_details);

@@ -29,7 +29,8 @@ std::string expand_command_template(const std::string& command,
       ++i;
       continue;
     }
-    if (c == '}') fail(option, ": unmatched '}' at offset ", i, " of \"", command, "\" (write }} for a brace)");
+    if (c == '}')
+      fail(option, ": unmatched '}' at offset ", i, " of \"", command, "\" (write }} for a brace)");
     if (c != '{') {
       out += c;
       continue;

@@ -8,7 +8,9 @@
 namespace expo {
 
 PromptEncoder::PromptEncoder(const std::filesystem::path& folder, std::string template_name)
-    : tokenizer_(Tokenizer::load(folder)), folder_(folder), template_name_(std::move(template_name)) {
+    : tokenizer_(Tokenizer::load(folder)),
+      folder_(folder),
+      template_name_(std::move(template_name)) {
   auto add_stop = [&](std::optional<int32_t> id) {
     if (id && std::find(stop_ids_.begin(), stop_ids_.end(), *id) == stop_ids_.end())
       stop_ids_.push_back(*id);

@@ -19,7 +19,8 @@ namespace expo {
 class PromptEncoder {
  public:
   // `folder`: tokenizer.json and tokenizer_config.json (the model folder).
-  explicit PromptEncoder(const std::filesystem::path& folder, std::string template_name = "default");
+  explicit PromptEncoder(const std::filesystem::path& folder,
+                         std::string template_name = "default");
 
   const Tokenizer& tokenizer() const { return tokenizer_; }
   bool has_chat_template() const { return has_template_; }

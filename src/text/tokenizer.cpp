@@ -7,10 +7,10 @@
 #include <unordered_set>
 
 #include "core/error.h"
+#include "core/json_reader.h"
 #include "text/added_vocabulary.h"
 #include "text/bpe_model.h"
 #include "text/decoder.h"
-#include "core/json_reader.h"
 #include "text/normalizer.h"
 #include "text/post_processor.h"
 #include "text/pre_tokenizer.h"
