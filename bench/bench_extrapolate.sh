@@ -14,9 +14,9 @@
 # and prints the median wall times, the ratio of expo's to each copy's, expo's throughput
 # and peak RSS, then expo's peak RSS once more on a SMALL_GB pair (default 0.5) to show that
 # it does not grow with model size, and a Markdown table of it all for the README.
-# With EXPO_BASE=/other/build/expo, that binary is timed too, in the same rounds right after
-# EXPO (same command), and the table gets its column and the ratio of EXPO's time to its:
-# a before/after comparison of two builds under the same conditions.
+# With EXPO_BASE=/other/build/expo, that binary is timed too, in the same rounds (same
+# command; the two take turns going first), and the table gets its column and the ratio of
+# EXPO's time to its: a before/after comparison of two builds under the same conditions.
 #
 # Before every timing, outputs are removed and synced and the inputs are read once (so every
 # command starts with the inputs in the page cache); none of that is counted. The machine
@@ -142,6 +142,21 @@ echo "pair: $PAIR ($(ls "$PAIR"/aligned/*.safetensors | wc -l) shards," \
   "$(awk "BEGIN { printf \"%.2f\", $bytes / 1e9 }") GB aligned folder)"
 echo
 
+time_expo() {
+  prepare "$OUT"
+  read -r w u s rss < <(timed "${EXPO_CMD[@]}")
+  [ "$i" != 0 ] && expo_wall+=("$w") expo_user+=("$u") expo_sys+=("$s") expo_rss+=("$rss")
+  echo "$tag  expo + sync:       ${w} s  (user ${u} s, sys ${s} s, peak RSS $((rss / 1024)) MiB)"
+  rm -rf "$OUT"
+}
+time_base() {
+  prepare "$OUT"
+  read -r w u s rss < <(timed "${BASE_CMD[@]}")
+  [ "$i" != 0 ] && base_wall+=("$w") base_user+=("$u") base_sys+=("$s")
+  echo "$tag  EXPO_BASE + sync:  ${w} s  (user ${u} s, sys ${s} s, peak RSS $((rss / 1024)) MiB)"
+  rm -rf "$OUT"
+}
+
 busy_before=$(cpu_busy)
 cat_wall=() dd_wall=() expo_wall=() expo_rss=() expo_user=() expo_sys=() cat_user=() cat_sys=()
 dd_user=() dd_sys=() base_wall=() base_user=() base_sys=()
@@ -163,18 +178,14 @@ for i in $(seq 0 "$RUNS"); do
   echo "$tag  read/write + sync: ${w} s  (user ${u} s, sys ${s} s)"
   rm -rf "$COPY"
 
-  prepare "$OUT"
-  read -r w u s rss < <(timed "${EXPO_CMD[@]}")
-  [ "$i" != 0 ] && expo_wall+=("$w") expo_user+=("$u") expo_sys+=("$s") expo_rss+=("$rss")
-  echo "$tag  expo + sync:       ${w} s  (user ${u} s, sys ${s} s, peak RSS $((rss / 1024)) MiB)"
-  rm -rf "$OUT"
-
-  if [ -n "$EXPO_BASE" ]; then
-    prepare "$OUT"
-    read -r w u s rss < <(timed "${BASE_CMD[@]}")
-    [ "$i" != 0 ] && base_wall+=("$w") base_user+=("$u") base_sys+=("$s")
-    echo "$tag  EXPO_BASE + sync:  ${w} s  (user ${u} s, sys ${s} s, peak RSS $((rss / 1024)) MiB)"
-    rm -rf "$OUT"
+  # With EXPO_BASE, the two binaries take turns going first (what runs first after the copies
+  # is not in the same position as what runs second).
+  if [ -n "$EXPO_BASE" ] && [ $((i % 2)) = 1 ]; then
+    time_base
+    time_expo
+  else
+    time_expo
+    [ -n "$EXPO_BASE" ] && time_base
   fi
 done
 

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Compiles expo's sources for aarch64 with Debian's cross compiler
 # (g++-aarch64-linux-gnu), to object files only: proves that the code builds on Arm, Highway's
-# per-target SIMD code (NEON, SVE, SVE2, ...) and the portable fallback included. Nothing is
-# linked or run (there are no aarch64 libraries here to link with).
+# SIMD code for Arm (NEON; src/core/highway_config.h) included. Nothing is linked or run
+# (there are no aarch64 libraries here to link with).
 #
 #   bash scripts/cross-check.sh            (CROSS_CXX: another compiler; JOBS: parallel jobs)
 #   CROSS_LAYERS=all bash scripts/cross-check.sh   (every folder, not just the numeric core)

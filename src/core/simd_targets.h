@@ -9,8 +9,9 @@
 // vector_ops_target_name(), matmul_target_name()).
 //
 // Names are Highway's: on x86 "AVX3" (AVX-512 F/BW/DQ/VL), "AVX2" (with FMA, F16C, BMI2),
-// "SSE4", "SSSE3"; on Arm "SVE2", "SVE", "NEON" (and their fixed-width variants); everywhere the
-// portable fallback "EMU128" or "SCALAR" (plain C++, for CPUs without any of those).
+// "SSE4", "SSSE3", and the portable fallback "EMU128" or "SCALAR" (plain C++, for CPUs without
+// any of those; which of the two depends on the compiler); on Arm "NEON" (SVE is left out:
+// core/highway_config.h).
 #include <string>
 #include <vector>
 

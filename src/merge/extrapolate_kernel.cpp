@@ -1,7 +1,8 @@
 // The ExPO kernel: the scalar reference, and the fast kernel written once and compiled by
 // Highway's foreach_target.h for each CPU target (x86: AVX3 = AVX-512, AVX2, SSE4, SSSE3 and
-// a portable fallback; Arm: SVE2, SVE, NEON, ...); extrapolate_fast checks its arguments and
-// HWY_DYNAMIC_DISPATCH calls the best target this CPU supports (src/core/simd_targets.h).
+// a portable fallback; Arm: NEON, see core/highway_config.h); extrapolate_fast checks its
+// arguments and HWY_DYNAMIC_DISPATCH calls the best target this CPU supports
+// (src/core/simd_targets.h).
 //
 // The fast kernel is plain loops over blocks that the compiler vectorizes with the target's
 // instruction set: each element gets the same IEEE operations on every target (float64

@@ -1,7 +1,7 @@
 // The matmul kernels, written once with Highway and compiled by foreach_target.h for each
 // target (x86: AVX3 = AVX-512F/BW/DQ/VL; AVX2 + FMA + F16C; SSE4; SSSE3; SCALAR or EMU128 =
-// portable C++ for older CPUs; Arm: NEON, SVE, ...); HWY_DYNAMIC_DISPATCH calls the best one
-// this CPU supports (src/core/simd_targets.h lists and forces them).
+// portable C++ for older CPUs; Arm: NEON, see core/highway_config.h); HWY_DYNAMIC_DISPATCH
+// calls the best one this CPU supports (src/core/simd_targets.h lists and forces them).
 //
 // Nothing inside the target namespaces instantiates standard-library templates: those regions
 // are compiled with the target's instruction set, and an AVX-512 copy of a std:: template
