@@ -21,8 +21,8 @@ namespace expo {
 std::vector<std::string> simd_compiled_targets();
 
 // The targets the dispatch may use: compiled in, supported by this CPU (hwy::SupportedTargets,
-// from CPUID on x86) and not disabled, best first. Without a forced target, every kernel runs
-// the first.
+// from CPUID on x86) and not disabled, best first (while a target is forced, just that one).
+// Without a forced target, every kernel runs the first.
 std::vector<std::string> simd_available_targets();
 
 // For tests and benchmarks: every kernel runs `name`, which must be one of
