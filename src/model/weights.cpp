@@ -142,6 +142,16 @@ void check_model_tensors(const ModelConfig& config, const Checkpoint& checkpoint
   check_tensors(for_each_weight(config, unused), config, checkpoint, what);
 }
 
+LoadedModel::~LoadedModel() {
+  // The checkpoint outlives this model when its source stays open (a search loads alpha 0
+  // through the aligned checkpoint it holds for the whole run): hand back the pages the model
+  // read, as unmapping does for a checkpoint opened for one model, so that they stop counting
+  // in the process's memory (the page cache keeps them).
+  if (!checkpoint_ || checkpoint_.use_count() == 1) return;
+  for (const CheckpointTensor& t : checkpoint_->tensors())
+    t.file->release(*t.info, 0, t.info->num_bytes());
+}
+
 std::unique_ptr<LoadedModel> LoadedModel::load(const ModelSource& source, ThreadPool& pool) {
   if (source.is_pair()) fail("internal: extrapolation on load needs an alpha");
   return load(source, 0.0, false, pool);

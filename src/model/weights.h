@@ -49,6 +49,7 @@ class LoadedModel {
                                            bool allow_nonfinite, ThreadPool& pool);
   // One checkpoint, read as is (a pair needs an alpha).
   static std::unique_ptr<LoadedModel> load(const ModelSource& source, ThreadPool& pool);
+  ~LoadedModel();
 
   const ModelConfig& config() const { return config_; }
   const ModelWeights& weights() const { return weights_; }
