@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <set>
 #include <string>
@@ -257,6 +258,28 @@ TEST(OpenAIClient, RetriesTooManyRequestsAndServerErrorsThenSucceeds) {
   OpenAIClient client({{server.url(), ""}}, fast_options());
   EXPECT_EQ(client.chat(prompt("again")).text, "echo: again");
   EXPECT_EQ(server.requests(), 5);  // four failures, then the answer
+}
+
+TEST(OpenAIClient, RetryAfterIsCappedByTheRequestTimeoutAndSaidOnStderr) {
+  FaultServer server;
+  server.script({Fault::kTooManyRequestsWaitLong});
+  ClientOptions o = fast_options();
+  o.timeout_s = 0.5;
+  o.max_backoff_s = 1e6;  // only the request timeout caps the server's 100000 s
+  OpenAIClient client({{server.url(), ""}}, o);
+  ChatRequest r = prompt("later");
+  r.label = "prompt 1";
+  ::testing::internal::CaptureStderr();
+  const auto start = std::chrono::steady_clock::now();
+  const std::string text = client.chat(r).text;
+  const double waited =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  const std::string err = ::testing::internal::GetCapturedStderr();
+  EXPECT_EQ(text, "echo: later");
+  EXPECT_EQ(server.requests(), 2);
+  EXPECT_LT(waited, 60.0);  // not 100000 s: a bound that only a hang would cross
+  EXPECT_CONTAINS(err, "prompt 1: " + server.url() + "/v1/chat/completions answered 429");
+  EXPECT_CONTAINS(err, "Retry-After: 100000 s; waiting 0.5 s before retry 1 of 5");
 }
 
 TEST(OpenAIClient, GivesUpAfterMaxRetries) {

@@ -8,9 +8,11 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/option_ranges.h"
 #include "cli/search_command.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/staging_dir.h"
 #include "core/thread_pool.h"
 #include "core/units.h"
 #include "demo/demo_inputs.h"
@@ -27,7 +29,7 @@ struct DemoArgs {
   bool auto_search = false;
   size_t prompts = 16;
   uint64_t max_new_tokens = 48;
-  bool force = false;
+  bool force = false, force_any = false;
   size_t threads = 0;
 };
 
@@ -35,8 +37,14 @@ void run(const DemoArgs& args, const std::string& invocation) {
   const fs::path root(args.dir);
   if (fs::exists(root) && !args.force)
     fail(root.string(), ": already exists; use --force to write the demo there again");
-  if (args.prompts == 0) fail("--prompts must be at least 1");
-  if (fs::exists(root)) fs::remove_all(root);
+  if (args.prompts == 0) usage_fail("--prompts must be at least 1");
+  if (fs::exists(root)) {
+    check_force_target(root, args.force_any, is_demo_folder,
+                       "a folder expo demo wrote (with sft/, aligned/ and reward/) or an empty "
+                       "folder",
+                       "--force-any-folder");
+    fs::remove_all(root);
+  }
 
   std::printf(
       "1. writing a small Llama pair (SFT and aligned, BF16; alignment moved it towards\n"
@@ -103,10 +111,16 @@ void add_demo_command(CLI::App& app, const std::string& invocation) {
       ->capture_default_str();
   cmd->add_option("--alphas", args->alphas,
                   "search this grid (e.g. 0,0.1,0.3,0.5,1) instead of --auto");
-  cmd->add_option("--prompts", args->prompts, "number of built-in prompts")->capture_default_str();
-  cmd->add_option("--max-new-tokens", args->max_new_tokens)->capture_default_str();
-  cmd->add_option("--threads", args->threads, "worker threads (default: all cores)");
-  cmd->add_flag("--force", args->force, "replace the folder if it exists");
+  cmd->add_option("--prompts", args->prompts, "number of built-in prompts")
+      ->capture_default_str()
+      ->check(count_in(1, 100000));
+  cmd->add_option("--max-new-tokens", args->max_new_tokens)
+      ->capture_default_str()
+      ->check(count_in(1, kMaxNewTokens));
+  add_threads_option(*cmd, args->threads);
+  cmd->add_flag("--force", args->force, "replace the folder if it exists (and expo demo wrote it)");
+  cmd->add_flag("--force-any-folder", args->force_any,
+                "with --force: replace the folder even when it is not one expo demo wrote");
   cmd->callback([args, invocation] { run(*args, invocation); });
 }
 

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/option_ranges.h"
 #include "core/progress.h"
 #include "core/thread_pool.h"
 #include "merge/diff.h"
@@ -41,7 +42,7 @@ void add_diff_command(CLI::App& app) {
   cmd->add_option("--sft", args->sft, "theta0, the SFT checkpoint")->required();
   cmd->add_option("--aligned", args->aligned, "theta1, the aligned checkpoint")->required();
   cmd->add_option("--revision", args->revision, "revision of repo ids in the Hugging Face cache");
-  cmd->add_option("--threads", args->threads, "worker threads (default: all cores)");
+  add_threads_option(*cmd, args->threads);
   cmd->add_flag("--json", args->json, "machine-readable output");
   cmd->callback([args] { run(*args); });
 }

@@ -3,6 +3,7 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/option_ranges.h"
 #include "core/error.h"
 #include "core/interrupt.h"
 #include "core/progress.h"
@@ -17,7 +18,7 @@ struct ExtrapolateArgs {
   std::string sft, aligned, alpha, output, revision, sft_revision, aligned_revision;
   std::string dtype, on_missing = "error", max_shard_size = "5GB";
   std::vector<std::string> rules;
-  bool dry_run = false, force = false, allow_nonfinite = false, progress = false,
+  bool dry_run = false, force = false, force_any = false, allow_nonfinite = false, progress = false,
        no_progress = false;
   size_t threads = 0;
 };
@@ -27,7 +28,8 @@ void run(const ExtrapolateArgs& args, const std::string& invocation) {
   ExtrapolateOptions options;
   if (!args.dtype.empty()) {
     plan_options.dtype = parse_user_float_dtype(args.dtype);
-    if (!plan_options.dtype) fail("--dtype: '", args.dtype, "' is not one of bf16, f16, f32, f64");
+    if (!plan_options.dtype)
+      usage_fail("--dtype: '", args.dtype, "' is not one of bf16, f16, f32, f64");
     options.dtype = plan_options.dtype;
   }
   for (const auto& r : args.rules) plan_options.rules.push_back(parse_alpha_rule(r));
@@ -35,12 +37,13 @@ void run(const ExtrapolateArgs& args, const std::string& invocation) {
   if (args.on_missing == "copy-aligned")
     plan_options.on_missing = OnMissing::kCopyAligned;
   else if (args.on_missing != "error")
-    fail("--on-missing: '", args.on_missing, "' is not 'error' or 'copy-aligned'");
+    usage_fail("--on-missing: '", args.on_missing, "' is not 'error' or 'copy-aligned'");
   options.max_shard_size = parse_size(args.max_shard_size, "--max-shard-size");
 
   const auto alphas = parse_alpha_list(args.alpha);
   if (alphas.size() > 1 && args.output.find("{alpha}") == std::string::npos)
-    fail("--output: several alphas need {alpha} in the output name, e.g. 'model-expo-{alpha}'");
+    usage_fail(
+        "--output: several alphas need {alpha} in the output name, e.g. 'model-expo-{alpha}'");
   for (const auto& alpha : alphas) {
     std::string dir = args.output;
     for (size_t at; (at = dir.find("{alpha}")) != std::string::npos;)
@@ -48,6 +51,7 @@ void run(const ExtrapolateArgs& args, const std::string& invocation) {
     options.outputs.push_back({dir, alpha});
   }
   options.force = args.force;
+  options.force_any = args.force_any;
   options.allow_nonfinite = args.allow_nonfinite;
   options.progress = args.progress || (!args.no_progress && StatusLine::stderr_is_terminal());
   options.command_line = invocation;
@@ -109,9 +113,13 @@ void add_extrapolate_command(CLI::App& app, const std::string& invocation) {
   cmd->add_option("--revision", args->revision, "revision of repo ids in the Hugging Face cache");
   cmd->add_option("--sft-revision", args->sft_revision, "revision of --sft only");
   cmd->add_option("--aligned-revision", args->aligned_revision, "revision of --aligned only");
-  cmd->add_option("--threads", args->threads, "worker threads (default: all cores)");
+  add_threads_option(*cmd, args->threads);
   cmd->add_flag("--dry-run", args->dry_run, "print the plan and write nothing");
-  cmd->add_flag("--force", args->force, "replace an existing output");
+  cmd->add_flag("--force", args->force,
+                "replace an existing output: a model folder expo wrote, or an empty folder");
+  cmd->add_flag("--force-any-folder", args->force_any,
+                "with --force: replace the output even when it is not a folder expo wrote (or "
+                "is the current or home folder)");
   cmd->add_flag("--allow-nonfinite", args->allow_nonfinite,
                 "carry NaN/Inf inputs through instead of failing");
   cmd->add_flag("--progress", args->progress, "show progress even when stderr is not a terminal");

@@ -29,7 +29,7 @@ std::vector<int32_t> parse_token_list(const std::string& text) {
     char* stop = nullptr;
     const long long v = item.empty() ? -1 : std::strtoll(item.c_str(), &stop, 10);
     if (item.empty() || *stop != '\0' || v < 0 || v > INT32_MAX)
-      fail("--tokens: \"", item, "\" (item ", ids.size() + 1, ") is not a token id");
+      usage_fail("--tokens: \"", item, "\" (item ", ids.size() + 1, ") is not a token id");
     ids.push_back(static_cast<int32_t>(v));
     pos = end + 1;
   }

@@ -14,6 +14,7 @@
 #include "core/fs.h"
 #include "core/json_reader.h"
 #include "core/progress.h"
+#include "core/staging_dir.h"
 #include "core/units.h"
 #include "eval/answers.h"
 #include "eval/prompt_set.h"
@@ -88,7 +89,7 @@ ModelSource open_generator(const ModelOptions& options) {
 }
 
 void run_tokens(GenerateArgs& args) {
-  if (args.output.empty()) fail("--tokens-file needs --output");
+  if (args.output.empty()) usage_fail("--tokens-file needs --output");
   std::vector<TokenPrompt> meta;
   const auto requests = read_token_prompts(args.tokens_file, meta);
   args.model.check();
@@ -148,7 +149,7 @@ void run_text(GenerateArgs& args) {
     set.prompts.push_back(prompt_from_json(json{{"prompt", args.prompt}}, 0, "--prompt"));
   } else {
     set = args.g.read_prompts();
-    if (args.output.empty()) fail("--prompts needs --output (the answers file)");
+    if (args.output.empty()) usage_fail("--prompts needs --output (the answers file)");
   }
   const AnswerFormat format = args.g.format.empty() ? default_answer_format(set.format)
                                                     : parse_answer_format(args.g.format);
@@ -177,9 +178,9 @@ void run_text(GenerateArgs& args) {
         fail(
             "--model, --sft and --aligned load a model into the built-in engine; with --backend "
             "openai the server holds the model (name it with --model-name)");
-      if (args.backend.endpoints.empty()) fail("--backend openai needs --endpoint URL");
+      if (args.backend.endpoints.empty()) usage_fail("--backend openai needs --endpoint URL");
       if (args.g.raw)
-        fail("--raw needs the built-in engine: a chat server applies its own template");
+        usage_fail("--raw needs the built-in engine: a chat server applies its own template");
       OpenAIClient client(args.backend.endpoint_list(),
                           args.backend.client_options(args.g.gen.sampling.seed));
       generator = args.backend.model_name;
@@ -267,7 +268,8 @@ void run(GenerateArgs& args) {
   if (inputs != 1) fail("give exactly one of --prompt TEXT, --prompts FILE and --tokens-file FILE");
   args.g.finish();
   if (!args.tokens_file.empty()) {
-    if (args.backend.remote()) fail("--tokens-file needs the built-in engine (--backend local)");
+    if (args.backend.remote())
+      usage_fail("--tokens-file needs the built-in engine (--backend local)");
     return run_tokens(args);
   }
   run_text(args);

@@ -6,10 +6,12 @@
 
 #include "cli/commands.h"
 #include "cli/generation_args.h"
+#include "cli/option_ranges.h"
 #include "core/atomic_write.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/progress.h"
+#include "core/staging_dir.h"
 #include "eval/alpha_stats.h"
 #include "eval/answers.h"
 #include "model/model_source.h"
@@ -61,7 +63,7 @@ void run(const ScoreArgs& args) {
   if (!args.tokenizer.empty())
     counter = std::make_unique<Tokenizer>(Tokenizer::load(args.tokenizer));
   if (remote) {
-    if (args.backend.endpoints.empty()) fail("--backend openai needs --endpoint URL");
+    if (args.backend.endpoints.empty()) usage_fail("--backend openai needs --endpoint URL");
     OpenAIClient client(args.backend.endpoint_list(), args.backend.client_options(0));
     Progress progress("score", set.answers.size(), 0, show, "answers");
     rewards = score_answers_remote(client, args.reward_model, set.answers,
@@ -127,7 +129,7 @@ void add_score_command(CLI::App& app) {
   cmd->add_option("--tokenizer", args->tokenizer,
                   "tokenizer folder to count answer tokens with when the answers file has no "
                   "counts (default: the reward model's)");
-  cmd->add_option("--threads", args->threads, "worker threads (default: all cores)");
+  add_threads_option(*cmd, args->threads);
   args->backend.add_to(*cmd, "scoring (vLLM's /pooling API)", true);
   cmd->add_flag("--progress", args->progress, "progress on stderr even when it is not a terminal");
   cmd->add_flag("--no-progress", args->no_progress, "no progress line");

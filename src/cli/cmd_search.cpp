@@ -7,10 +7,12 @@
 #include <memory>
 
 #include "cli/commands.h"
+#include "cli/option_ranges.h"
 #include "cli/search_command.h"
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/progress.h"
+#include "core/staging_dir.h"
 #include "core/units.h"
 #include "eval/answers.h"
 #include "eval/report.h"
@@ -105,7 +107,8 @@ std::vector<double> parse_search_alphas(const std::string& text) {
   std::vector<double> alphas;
   for (const auto& a : parse_alpha_list(text)) {
     if (!(a.value >= 0))
-      fail("--alphas: ", a.text, " is negative; search alphas are >= 0 (0 is the aligned model)");
+      usage_fail("--alphas: ", a.text,
+                 " is negative; search alphas are >= 0 (0 is the aligned model)");
     alphas.push_back(a.value);
   }
   return alphas;
@@ -115,35 +118,41 @@ std::vector<double> parse_search_alphas(const std::string& text) {
 
 SearchOutcome run_search_command(SearchArgs& args) {
   if (args.sft.empty() || args.aligned.empty())
-    fail("give --sft DIR (theta0) and --aligned DIR (theta1)");
+    usage_fail("give --sft DIR (theta0) and --aligned DIR (theta1)");
   if (args.reward_model.empty())
-    fail(
+    usage_fail(
         "give --reward-model DIR (a reward model folder; with --reward-endpoint, its served name)");
   if (args.g.prompts_file.empty())
-    fail("give --prompts FILE (JSONL, AlpacaEval JSON or MT-Bench question.jsonl)");
-  if (args.output_dir.empty()) fail("give --output-dir D (results, answers, report)");
-  if (!args.alphas.empty() && args.auto_search) fail("give --alphas LIST or --auto, not both");
+    usage_fail("give --prompts FILE (JSONL, AlpacaEval JSON or MT-Bench question.jsonl)");
+  if (args.output_dir.empty()) usage_fail("give --output-dir D (results, answers, report)");
+  if (!args.alphas.empty() && args.auto_search)
+    usage_fail("give --alphas LIST or --auto, not both");
   const bool grid = !args.alphas.empty();
   const std::vector<double> alphas =
       grid ? parse_search_alphas(args.alphas) : std::vector<double>{};
   if (!grid) {
-    if (!(args.auto_options.tol > 0)) fail("--tol must be positive (relative width, e.g. 0.1)");
-    if (args.auto_options.max_evaluations < 2) fail("--max-evals must be at least 2");
+    if (!(args.auto_options.tol > 0))
+      usage_fail("--tol must be positive (relative width, e.g. 0.1)");
+    if (args.auto_options.max_evaluations < 2) usage_fail("--max-evals must be at least 2");
   }
   args.g.finish();
   const bool remote = args.backend.remote();
   if (remote && args.serve.empty() && args.backend.endpoints.empty())
-    fail(
+    usage_fail(
         "--backend openai needs --serve 'COMMAND' (a server per candidate, e.g. 'vllm serve "
         "{model} --port {port}') or --endpoint URL");
-  if (!remote && !args.serve.empty()) fail("--serve needs --backend openai");
+  if (!remote && !args.serve.empty()) usage_fail("--serve needs --backend openai");
   if (remote && !args.backend.endpoints.empty() && args.serve.empty() &&
       args.backend.model_name.find("{alpha}") == std::string::npos)
-    fail(
+    usage_fail(
         "--endpoint sends every candidate to servers that are already running, so each "
         "candidate needs its own served name: --model-name 'NAME-{alpha}' (alpha 0 is the "
         "aligned model); or use --serve 'COMMAND' to start a server per candidate");
-  if (!args.write_best.empty()) check_output_target(args.write_best, false);
+  if (!args.write_best.empty()) {
+    check_output_target(args.write_best, false);
+    check_can_create(args.write_best, "--write-best");
+  }
+  check_can_create(args.output_dir, "--output-dir");
 
   const fs::path dir(args.output_dir);
   if (fs::exists(dir) && !fs::is_directory(dir))
@@ -260,10 +269,12 @@ void add_search_command(CLI::App& app, const std::string& invocation) {
                 "without --alphas)");
   cmd->add_option("--tol", args->auto_options.tol,
                   "--auto: stop when the bracket is within this relative width")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(real_in(0, 100, true));
   cmd->add_option("--max-evals", args->auto_options.max_evaluations,
                   "--auto: most alphas to evaluate, alpha 0 included")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(count_in(2, 1000));
   cmd->add_flag("--resume", args->resume,
                 "continue an interrupted search in the same --output-dir");
   cmd->add_option("--write-best", args->write_best, "write the best model to this folder");
@@ -275,14 +286,15 @@ void add_search_command(CLI::App& app, const std::string& invocation) {
                   "{port}' or 'expo serve --model {model} --port {port}'");
   cmd->add_option("--serve-timeout", args->serve_timeout,
                   "seconds to wait for a started server to answer /health or /v1/models")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(real_in(0, kMaxSeconds, true));
   cmd->add_flag("--keep", args->keep, "--serve: keep the candidate folders expo writes");
   cmd->add_option("--reward-endpoint", args->reward_endpoints,
                   "score through this reward server's pooling API instead of the built-in engine "
                   "(repeatable)");
   cmd->add_flag("--allow-nonfinite", args->allow_nonfinite,
                 "carry NaN/Inf weights through extrapolation");
-  cmd->add_option("--threads", args->threads, "worker threads (default: all cores)");
+  add_threads_option(*cmd, args->threads);
   cmd->callback([args, invocation] {
     args->invocation = invocation;
     run_search_command(*args);

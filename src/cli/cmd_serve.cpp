@@ -5,6 +5,7 @@
 
 #include "cli/commands.h"
 #include "cli/model_options.h"
+#include "cli/option_ranges.h"
 #include "core/error.h"
 #include "http/openai_server.h"
 #include "model/generator.h"
@@ -38,7 +39,7 @@ uint64_t working_memory(const ModelConfig& config, uint64_t context) {
 void run(const ServeArgs& args) {
   args.model.check();
   if (args.port < 0 || args.port > 65535)
-    fail("--port ", args.port, " is out of range; use 0..65535 (0: any free port)");
+    usage_fail("--port ", args.port, " is out of range; use 0..65535 (0: any free port)");
   std::unique_ptr<EngineBackend> backend;
   {
     EngineBackendOptions options;
@@ -85,7 +86,8 @@ void add_serve_command(CLI::App& app) {
   args->model.add_to(*cmd);
   cmd->add_option("--host", args->host, "address to listen on")->capture_default_str();
   cmd->add_option("--port", args->port, "port to listen on (0: a free port)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(count_in(0, 65535));
   cmd->add_option("--model-name", args->model_name,
                   "the model id served in /v1/models and expected in requests (default: the "
                   "model folder's name)");
@@ -95,9 +97,11 @@ void add_serve_command(CLI::App& app) {
       ->capture_default_str();
   cmd->add_option("--max-new-tokens", args->max_new_tokens,
                   "answer length for requests without max_tokens (0: up to the context)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(count_in(0, kMaxNewTokens));
   cmd->add_option("--max-context", args->max_context,
-                  "tokens a sequence may reach, prompt included (default: the model's context)");
+                  "tokens a sequence may reach, prompt included (default: the model's context)")
+      ->check(count_in(1, kMaxContext));
   cmd->add_flag("--quiet", args->quiet, "no line per request on stderr");
   cmd->callback([args] { run(*args); });
 }

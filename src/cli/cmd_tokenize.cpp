@@ -43,7 +43,8 @@ std::vector<int32_t> parse_ids(const std::string& text) {
   const size_t first = list.find_first_not_of(" \t\n");
   if (first != std::string::npos && list[first] == '[') {
     const size_t last = list.find_last_not_of(" \t\n");
-    if (list[last] != ']') fail("--ids: \"", text, "\" starts with [ but does not end with ]");
+    if (list[last] != ']')
+      usage_fail("--ids: \"", text, "\" starts with [ but does not end with ]");
     list = list.substr(first + 1, last - first - 1);
     if (list.find_first_not_of(" \t\n") == std::string::npos) return ids;
   }
@@ -57,7 +58,7 @@ std::vector<int32_t> parse_ids(const std::string& text) {
     char* stop = nullptr;
     const long long v = item.empty() ? -1 : std::strtoll(item.c_str(), &stop, 10);
     if (item.empty() || *stop != '\0' || v < 0 || v > INT32_MAX)
-      fail("--ids: \"", item, "\" (item ", ids.size() + 1, ") is not a token id");
+      usage_fail("--ids: \"", item, "\" (item ", ids.size() + 1, ") is not a token id");
     ids.push_back(static_cast<int32_t>(v));
     pos = end + 1;
   }

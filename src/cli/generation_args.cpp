@@ -1,4 +1,5 @@
 #include "cli/generation_args.h"
+#include "cli/option_ranges.h"
 
 #include <cstdlib>
 
@@ -9,7 +10,8 @@ namespace expo::cli {
 
 GenerationArgs::GenerationArgs() {
   // Sampling defaults of the paper's evaluation (temperature 0.7, top_p 0.9, top_k 50, presence
-  // and frequency penalty 0.1, seed 42); --greedy or --temperature 0 for argmax decoding.
+  // and frequency penalty 0.1, seed 42); --greedy or --temperature 0 for argmax decoding, where
+  // the penalties default to 0 (finish()).
   gen.sampling = SamplingParams{0.7, 50, 0.9, 0.0, 0.1, 0.1, 1.0, 42};
   gen.max_new_tokens = 2048;
 }
@@ -20,7 +22,8 @@ void GenerationArgs::add_to(CLI::App& cmd, bool with_prompts) {
         "--prompts", prompts_file,
         "prompt set: JSONL ({\"prompt\"}, {\"messages\"} or {\"instruction\"} per line), "
         "AlpacaEval JSON or MT-Bench question.jsonl");
-    limit_option = cmd.add_option("--limit", limit, "use the first N prompts (after --shuffle)");
+    limit_option = cmd.add_option("--limit", limit, "use the first N prompts (after --shuffle)")
+                       ->check(count_in(1, UINT64_MAX));
     cmd.add_flag("--shuffle", shuffle, "shuffle the prompts with --seed before --limit");
     cmd.add_option("--format", format,
                    "answers format: jsonl, alpaca_eval or mt_bench (default: the prompt set's)");
@@ -34,41 +37,68 @@ void GenerationArgs::add_to(CLI::App& cmd, bool with_prompts) {
   cmd.add_flag("--progress", progress, "progress on stderr even when it is not a terminal");
   cmd.add_flag("--no-progress", no_progress, "no progress line");
   auto& s = gen.sampling;
-  cmd.add_option("--temperature", s.temperature, "0 = greedy")->capture_default_str();
-  cmd.add_option("--top-k", s.top_k, "0 = off")->capture_default_str();
-  cmd.add_option("--top-p", s.top_p, "1 = off")->capture_default_str();
-  cmd.add_option("--min-p", s.min_p, "0 = off")->capture_default_str();
-  cmd.add_option("--presence-penalty", s.presence_penalty)->capture_default_str();
-  cmd.add_option("--frequency-penalty", s.frequency_penalty)->capture_default_str();
-  cmd.add_option("--repetition-penalty", s.repetition_penalty, "1 = off")->capture_default_str();
-  cmd.add_option("--seed", s.seed, "sampling seed (and --shuffle's)")->capture_default_str();
-  cmd.add_flag("--greedy", greedy, "argmax decoding (same as --temperature 0)");
-  cmd.add_option("--max-new-tokens", gen.max_new_tokens)->capture_default_str();
+  cmd.add_option("--temperature", s.temperature, "0 = greedy")
+      ->capture_default_str()
+      ->check(real_in(0, 1e4));
+  cmd.add_option("--top-k", s.top_k, "0 = off")
+      ->capture_default_str()
+      ->check(count_in(0, INT32_MAX));
+  cmd.add_option("--top-p", s.top_p, "1 = off")->capture_default_str()->check(real_in(0, 1, true));
+  cmd.add_option("--min-p", s.min_p, "0 = off")->capture_default_str()->check(real_in(0, 1));
+  presence_option = cmd.add_option("--presence-penalty", s.presence_penalty,
+                                   "sampling only, unless given (--greedy: 0)")
+                        ->capture_default_str()
+                        ->check(real_in(-1e4, 1e4));
+  frequency_option = cmd.add_option("--frequency-penalty", s.frequency_penalty,
+                                    "sampling only, unless given (--greedy: 0)")
+                         ->capture_default_str()
+                         ->check(real_in(-1e4, 1e4));
+  cmd.add_option("--repetition-penalty", s.repetition_penalty, "1 = off")
+      ->capture_default_str()
+      ->check(real_in(0, 1e4, true));
+  cmd.add_option("--seed", s.seed, "sampling seed (and --shuffle's)")
+      ->capture_default_str()
+      ->check(count_in(0, UINT64_MAX));
+  cmd.add_flag("--greedy", greedy,
+               "argmax decoding (same as --temperature 0): the model's most likely token; the "
+               "default penalties are off then, and apply only when given explicitly");
+  cmd.add_option("--max-new-tokens", gen.max_new_tokens)
+      ->capture_default_str()
+      ->check(count_in(1, kMaxNewTokens));
   cmd.add_option(
          "--stop-token-ids", stop_ids,
          "stop after any of these (default: eos ids of generation_config.json / config.json "
          "and the chat template's end-of-turn token)")
-      ->delimiter(',');
+      ->delimiter(',')
+      ->check(count_in(0, INT32_MAX));
   cmd.add_flag("--ignore-eos", ignore_eos, "do not stop at eos");
   cmd.add_option("--max-context", gen.context_length,
                  "tokens a sequence may reach, prompt included (default: max_position_embeddings; "
-                 "for dynamic rope, times its factor)");
+                 "for dynamic rope, times its factor)")
+      ->check(count_in(1, kMaxContext));
   cmd.add_option("--batch-size", gen.max_batch, "sequences decoded together")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(count_in(1, 4096));
 }
 
 void GenerationArgs::finish() {
   if (greedy) gen.sampling.temperature = 0;
+  if (gen.sampling.temperature == 0) {
+    // Argmax means the model's argmax: the paper's default penalties are for sampling, and are
+    // kept under greedy decoding only when given on the command line.
+    if (presence_option && presence_option->count() == 0) gen.sampling.presence_penalty = 0;
+    if (frequency_option && frequency_option->count() == 0) gen.sampling.frequency_penalty = 0;
+  }
   validate(gen.sampling);
-  if (gen.max_new_tokens == 0) fail("--max-new-tokens must be at least 1");
-  if (gen.max_batch == 0) fail("--batch-size must be at least 1");
+  if (gen.max_new_tokens == 0) usage_fail("--max-new-tokens must be at least 1");
+  if (gen.max_batch == 0) usage_fail("--batch-size must be at least 1");
 }
 
 PromptSet GenerationArgs::read_prompts() const {
   PromptSet set = read_prompt_set(prompts_file);
   std::optional<size_t> n;
   if (limit_option && limit_option->count() > 0) {
-    if (limit == 0) fail("--limit must be at least 1");
+    if (limit == 0) usage_fail("--limit must be at least 1");
     n = limit;
   }
   select_prompts(set, n, shuffle, gen.sampling.seed);
@@ -94,18 +124,22 @@ void BackendArgs::add_to(CLI::App& cmd, const std::string& what, bool scoring) {
                  "openai: environment variable holding the API key (sent as a Bearer token)");
   cmd.add_option("--model-name", model_name,
                  "openai: the served model's name (default: the first of GET /v1/models)");
-  cmd.add_option("--parallel", parallel, "openai: requests in flight")->capture_default_str();
+  cmd.add_option("--parallel", parallel, "openai: requests in flight")
+      ->capture_default_str()
+      ->check(count_in(1, 1024));
   cmd.add_option("--request-timeout", request_timeout, "openai: seconds per request attempt")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(real_in(0, kMaxSeconds, true));
   cmd.add_option("--max-retries", max_retries,
                  "openai: retries on 429, 5xx, timeouts and dropped connections")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->check(count_in(0, 100));
 }
 
 bool BackendArgs::remote() const {
   if (backend == "openai") return true;
-  if (backend != "local") fail("--backend ", backend, ": expected local or openai");
-  if (!endpoints.empty()) fail("--endpoint needs --backend openai");
+  if (backend != "local") usage_fail("--backend ", backend, ": expected local or openai");
+  if (!endpoints.empty()) usage_fail("--endpoint needs --backend openai");
   return false;
 }
 
@@ -126,9 +160,9 @@ std::vector<Endpoint> BackendArgs::endpoint_list() const {
 
 ClientOptions BackendArgs::client_options(uint64_t seed) const {
   ClientOptions o;
-  if (parallel == 0) fail("--parallel must be at least 1");
-  if (!(request_timeout > 0)) fail("--request-timeout must be positive");
-  if (max_retries < 0) fail("--max-retries must be >= 0");
+  if (parallel == 0) usage_fail("--parallel must be at least 1");
+  if (!(request_timeout > 0)) usage_fail("--request-timeout must be positive");
+  if (max_retries < 0) usage_fail("--max-retries must be >= 0");
   o.parallel = parallel;
   o.timeout_s = request_timeout;
   o.max_retries = max_retries;
@@ -138,7 +172,7 @@ ClientOptions BackendArgs::client_options(uint64_t seed) const {
   else if (score_api == "classify")
     o.score_api = ScoreApi::kClassify;
   else
-    fail("--score-api ", score_api, ": expected pooling or classify");
+    usage_fail("--score-api ", score_api, ": expected pooling or classify");
   return o;
 }
 

@@ -19,6 +19,8 @@ struct GenerationArgs {
   std::vector<int32_t> stop_ids;
   bool ignore_eos = false;
   bool greedy = false;
+  CLI::Option* presence_option = nullptr;  // given explicitly: kept under --greedy
+  CLI::Option* frequency_option = nullptr;
   // The prompt set.
   std::string prompts_file;
   size_t limit = 0;
@@ -33,7 +35,8 @@ struct GenerationArgs {
   // `with_prompts`: also --prompts, --limit, --shuffle, --format, --raw, --tokenizer,
   // --chat-template.
   void add_to(CLI::App& cmd, bool with_prompts);
-  // Applies --greedy and checks the sampling values.
+  // Applies --greedy (temperature 0, and the default penalties off unless given) and checks
+  // the sampling values.
   void finish();
   // Reads --prompts and applies --shuffle (with --seed) and --limit.
   PromptSet read_prompts() const;

@@ -1,8 +1,11 @@
 // expo: the command-line front end. It parses arguments and prints; libexpo does the work.
 #include <expo/version.h>
 #include <cstdio>
+#include <filesystem>
+#include <new>
 
 #include "cli/commands.h"
+#include "cli/usage.h"
 #include "core/error.h"
 #include "core/interrupt.h"
 
@@ -50,13 +53,26 @@ int main(int argc, char** argv) {
   expo::cli::add_tokenize_command(app);
   expo::cli::add_detokenize_command(app);
   expo::cli::add_demo_command(app, invocation);
+  const std::string subcommand = expo::cli::subcommand_of(app, argc, argv);
   try {
+    expo::cli::check_names(app, argc, argv);
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return expo::cli::report_usage_error(app, e, subcommand);
+  } catch (const expo::UsageError& e) {
+    return expo::cli::report_usage_error(e.what(), subcommand);
   } catch (const expo::Error& e) {
     std::fprintf(stderr, "expo: error: %s\n", e.what());
     return expo::interrupted() ? 130 : 1;
+  } catch (const std::filesystem::filesystem_error& e) {
+    // Library code names the path and the step in its own errors; this is the backstop.
+    std::fprintf(stderr, "expo: error: %s\n", expo::cli::describe_filesystem_error(e).c_str());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr,
+                 "expo: error: out of memory (an allocation failed); use a smaller model, "
+                 "--batch-size or --max-context, or free memory\n");
+    return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "expo: error: %s\n", e.what());
     return 1;

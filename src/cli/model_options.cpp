@@ -1,4 +1,5 @@
 #include "cli/model_options.h"
+#include "cli/option_ranges.h"
 
 #include "core/error.h"
 #include "core/units.h"
@@ -11,7 +12,7 @@ void ModelOptions::add_to(CLI::App& cmd) {
   cmd.add_option("--aligned", aligned, "extrapolate on load: theta1, the aligned checkpoint");
   cmd.add_option("--alpha", alpha, "extrapolate on load: theta1 + alpha * (theta1 - theta0)");
   cmd.add_flag("--allow-nonfinite", allow_nonfinite, "carry NaN/Inf weights through extrapolation");
-  cmd.add_option("--threads", threads, "worker threads (default: all cores)");
+  add_threads_option(cmd, threads);
   cmd.add_option("--max-memory", max_memory,
                  "refuse to start when weights + KV cache would exceed this (e.g. 8GB)");
 }
@@ -19,11 +20,12 @@ void ModelOptions::add_to(CLI::App& cmd) {
 void ModelOptions::check() const {
   const bool any_extrapolation = !sft.empty() || !aligned.empty() || !alpha.empty();
   if (!model.empty() && any_extrapolation)
-    fail("give either --model, or --sft, --aligned and --alpha, not both");
+    usage_fail("give either --model, or --sft, --aligned and --alpha, not both");
   if (!model.empty()) return;
-  if (!any_extrapolation) fail("no model: give --model DIR, or --sft S --aligned A --alpha X");
+  if (!any_extrapolation)
+    usage_fail("no model: give --model DIR, or --sft S --aligned A --alpha X");
   if (sft.empty() || aligned.empty() || alpha.empty())
-    fail("extrapolation on load needs all of --sft, --aligned and --alpha");
+    usage_fail("extrapolation on load needs all of --sft, --aligned and --alpha");
   alpha_value();
 }
 

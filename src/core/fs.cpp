@@ -188,57 +188,25 @@ void OutputFile::close() {
   if (::close(fd) != 0) fail(path_.string(), ": error on close: ", std::strerror(errno));
 }
 
-StagingDir::StagingDir(const fs::path& target) : target_(fs::absolute(target).lexically_normal()) {
-  if (target_.filename().empty()) target_ = target_.parent_path();
-  const fs::path parent = target_.parent_path();
+void check_can_create(const fs::path& target, const std::string& what) {
   std::error_code ec;
-  fs::create_directories(parent, ec);
-  if (ec) fail(parent.string(), ": cannot create output's parent folder: ", ec.message());
-  std::string pattern =
-      (parent / ("." + target_.filename().string() + ".expo-tmp-XXXXXX")).string();
-  if (::mkdtemp(pattern.data()) == nullptr)
-    fail(parent.string(), ": cannot create a temporary folder: ", std::strerror(errno));
-  staging_ = pattern;
-  // mkdtemp makes the folder private (0700); a model folder gets the usual permissions.
-  const mode_t mask = ::umask(0);
-  ::umask(mask);
-  ::chmod(staging_.c_str(), 0777 & ~mask);
-}
-
-StagingDir::~StagingDir() {
-  if (committed_) return;
-  std::error_code ec;
-  fs::remove_all(staging_, ec);
-}
-
-void StagingDir::commit(bool force) {
-  std::error_code ec;
-  if (fs::exists(fs::symlink_status(target_))) {
-    if (!force) fail(target_.string(), ": already exists; use --force to replace it");
-    std::string old_pattern =
-        (target_.parent_path() / ("." + target_.filename().string() + ".expo-old-XXXXXX")).string();
-    if (::mkdtemp(old_pattern.data()) == nullptr)
-      fail(target_.string(), ": cannot prepare replacement: ", std::strerror(errno));
-    const fs::path old = fs::path(old_pattern) / "old";
-    fs::rename(target_, old, ec);
-    if (ec) fail(target_.string(), ": cannot move the existing output aside: ", ec.message());
-    fs::rename(staging_, target_, ec);
-    if (ec) {
-      fs::rename(old, target_);
-      fail(target_.string(), ": cannot move the new output into place: ", ec.message());
-    }
-    committed_ = true;
-    fs::remove_all(old_pattern, ec);
-    return;
-  }
-  fs::rename(staging_, target_, ec);
-  if (ec) fail(target_.string(), ": cannot move the output into place: ", ec.message());
-  committed_ = true;
-}
-
-void check_output_target(const fs::path& target, bool force) {
-  if (fs::exists(fs::symlink_status(target)) && !force)
-    fail(target.string(), ": already exists; use --force to replace it");
+  fs::path dir = fs::absolute(target, ec).lexically_normal();
+  if (dir.filename().empty()) dir = dir.parent_path();
+  // The nearest ancestor that exists (the target itself may exist: its folder must be writable
+  // for a replacement, and for an output folder, the folder itself).
+  fs::path probe_in = fs::is_directory(dir, ec) ? dir : dir.parent_path();
+  while (!fs::exists(fs::symlink_status(probe_in, ec)) && probe_in.has_relative_path())
+    probe_in = probe_in.parent_path();
+  if (!fs::is_directory(probe_in, ec))
+    fail(what, " ", target.string(), ": cannot be created, because ", probe_in.string(),
+         " is not a folder");
+  std::string probe = (probe_in / ".expo-write-probe-XXXXXX").string();
+  const int fd = ::mkstemp(probe.data());
+  if (fd < 0)
+    fail(what, " ", target.string(), ": cannot write in ", probe_in.string(), ": ",
+         std::strerror(errno));
+  ::close(fd);
+  ::unlink(probe.c_str());
 }
 
 }  // namespace expo

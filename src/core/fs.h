@@ -1,6 +1,6 @@
 #pragma once
 // Files and folders: whole-file reads with errors that name the file, an output file that
-// reports a full disk clearly, and a staging folder that becomes the output only when complete.
+// reports a full disk clearly. (Outputs that appear only when complete: core/staging_dir.h.)
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -48,29 +48,13 @@ class OutputFile {
   std::unique_ptr<Direct> direct_;  // direct mode only
 };
 
+// Checks, before any work, that `target` can be created: its nearest existing ancestor is a
+// folder in which a file can be made (a real probe: a read-only file system or a folder of
+// another user fails it, as does an ancestor that is a file). Throws naming `what` (e.g.
+// "--write-best") and the folder.
+void check_can_create(const fs::path& target, const std::string& what);
+
 // Flushes every file in `dir`, and the folder itself, to the disk.
 void sync_folder(const fs::path& dir);
-
-// A temporary folder beside `target` (same file system, so the final rename is atomic). It is
-// removed on destruction unless commit() moved it into place.
-class StagingDir {
- public:
-  explicit StagingDir(const fs::path& target);
-  ~StagingDir();
-  StagingDir(const StagingDir&) = delete;
-  StagingDir& operator=(const StagingDir&) = delete;
-  const fs::path& path() const { return staging_; }
-  const fs::path& target() const { return target_; }
-  // Renames the staging folder to the target. An existing target is replaced only if `force`.
-  void commit(bool force);
-
- private:
-  fs::path target_;
-  fs::path staging_;
-  bool committed_ = false;
-};
-
-// Refuses early (before any work) when `target` exists and `force` is not set.
-void check_output_target(const fs::path& target, bool force);
 
 }  // namespace expo

@@ -1,8 +1,19 @@
 #include "core/serial_worker.h"
 
+#include <system_error>
+
+#include "core/error.h"
+
 namespace expo {
 
-SerialWorker::SerialWorker() : thread_([this] { loop(); }) {}
+SerialWorker::SerialWorker() {
+  try {
+    thread_ = std::thread([this] { loop(); });
+  } catch (const std::system_error& e) {
+    fail("cannot start the background writer thread: ", e.what(),
+         " (the system's limit on threads or memory was reached)");
+  }
+}
 
 SerialWorker::~SerialWorker() {
   {

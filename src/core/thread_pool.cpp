@@ -1,20 +1,36 @@
 #include "core/thread_pool.h"
 
+#include <system_error>
+
+#include "core/error.h"
+
 namespace expo {
 
 ThreadPool::ThreadPool(size_t threads) {
   if (threads == 0) threads = std::max(1u, std::thread::hardware_concurrency());
-  for (size_t i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+  try {
+    for (size_t i = 1; i < threads; ++i) workers_.emplace_back([this] { worker_loop(); });
+  } catch (const std::system_error& e) {
+    // Out of threads or memory for their stacks: stop the ones already running and say so,
+    // rather than leaving joinable threads behind (std::terminate) or waiting on a missing one.
+    const size_t started = workers_.size() + 1;
+    stop_workers();
+    fail("cannot start worker thread ", started + 1, " of ", threads, ": ", e.what(),
+         "; use fewer --threads (the system's limit on threads or memory was reached)");
+  }
 }
 
-ThreadPool::~ThreadPool() {
+void ThreadPool::stop_workers() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
   }
   wake_.notify_all();
   for (auto& worker : workers_) worker.join();
+  workers_.clear();
 }
+
+ThreadPool::~ThreadPool() { stop_workers(); }
 
 void ThreadPool::run_tasks() {
   for (;;) {

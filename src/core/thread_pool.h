@@ -15,7 +15,7 @@ namespace expo {
 class ThreadPool {
  public:
   // threads == 0 means one per hardware thread. The calling thread also works, so a pool of
-  // n threads starts n - 1 workers.
+  // n threads starts n - 1 workers. Throws expo::Error when the system refuses a thread.
   explicit ThreadPool(size_t threads = 0);
   ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
@@ -29,6 +29,7 @@ class ThreadPool {
 
  private:
   void worker_loop();
+  void stop_workers();  // ends and joins the workers
   void run_tasks();
 
   std::vector<std::thread> workers_;

@@ -40,7 +40,7 @@ uint64_t parse_size(std::string_view text, std::string_view what) {
   const double value = number.empty() ? -1 : std::strtod(number.c_str(), &end);
   if (multiplier == 0 || number.empty() || end != number.c_str() + number.size() || value <= 0 ||
       value * multiplier > 9e18)
-    fail(what, ": '", text, "' is not a size; write e.g. 5GB, 500MB, 2GiB or a byte count");
+    usage_fail(what, ": '", text, "' is not a size; write e.g. 5GB, 500MB, 2GiB or a byte count");
   return static_cast<uint64_t>(std::llround(value * multiplier));
 }
 
@@ -77,7 +77,7 @@ double parse_double(std::string_view text, std::string_view what) {
   char* end = nullptr;
   const double value = s.empty() ? NAN : std::strtod(s.c_str(), &end);
   if (s.empty() || end != s.c_str() + s.size() || !std::isfinite(value))
-    fail(what, ": '", text, "' is not a finite number");
+    usage_fail(what, ": '", text, "' is not a finite number");
   return value;
 }
 

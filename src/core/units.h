@@ -6,14 +6,14 @@
 
 namespace expo {
 
-// Throws expo::Error naming `what` (e.g. "--max-shard-size") when the text is not a size.
+// Throws expo::UsageError naming `what` (e.g. "--max-shard-size") when the text is not a size.
 uint64_t parse_size(std::string_view text, std::string_view what);
 std::string format_bytes(uint64_t bytes);
 // Shortest text that reads back as the same double ("0.3", "25", "1e-05").
 std::string format_double(double value);
 // printf of one double ("%.4f", "%g").
 std::string format_printf(const char* format, double value);
-// Parses a whole string as a finite double; throws naming `what` otherwise.
+// Parses a whole string as a finite double; throws UsageError naming `what` otherwise.
 double parse_double(std::string_view text, std::string_view what);
 
 }  // namespace expo

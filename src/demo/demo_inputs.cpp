@@ -80,4 +80,11 @@ DemoInputs write_demo_inputs(const fs::path& root, size_t prompt_count) {
   return in;
 }
 
+bool is_demo_folder(const std::filesystem::path& root) {
+  std::error_code ec;
+  for (const char* name : {"sft", "aligned", "reward"})
+    if (!std::filesystem::is_regular_file(root / name / "config.json", ec)) return false;
+  return true;
+}
+
 }  // namespace expo

@@ -16,4 +16,8 @@ struct DemoInputs {
 // Writes the inputs under `root` (which must not hold them already).
 DemoInputs write_demo_inputs(const std::filesystem::path& root, size_t prompt_count);
 
+// True when `root` looks like a folder `expo demo` wrote (its sft/, aligned/ and reward/ model
+// folders are there), which `expo demo --force` may replace.
+bool is_demo_folder(const std::filesystem::path& root);
+
 }  // namespace expo

@@ -6,15 +6,18 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <exception>
 #include <mutex>
 #include <random>
 #include <set>
+#include <system_error>
 #include <thread>
 
 #include "core/error.h"
 #include "core/interrupt.h"
+#include "core/units.h"
 
 namespace expo {
 
@@ -181,7 +184,8 @@ struct OpenAIClient::Impl {
     }
     double wait = base * (0.5 + 0.5 * u);  // jitter keeps parallel workers from retrying in step
     if (retry_after_s >= 0) wait = std::max(wait, std::min(retry_after_s, options.max_backoff_s));
-    return wait;
+    // A server's hint never holds a request longer than the request timeout the user chose.
+    return std::min(wait, options.timeout_s);
   }
 
   static void sleep_unless_interrupted(double seconds) {
@@ -308,7 +312,16 @@ struct OpenAIClient::Impl {
         fail(label, ": ", method, " ", url, ": ", what, "; gave up after ", attempt + 1,
              attempt == 0 ? " attempt" : " attempts", where, hint(a, path));
       }
-      sleep_unless_interrupted(backoff_s(attempt, a.retry_after_s));
+      const double wait = backoff_s(attempt, a.retry_after_s);
+      if (a.retry_after_s >= 0)
+        std::fprintf(stderr,
+                     "expo: %s: %s answered %ld with Retry-After: %s s; waiting %s s before retry "
+                     "%d of %d (capped by --request-timeout %s s and the longest backoff, %s s)\n",
+                     label.c_str(), url.c_str(), a.status, format_double(a.retry_after_s).c_str(),
+                     format_printf("%.1f", wait).c_str(), attempt + 1, options.max_retries,
+                     format_double(options.timeout_s).c_str(),
+                     format_double(options.max_backoff_s).c_str());
+      sleep_unless_interrupted(wait);
       last = static_cast<long>(e);
     }
   }
@@ -379,7 +392,12 @@ struct OpenAIClient::Impl {
     const size_t workers = std::min(std::max<size_t>(options.parallel, 1), count);
     std::vector<std::thread> threads;
     threads.reserve(workers - 1);
-    for (size_t w = 1; w < workers; ++w) threads.emplace_back(worker);
+    try {
+      for (size_t w = 1; w < workers; ++w) threads.emplace_back(worker);
+    } catch (const std::system_error&) {
+      // The system refused a thread: the requests are shared out, so fewer workers still finish
+      // them all, only with less in flight.
+    }
     worker();
     for (auto& t : threads) t.join();
 

@@ -11,8 +11,9 @@
 //
 // Failures. HTTP 429, 5xx, timeouts and connection errors (refused, reset, nothing received)
 // are retried up to max_retries times, after initial_backoff_s x 2^k (capped at
-// max_backoff_s; at least what a 429's Retry-After asks), with jitter from a generator seeded
-// by ClientOptions::seed; a retry goes to another endpoint when there is one. Any other
+// max_backoff_s; at least what a 429's Retry-After asks, but never longer than the request
+// timeout, and said on stderr when a Retry-After sets the wait), with jitter from a generator
+// seeded by ClientOptions::seed; a retry goes to another endpoint when there is one. Any other
 // answer (400, 401, 404, ...) fails at once, quoting the server's message. Every error names
 // the URL and the request ("prompt 12: POST http://127.0.0.1:8000/v1/chat/completions: ...").
 // In a batch the first failure stops new requests from starting; the ones in flight finish

@@ -80,6 +80,7 @@ Checkpoint Checkpoint::open(const std::string& spec, const std::string& revision
   std::error_code ec;
   fs::path path(spec);
   if (!fs::exists(path, ec)) {
+    if (ec) fail(spec, ": cannot open the checkpoint: ", ec.message());  // a symlink loop, EACCES
     if (!looks_like_repo_id(spec)) fail(spec, ": no such file or folder");
     path = resolve_hf_snapshot(spec, revision);
   }

@@ -34,6 +34,27 @@ bool looks_like_repo_id(const std::string& text) {
   return std::regex_match(text, pattern);
 }
 
+void check_revision(const std::string& revision) {
+  const auto refuse = [&](const char* why) {
+    usage_fail("--revision '", revision, "': ", why,
+               "; a revision is a branch, a tag or a commit hash, never a path");
+  };
+  if (revision.empty()) refuse("is empty");
+  if (revision.size() > 255) refuse("is longer than 255 characters");
+  if (revision.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+                                 "._-/") != std::string::npos)
+    refuse("has a character other than letters, digits, '.', '_', '-' and '/'");
+  if (revision.front() == '/' || revision.back() == '/') refuse("starts or ends with '/'");
+  size_t start = 0;
+  for (;;) {
+    const size_t slash = revision.find('/', start);
+    const std::string part = revision.substr(start, slash - start);
+    if (part.empty() || part == "." || part == "..") refuse("has an empty, '.' or '..' part");
+    if (slash == std::string::npos) break;
+    start = slash + 1;
+  }
+}
+
 fs::path resolve_hf_snapshot(const std::string& repo_id, const std::string& revision) {
   const fs::path root = hf_cache_root();
   const auto slash = repo_id.find('/');
@@ -52,10 +73,15 @@ fs::path resolve_hf_snapshot(const std::string& repo_id, const std::string& revi
   if (entries.empty()) fail(snapshots.string(), ": no snapshots of '", repo_id, "' in the cache");
 
   if (!revision.empty()) {
+    check_revision(revision);
     if (fs::is_directory(snapshots / revision)) return snapshots / revision;
     const fs::path ref = repo_dir / "refs" / revision;
     if (fs::is_regular_file(ref)) {
       const std::string commit = trim(read_text_file(ref));
+      if (commit.empty() || commit.size() > 64 ||
+          commit.find_first_not_of("0123456789abcdefABCDEF") != std::string::npos)
+        fail(ref.string(), ": does not hold a commit hash (found '", commit.substr(0, 80),
+             "'); the cache is damaged: fetch the model again");
       if (fs::is_directory(snapshots / commit)) return snapshots / commit;
       fail(ref.string(), ": points to commit ", commit, ", which is not in ", snapshots.string());
     }

@@ -23,10 +23,10 @@ std::vector<AlphaValue> parse_alpha_list(const std::string& text) {
     const size_t comma = text.find(',', start);
     const std::string item =
         trim(text.substr(start, comma == std::string::npos ? comma : comma - start));
-    if (item.empty()) fail("--alpha: empty value in '", text, "'");
+    if (item.empty()) usage_fail("--alpha: empty value in '", text, "'");
     const double value = parse_double(item, "--alpha");
     for (const auto& a : alphas)
-      if (a.value == value) fail("--alpha: ", item, " is given twice");
+      if (a.value == value) usage_fail("--alpha: ", item, " is given twice");
     alphas.push_back({value, item});
     if (comma == std::string::npos) break;
     start = comma + 1;
@@ -37,7 +37,7 @@ std::vector<AlphaValue> parse_alpha_list(const std::string& text) {
 AlphaRule parse_alpha_rule(const std::string& text) {
   const size_t eq = text.rfind('=');
   if (eq == std::string::npos || eq == 0)
-    fail("--rule: '", text, "' is not REGEX=ALPHA (e.g. 'embed_tokens|lm_head=0')");
+    usage_fail("--rule: '", text, "' is not REGEX=ALPHA (e.g. 'embed_tokens|lm_head=0')");
   AlphaRule rule;
   rule.pattern = text.substr(0, eq);
   const std::string alpha_text = trim(text.substr(eq + 1));
@@ -45,7 +45,7 @@ AlphaRule parse_alpha_rule(const std::string& text) {
   try {
     rule.regex = std::regex(rule.pattern, std::regex::ECMAScript);
   } catch (const std::regex_error& e) {
-    fail("--rule: '", rule.pattern, "' is not a valid regular expression: ", e.what());
+    usage_fail("--rule: '", rule.pattern, "' is not a valid regular expression: ", e.what());
   }
   return rule;
 }

@@ -1,6 +1,7 @@
 #include "merge/aux_files.h"
 
 #include <algorithm>
+#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -69,6 +70,17 @@ void copy_auxiliary_files(const fs::path& folder, const fs::path& out, std::opti
     }
     copy_file_contents(file, target);
   }
+}
+
+bool is_expo_model_folder(const std::filesystem::path& dir) {
+  std::ifstream in(dir / "README.md", std::ios::binary);
+  if (!in) return false;
+  std::string head(4096, '\0');
+  in.read(head.data(), static_cast<std::streamsize>(head.size()));
+  head.resize(static_cast<size_t>(in.gcount()));
+  return head.rfind("---\n", 0) == 0 &&
+         head.find("\n- expo\n- model-extrapolation\n") != std::string::npos &&
+         head.find("# ExPO model (alpha = ") != std::string::npos;
 }
 
 std::string render_model_card(const ModelCard& card) {

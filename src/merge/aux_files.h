@@ -32,6 +32,10 @@ struct ModelCard {
 };
 std::string render_model_card(const ModelCard& card);
 
+// True when `dir` holds a README.md that render_model_card wrote: a model folder expo made,
+// which --force may replace.
+bool is_expo_model_folder(const std::filesystem::path& dir);
+
 // torch's name for a dtype ("bfloat16"), as config.json's torch_dtype spells it.
 std::string torch_dtype_name(DType dtype);
 

@@ -14,6 +14,7 @@
 #include "core/interrupt.h"
 #include "core/progress.h"
 #include "core/serial_worker.h"
+#include "core/staging_dir.h"
 #include "core/units.h"
 #include "io/safetensors_writer.h"
 #include "io/sharding.h"
@@ -157,6 +158,11 @@ void check_outputs(const Checkpoint& sft, const Checkpoint& aligned,
         fail("output ", out.dir.string(), " would overwrite an input (", in.string(),
              "); choose another --output");
     check_output_target(out.dir, options.force);
+    if (options.force)
+      check_force_target(out.dir, options.force_any, is_expo_model_folder,
+                         "a model folder expo wrote (README.md is expo's model card) or an "
+                         "empty folder",
+                         "--force-any-folder");
   }
 }
 

@@ -24,6 +24,7 @@ struct ExtrapolateOptions {
   std::vector<OutputSpec> outputs;
   uint64_t max_shard_size = 5'000'000'000;  // transformers' default "5GB"
   bool force = false;
+  bool force_any = false;  // --force-any-folder: --force over a folder expo did not write
   bool allow_nonfinite = false;
   bool progress = false;
   std::optional<DType> dtype;

@@ -30,16 +30,19 @@ double uniform_at(uint64_t seed, uint64_t stream, uint64_t step) {
 
 void validate(const SamplingParams& p) {
   if (!std::isfinite(p.temperature) || p.temperature < 0)
-    fail("--temperature must be a finite number >= 0 (0: greedy), got ", p.temperature);
-  if (p.top_k < 0) fail("--top-k must be >= 0 (0: off), got ", p.top_k);
-  if (!(p.top_p > 0 && p.top_p <= 1)) fail("--top-p must be in (0, 1] (1: off), got ", p.top_p);
-  if (!(p.min_p >= 0 && p.min_p <= 1)) fail("--min-p must be in [0, 1] (0: off), got ", p.min_p);
+    usage_fail("--temperature must be a finite number >= 0 (0: greedy), got ", p.temperature);
+  if (p.top_k < 0) usage_fail("--top-k must be >= 0 (0: off), got ", p.top_k);
+  if (!(p.top_p > 0 && p.top_p <= 1))
+    usage_fail("--top-p must be in (0, 1] (1: off), got ", p.top_p);
+  if (!(p.min_p >= 0 && p.min_p <= 1))
+    usage_fail("--min-p must be in [0, 1] (0: off), got ", p.min_p);
   if (!std::isfinite(p.presence_penalty))
-    fail("--presence-penalty must be a finite number, got ", p.presence_penalty);
+    usage_fail("--presence-penalty must be a finite number, got ", p.presence_penalty);
   if (!std::isfinite(p.frequency_penalty))
-    fail("--frequency-penalty must be a finite number, got ", p.frequency_penalty);
+    usage_fail("--frequency-penalty must be a finite number, got ", p.frequency_penalty);
   if (!std::isfinite(p.repetition_penalty) || p.repetition_penalty <= 0)
-    fail("--repetition-penalty must be a finite number > 0 (1: off), got ", p.repetition_penalty);
+    usage_fail("--repetition-penalty must be a finite number > 0 (1: off), got ",
+               p.repetition_penalty);
 }
 
 Sampler::Sampler(const SamplingParams& params, uint64_t stream, std::span<const int32_t> prompt)

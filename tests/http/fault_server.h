@@ -24,10 +24,11 @@ class FaultServer {
  public:
   enum class Fault {
     kOk,
-    kTooManyRequests,  // 429 with Retry-After: 0
-    kServerError,      // 500
-    kSleep,            // sleeps sleep_s before answering OK (past a short client timeout)
-    kBadRequest,       // 400 {"error": {"message": kBadRequestMessage, ...}}
+    kTooManyRequests,          // 429 with Retry-After: 0
+    kTooManyRequestsWaitLong,  // 429 with Retry-After: 100000 (seconds)
+    kServerError,              // 500
+    kSleep,                    // sleeps sleep_s before answering OK (past a short client timeout)
+    kBadRequest,               // 400 {"error": {"message": kBadRequestMessage, ...}}
   };
   static constexpr const char* kBadRequestMessage =
       "This model's maximum context length is 4096 tokens; you asked for 99999";
@@ -96,6 +97,12 @@ class FaultServer {
         res.status = 429;
         res.set_header("Retry-After", "0");
         res.set_content(R"({"error":{"message":"slow down","type":"rate_limit"}})",
+                        "application/json");
+        return;
+      case Fault::kTooManyRequestsWaitLong:
+        res.status = 429;
+        res.set_header("Retry-After", "100000");
+        res.set_content(R"({"error":{"message":"come back tomorrow","type":"rate_limit"}})",
                         "application/json");
         return;
       case Fault::kServerError:
