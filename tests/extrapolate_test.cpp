@@ -11,6 +11,7 @@
 #include "demo/random_model.h"
 #include "io/checkpoint.h"
 #include "io/sharding.h"
+#include "merge/aux_files.h"
 #include "merge/extrapolate.h"
 #include "merge/extrapolate_tensor.h"
 #include "test_util.h"
@@ -129,9 +130,19 @@ TEST(Extrapolate, RefusesExistingOutputUnlessForced) {
       error_of([&] { extrapolate_checkpoints(sft, aligned, plan, options, pool); }).find("--force"),
       std::string::npos);
   EXPECT_TRUE(fs::exists(dir / "out" / "keep.txt"));
+  // --force alone replaces only a folder expo wrote: this one holds the user's file.
   options.force = true;
+  EXPECT_CONTAINS(error_of([&] { extrapolate_checkpoints(sft, aligned, plan, options, pool); }),
+                  "--force-any-folder");
+  EXPECT_TRUE(fs::exists(dir / "out" / "keep.txt"));
+  options.force_any = true;
   extrapolate_checkpoints(sft, aligned, plan, options, pool);
   EXPECT_FALSE(fs::exists(dir / "out" / "keep.txt"));
+  EXPECT_TRUE(fs::exists(dir / "out" / "model.safetensors"));
+  EXPECT_TRUE(is_expo_model_folder(dir / "out"));
+  // Now it is expo's model folder: --force alone replaces it.
+  options.force_any = false;
+  extrapolate_checkpoints(sft, aligned, plan, options, pool);
   EXPECT_TRUE(fs::exists(dir / "out" / "model.safetensors"));
   // Nothing left beside the output: no staging or old folders.
   size_t entries = 0;

@@ -38,8 +38,6 @@ uint64_t working_memory(const ModelConfig& config, uint64_t context) {
 
 void run(const ServeArgs& args) {
   args.model.check();
-  if (args.port < 0 || args.port > 65535)
-    usage_fail("--port ", args.port, " is out of range; use 0..65535 (0: any free port)");
   std::unique_ptr<EngineBackend> backend;
   {
     EngineBackendOptions options;

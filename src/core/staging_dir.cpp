@@ -241,7 +241,8 @@ void StagingDir::commit(bool force) {
 void check_output_target(const fs::path& target, bool force) {
   std::error_code ec;
   const fs::file_status status = fs::symlink_status(target, ec);
-  if (ec) fail(target.string(), ": cannot check the output path: ", ec.message());
+  if (ec && ec != std::errc::no_such_file_or_directory && ec != std::errc::not_a_directory)
+    fail(target.string(), ": cannot check the output path: ", ec.message());
   if (fs::exists(status) && !force)
     fail(target.string(), ": already exists; use --force to replace it");
 }

@@ -317,10 +317,11 @@ struct OpenAIClient::Impl {
         std::fprintf(stderr,
                      "expo: %s: %s answered %ld with Retry-After: %s s; waiting %s s before retry "
                      "%d of %d (capped by --request-timeout %s s and the longest backoff, %s s)\n",
-                     label.c_str(), url.c_str(), a.status, format_double(a.retry_after_s).c_str(),
+                     label.c_str(), url.c_str(), a.status,
+                     format_printf("%.10g", a.retry_after_s).c_str(),
                      format_printf("%.1f", wait).c_str(), attempt + 1, options.max_retries,
-                     format_double(options.timeout_s).c_str(),
-                     format_double(options.max_backoff_s).c_str());
+                     format_printf("%.10g", options.timeout_s).c_str(),
+                     format_printf("%.10g", options.max_backoff_s).c_str());
       sleep_unless_interrupted(wait);
       last = static_cast<long>(e);
     }

@@ -114,7 +114,7 @@ fi
 
 expect_error "bad model path" "no-such-model" "$expo" serve --model "$work/no-such-model" --port 0
 expect_error "no model" "no model: give --model" "$expo" serve --port 0
-expect_error "bad port" "--port 70000 is out of range" "$expo" serve --model chat --port 70000
+expect_error "bad port" "--port: expected a whole number from 0 to 65535, got .70000." "$expo" serve --model chat --port 70000
 expect_error "bad host" "cannot listen on 203.0.113.7" "$expo" serve --model chat --host 203.0.113.7 --port 0
 
 finish

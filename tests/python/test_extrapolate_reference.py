@@ -972,7 +972,12 @@ def test_existing_output(rng, work):
     check("existing output without --force: left untouched",
           sorted(os.listdir(out)) == ["marker"] and
           not [e for e in os.listdir(out.parent) if e.startswith(".")])
+    # The folder holds a file expo did not write: --force alone refuses it (exit 2).
     p = run_expo(sp, ap, "0.5", str(out), ["--force"])
+    check("--force over a folder expo did not write: refused", p.returncode == 2, p.stderr.strip())
+    check("--force over a folder expo did not write: left untouched",
+          sorted(os.listdir(out)) == ["marker"])
+    p = run_expo(sp, ap, "0.5", str(out), ["--force", "--force-any-folder"])
     if check("existing output with --force: succeeds", p.returncode == 0, p.stderr.strip()):
         check("existing output with --force: replaced", not (out / "marker").exists())
         compare_outputs("--force", out, sft_t, al_t, 0.5)
