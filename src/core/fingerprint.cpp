@@ -26,13 +26,28 @@ const std::string* Fingerprint::find(const std::string& name) const {
   return nullptr;
 }
 
-std::string Fingerprint::to_json_text() const {
+nlohmann::ordered_json Fingerprint::to_json() const {
   // An ordered object keeps the settings in the order they were added, for a person reading it.
   nlohmann::ordered_json settings = nlohmann::ordered_json::object();
   for (const auto& [name, value] : settings_) settings[name] = value;
+  return settings;
+}
+
+Fingerprint Fingerprint::from_json(const nlohmann::ordered_json& settings,
+                                   const std::string& where) {
+  if (!settings.is_object()) fail(where, ": \"settings\" must be an object");
+  Fingerprint f;
+  for (const auto& [name, value] : settings.items()) {
+    if (!value.is_string()) fail(where, ": settings.", name, " must be a string");
+    f.add(name, value.get<std::string>());
+  }
+  return f;
+}
+
+std::string Fingerprint::to_json_text() const {
   nlohmann::ordered_json j;
   j["expo_fingerprint"] = 1;
-  j["settings"] = settings;
+  j["settings"] = to_json();
   return dump_json(j, 2) + "\n";
 }
 
@@ -49,13 +64,7 @@ Fingerprint Fingerprint::parse(const std::string& text, const std::string& where
   if (j["expo_fingerprint"] != 1)
     fail(where, ": fingerprint version ", j["expo_fingerprint"].dump(),
          " is not one this expo reads (1); it was written by another expo version");
-  if (!j["settings"].is_object()) fail(where, ": \"settings\" must be an object");
-  Fingerprint f;
-  for (const auto& [name, value] : j["settings"].items()) {
-    if (!value.is_string()) fail(where, ": settings.", name, " must be a string");
-    f.add(name, value.get<std::string>());
-  }
-  return f;
+  return from_json(j["settings"], where);
 }
 
 std::vector<std::string> Fingerprint::differences_from(const Fingerprint& earlier) const {
@@ -68,6 +77,16 @@ std::vector<std::string> Fingerprint::differences_from(const Fingerprint& earlie
   for (const auto& [name, value] : earlier.settings_)
     if (!find(name)) lines.push_back(str(name, ": was ", value, ", now (not recorded)"));
   return lines;
+}
+
+void check_same_settings(const Fingerprint& recorded, const Fingerprint& now,
+                         const std::string& what, const std::string& how) {
+  const auto differences = now.differences_from(recorded);
+  if (differences.empty()) return;
+  std::string message = str(what, " was made with other settings than this run:");
+  for (const auto& d : differences) message += "\n  " + d;
+  message += "\n" + how;
+  throw Error(message);
 }
 
 std::optional<Fingerprint> read_fingerprint(const std::filesystem::path& path) {

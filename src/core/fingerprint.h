@@ -8,6 +8,7 @@
 //   {"expo_fingerprint": 1, "settings": {"<name>": "<value>", ...}}
 #include <cstdint>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -23,8 +24,11 @@ class Fingerprint {
   const std::vector<std::pair<std::string, std::string>>& settings() const { return settings_; }
   const std::string* find(const std::string& name) const;
 
-  std::string to_json_text() const;
+  // {"<name>": "<value>", ...} in the order the settings were added.
+  nlohmann::ordered_json to_json() const;
   // Strict: errors name `where` (the file).
+  static Fingerprint from_json(const nlohmann::ordered_json& settings, const std::string& where);
+  std::string to_json_text() const;  // the file form
   static Fingerprint parse(const std::string& text, const std::string& where);
 
   // One line per setting that differs from `earlier`, in this fingerprint's order, then the
@@ -35,6 +39,11 @@ class Fingerprint {
  private:
   std::vector<std::pair<std::string, std::string>> settings_;
 };
+
+// Refuses, when `recorded` differs from `now`, with the differences one per line. `what`
+// names the earlier run ("--resume: the search in runs/s"); `how` says how to proceed.
+void check_same_settings(const Fingerprint& recorded, const Fingerprint& now,
+                         const std::string& what, const std::string& how);
 
 // Reads `path` (nullopt when it does not exist); a malformed file is an error naming it.
 std::optional<Fingerprint> read_fingerprint(const std::filesystem::path& path);

@@ -62,16 +62,4 @@ void add_checkpoint_setting(Fingerprint& f, const std::string& name, const Check
   f.add(name, checkpoint_identity(checkpoint));
 }
 
-void check_same_settings(const Fingerprint& recorded, const Fingerprint& now,
-                         const std::string& what, const std::string& how) {
-  const auto differences = now.differences_from(recorded);
-  if (differences.empty()) return;
-  std::string message = str(what,
-                            " was made with other settings, so its results cannot be "
-                            "compared with this run's:");
-  for (const auto& d : differences) message += "\n  " + d;
-  message += "\n" + how;
-  throw Error(message);
-}
-
 }  // namespace expo

@@ -33,9 +33,4 @@ void add_checkpoint_setting(Fingerprint& f, const std::string& name, const Check
 // A number as its shortest round-trip decimal ("0.7", "42").
 std::string setting_number(double value);
 
-// Refuses, when `recorded` differs from `now`, with the differences one per line. `what`
-// names the earlier run ("the search in runs/s"); `how` says how to proceed.
-void check_same_settings(const Fingerprint& recorded, const Fingerprint& now,
-                         const std::string& what, const std::string& how);
-
 }  // namespace expo

@@ -21,10 +21,12 @@ void check_resumed_settings(const fs::path& dir, const Fingerprint& now, bool re
   const fs::path path = dir / "fingerprint.json";
   const auto recorded = read_fingerprint(path);
   if (recorded) {
-    check_same_settings(*recorded, now, str("--resume: the search in ", dir.string()),
-                        str("Run the command that started it to continue it, or give another "
-                            "--output-dir for a search with these settings (",
-                            path.string(), " lists the recorded ones)."));
+    check_same_settings(
+        *recorded, now, str("--resume: the search in ", dir.string()),
+        str("Its results cannot be compared with this run's. Run the command that started it "
+            "to continue it, or give another "
+            "--output-dir for a search with these settings (",
+            path.string(), " lists the recorded ones)."));
     return;
   }
   std::error_code ec;
