@@ -2,11 +2,15 @@
 // the status line, child processes and the strict JSON reader.
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <random>
 
 #include "core/error.h"
+#include "core/fingerprint.h"
+#include "core/folder_lock.h"
 #include "core/fs.h"
 #include "core/json_reader.h"
 #include "core/process.h"
@@ -18,6 +22,67 @@
 
 namespace expo {
 namespace {
+
+TEST(Fingerprint, ListsEachDifferenceWithOldAndNewValues) {
+  Fingerprint before, after;
+  before.add("--max-new-tokens", "64");
+  before.add("--seed", "42");
+  before.add("--top-p", "0.9");
+  after.add("--max-new-tokens", "32");
+  after.add("--seed", "42");
+  after.add("--min-p", "0.1");
+  EXPECT_EQ(after.differences_from(before),
+            (std::vector<std::string>{"--max-new-tokens: was 64, now 32",
+                                      "--min-p: was (not recorded), now 0.1",
+                                      "--top-p: was 0.9, now (not recorded)"}));
+  EXPECT_TRUE(before.differences_from(before).empty());
+  try {
+    check_same_settings(before, after, "--resume: the search in D", "how");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("\n  --max-new-tokens: was 64, now 32\n"),
+              std::string::npos)
+        << e.what();
+  }
+}
+
+TEST(Fingerprint, RoundTripsThroughItsFile) {
+  testing::TempDir dir;
+  Fingerprint f;
+  f.add("--sft", "/x/sft, content 0123456789abcdef (2 files, 1 MB)");
+  f.add("--temperature", "0.7");
+  write_fingerprint(dir / "fingerprint.json", f);
+  const auto back = read_fingerprint(dir / "fingerprint.json");
+  ASSERT_TRUE(back);
+  EXPECT_EQ(back->settings(), f.settings());
+  EXPECT_FALSE(read_fingerprint(dir / "absent.json"));
+  write_text_file(dir / "bad.json", "{\"settings\": 3}");
+  EXPECT_THROW(read_fingerprint(dir / "bad.json"), Error);
+}
+
+TEST(ContentHash, FieldsDoNotRunTogether) {
+  EXPECT_NE(ContentHash().add_field("ab").add_field("c").hex(),
+            ContentHash().add_field("a").add_field("bc").hex());
+  EXPECT_EQ(ContentHash().add("abc").hex(), ContentHash().add("abc").hex());
+  EXPECT_EQ(ContentHash().hex().size(), 16u);
+}
+
+TEST(FolderLock, ASecondHolderIsRefusedUntilTheFirstLetsGo) {
+  testing::TempDir dir;
+  {
+    FolderLock first(dir / ".lock", "--output-dir D", "expo search");
+    try {
+      FolderLock second(dir / ".lock", "--output-dir D", "expo search");
+      FAIL() << "locked twice";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("--output-dir D is in use: another expo search (PID " +
+                                           std::to_string(::getpid()) + ")"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  FolderLock again(dir / ".lock", "--output-dir D", "expo search");
+}
 
 TEST(OutputFile, DirectModeWritesExactBytesAndLength) {
   testing::TempDir dir;

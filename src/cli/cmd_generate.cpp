@@ -17,10 +17,13 @@
 #include "core/staging_dir.h"
 #include "core/units.h"
 #include "eval/answers.h"
+#include "eval/partial_answers.h"
 #include "eval/prompt_set.h"
+#include "io/checkpoint_identity.h"
 #include "model/generator.h"
 #include "pipeline/local_answers.h"
 #include "pipeline/remote_answers.h"
+#include "pipeline/run_fingerprint.h"
 #include "text/prompt_encoder.h"
 
 namespace expo::cli {
@@ -35,6 +38,7 @@ struct GenerateArgs {
   BackendArgs backend;
   std::string tokens_file, output;
   std::string prompt;
+  bool resume = false, force = false;
 };
 
 struct TokenPrompt {
@@ -160,6 +164,34 @@ void run_text(GenerateArgs& args) {
   std::vector<Answer> answers;
   std::string generator;
   size_t done = 0;
+  // --prompts with --output: each answer goes to OUT.partial.jsonl as it finishes (with the
+  // settings, so that --resume can check them); the final file is written from all of them.
+  Fingerprint settings;
+  add_version_setting(settings);
+  add_prompt_settings(settings, set);
+  std::unique_ptr<PartialAnswers> partial;
+  AnswerHooks hooks;
+  auto open_partial = [&] {
+    if (args.output.empty() || !args.prompt.empty()) return;
+    partial = std::make_unique<PartialAnswers>(PartialAnswers::path_for(args.output), settings, set,
+                                               args.resume, args.force);
+    for (const auto& w : partial->warnings()) std::fprintf(stderr, "warning: %s\n", w.c_str());
+    if (const size_t n = partial->loaded_count())
+      std::fprintf(stderr,
+                   "expo generate: %zu of %zu prompts answered in %s; generating the rest\n", n,
+                   set.prompts.size(), partial->path().c_str());
+    hooks.skip.assign(set.prompts.size(), false);
+    for (size_t i = 0; i < set.prompts.size(); ++i)
+      hooks.skip[i] = partial->loaded()[i].has_value();
+    hooks.on_answer = [&](size_t i) { partial->append(i, answers[i]); };
+  };
+  // The answers of the earlier run, in their places.
+  auto merge_loaded = [&] {
+    if (!partial) return;
+    if (answers.size() != set.prompts.size()) start_answers(set.prompts, answers);
+    for (size_t i = 0; i < set.prompts.size(); ++i)
+      if (partial->loaded()[i]) answers[i] = *partial->loaded()[i];
+  };
   auto save_finished = [&] {
     if (args.output.empty()) return;
     std::vector<Answer> finished;
@@ -190,6 +222,15 @@ void run_text(GenerateArgs& args) {
           fail(args.backend.endpoints[0], "/v1/models lists no model; give --model-name");
         generator = models[0];
       }
+      std::string urls;
+      for (const auto& e : args.backend.endpoints) {
+        if (!urls.empty()) urls += ' ';
+        urls += e;
+      }
+      settings.add("generation", "--endpoint " + urls);
+      settings.add("--model-name", generator);
+      add_generation_settings(settings, args.g.gen);
+      open_partial();
       ProgressLine progress(show);
       const auto start = std::chrono::steady_clock::now();
       generate_answers_remote(
@@ -202,7 +243,8 @@ void run_text(GenerateArgs& args) {
             s.seconds =
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
             progress.draw(s, p.turns > 1 ? str(" (turn ", p.turn + 1, " of ", p.turns, ")") : "");
-          });
+          },
+          hooks);
     } else {
       const ModelSource source = open_generator(args.model);
       const ModelConfig& config = source.config();
@@ -227,32 +269,50 @@ void run_text(GenerateArgs& args) {
       args.model.check_memory(
           source, generation_working_memory(config, args.g.gen, set.prompts.size(), longest),
           "KV cache and activations");
+      args.g.gen.stop_ids = default_stop_ids(args.g.stop_ids, args.g.ignore_eos,
+                                             config.eos_token_ids, encoder.stop_ids());
+      if (source.is_pair()) {
+        add_checkpoint_setting(settings, "--sft", *source.sft());
+        add_checkpoint_setting(settings, "--aligned", source.checkpoint());
+        settings.add("--alpha", setting_number(args.model.alpha_value()));
+      } else {
+        add_checkpoint_setting(settings, "--model", source.checkpoint());
+      }
+      add_generation_settings(settings, args.g.gen);
+      add_tokenizer_setting(settings, "--tokenizer", tokenizer_folder);
+      settings.add("--chat-template", args.g.template_name);
+      settings.add("--raw", args.g.raw ? "yes" : "no");
+      open_partial();
       ThreadPool pool(args.model.threads);
       const auto loaded = args.model.load(source, pool);
       Transformer model(*loaded);
       generator = loaded->folder().filename().string();
-      args.g.gen.stop_ids = default_stop_ids(args.g.stop_ids, args.g.ignore_eos,
-                                             loaded->config().eos_token_ids, encoder.stop_ids());
       std::unique_ptr<ProgressLine> progress;
       size_t current_turn = SIZE_MAX;
-      generate_answers(model, encoder, set.prompts, args.g.gen, args.g.raw, pool, set.path.string(),
-                       answers, [&](const TurnProgress& p) {
-                         if (p.turn != current_turn) {
-                           progress.reset();
-                           progress = std::make_unique<ProgressLine>(show);
-                           current_turn = p.turn;
-                         }
-                         progress->draw(
-                             p.stats,
-                             p.turns > 1 ? str(" (turn ", p.turn + 1, " of ", p.turns, ")") : "");
-                       });
+      generate_answers(
+          model, encoder, set.prompts, args.g.gen, args.g.raw, pool, set.path.string(), answers,
+          [&](const TurnProgress& p) {
+            if (p.turn != current_turn) {
+              progress.reset();
+              progress = std::make_unique<ProgressLine>(show);
+              current_turn = p.turn;
+            }
+            progress->draw(p.stats,
+                           p.turns > 1 ? str(" (turn ", p.turn + 1, " of ", p.turns, ")") : "");
+          },
+          hooks);
     }
   } catch (const Error& e) {
+    merge_loaded();
     if (args.output.empty() || answers.empty()) throw;
     save_finished();
     fail(e.what(), " (", done, " of ", set.prompts.size(), " answers were written to ", args.output,
+         partial ? str("; ", partial->path().string(),
+                       " keeps them: run the same command with --resume to generate the rest")
+                 : std::string(),
          ")");
   }
+  merge_loaded();
   if (!args.prompt.empty() && args.output.empty()) {
     const std::string& text = answers[0].turns[0];
     std::fwrite(text.data(), 1, text.size(), stdout);
@@ -260,6 +320,7 @@ void run_text(GenerateArgs& args) {
     return;
   }
   save_finished();
+  if (partial) partial->remove();
 }
 
 void run(GenerateArgs& args) {
@@ -267,6 +328,9 @@ void run(GenerateArgs& args) {
       !args.tokens_file.empty() + !args.prompt.empty() + !args.g.prompts_file.empty();
   if (inputs != 1) fail("give exactly one of --prompt TEXT, --prompts FILE and --tokens-file FILE");
   args.g.finish();
+  if ((args.resume || args.force) && (args.g.prompts_file.empty() || args.output.empty()))
+    fail(args.resume ? "--resume" : "--force",
+         " applies to --prompts FILE --output OUT (the answers kept in OUT.partial.jsonl)");
   if (!args.tokens_file.empty()) {
     if (args.backend.remote())
       usage_fail("--tokens-file needs the built-in engine (--backend local)");
@@ -302,6 +366,12 @@ void add_generate_command(CLI::App& app) {
       "--output", args->output,
       "answers file (--prompts: AlpacaEval model_outputs.json, MT-Bench answer JSONL or "
       "JSONL, following the prompt set) or generated tokens (--tokens-file)");
+  cmd->add_flag("--resume", args->resume,
+                "--prompts: finish an interrupted run from OUT.partial.jsonl (the answers it "
+                "holds are kept; the settings must be the same)");
+  cmd->add_flag("--force", args->force,
+                "--prompts: start over, discarding the answers of an interrupted run in "
+                "OUT.partial.jsonl");
   args->g.add_to(*cmd, true);
   args->backend.add_to(*cmd, "generation");
   cmd->callback([args] { run(*args); });

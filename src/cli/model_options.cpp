@@ -1,6 +1,8 @@
 #include "cli/model_options.h"
 #include "cli/option_ranges.h"
 
+#include <cstdio>
+
 #include "core/error.h"
 #include "core/units.h"
 
@@ -31,7 +33,11 @@ void ModelOptions::check() const {
 
 ModelSource ModelOptions::open() const {
   check();
-  return model.empty() ? ModelSource::open_pair(sft, aligned) : ModelSource::open(model);
+  if (!model.empty()) return ModelSource::open(model);
+  ModelSource source = ModelSource::open_pair(sft, aligned);
+  for (const auto& w : source.plan()->warnings)
+    std::fprintf(stderr, "expo: warning: %s\n", w.c_str());
+  return source;
 }
 
 double ModelOptions::alpha_value() const {

@@ -3,6 +3,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "io/checkpoint_identity.h"
 
 namespace expo {
 
@@ -144,6 +145,12 @@ Plan make_plan(const Checkpoint& sft, const Checkpoint& aligned, const PlanOptio
     throw Error(message);
   }
   if (plan.entries.empty()) fail(aligned.spec(), ": the aligned model has no tensors");
+  if (const auto why = same_weights(sft, aligned)) {
+    plan.identical = "--sft " + sft.spec() + " and --aligned " + aligned.spec() +
+                     " are the same model (" + *why +
+                     "): theta1 - theta0 is zero, so every alpha gives the aligned model unchanged";
+    plan.warnings.push_back(*plan.identical);
+  }
   return plan;
 }
 

@@ -46,12 +46,16 @@ struct Plan {
   std::vector<std::string> notes;     // things a user should know (rows copied, ties)
   std::vector<std::string> warnings;  // things copied or dropped under --on-missing copy-aligned
   bool output_tied = false;           // the aligned model ties embeddings, so the output does
+  // Set when the two checkpoints hold the same weights (io/checkpoint_identity.h): the delta is
+  // zero and every alpha gives the aligned model. Also in `warnings`; `expo search` refuses it.
+  std::optional<std::string> identical;
 
   uint64_t out_bytes() const;
   uint64_t count(Action action) const;
 };
 
-// Throws one expo::Error listing every mismatched or unmatched tensor.
+// Throws one expo::Error listing every mismatched or unmatched tensor. Compares the pair's bytes
+// only when their headers match (see same_weights), stopping at the first difference.
 Plan make_plan(const Checkpoint& sft, const Checkpoint& aligned, const PlanOptions& options);
 
 }  // namespace expo

@@ -22,13 +22,14 @@ std::vector<int32_t> encode_prompt_turn(const PromptEncoder& encoder, const Prom
 void generate_answers(Transformer& model, const PromptEncoder& encoder,
                       std::span<const Prompt> prompts, const GenerationOptions& options, bool raw,
                       ThreadPool& pool, const std::string& set_name, std::vector<Answer>& answers,
-                      const std::function<void(const TurnProgress&)>& on_step) {
+                      const std::function<void(const TurnProgress&)>& on_step,
+                      const AnswerHooks& hooks) {
   const size_t turns = start_answers(prompts, answers);
   for (size_t turn = 0; turn < turns; ++turn) {
     std::vector<GenerationRequest> requests;
     std::vector<size_t> owner;
     for (size_t i = 0; i < prompts.size(); ++i) {
-      if (prompts[i].turn_count() <= turn) continue;
+      if (prompts[i].turn_count() <= turn || hooks.skipped(i)) continue;
       std::vector<int32_t> tokens;
       try {
         tokens = encode_prompt_turn(encoder, prompts[i], turn, answers[i].turns, raw);
@@ -38,6 +39,7 @@ void generate_answers(Transformer& model, const PromptEncoder& encoder,
       requests.push_back({std::move(tokens), i + turn * prompts.size()});
       owner.push_back(i);
     }
+    if (requests.empty()) continue;
     check_requests(model, requests, options, [&](size_t k) {
       return set_name + ": prompt " + prompts[owner[k]].id_text + " (turn " +
              std::to_string(turn + 1) + ")";
@@ -49,6 +51,8 @@ void generate_answers(Transformer& model, const PromptEncoder& encoder,
           a.turns.push_back(encoder.decode_answer(r.tokens));
           a.finish_reasons.push_back(r.finish_reason);
           a.output_tokens.push_back(r.tokens.size());
+          if (hooks.on_answer && a.turns.size() == a.prompt.turn_count())
+            hooks.on_answer(owner[r.request]);
         },
         [&](const GenerationStats& s) {
           if (on_step) on_step({turn, turns, s});

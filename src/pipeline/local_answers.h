@@ -36,10 +36,20 @@ struct TurnProgress {
 // prompt set here). Turns are appended as they finish, so after an exception `answers` holds
 // what was done: complete answers have turns.size() == prompt.turn_count(). Request errors
 // (too long for the context, ...) name the prompt through `set_name` and its id.
+//
+// `hooks` (optional): prompts to skip (answered by an earlier, interrupted run: their answers
+// stay empty here, and the other prompts keep their stream numbers, so they sample exactly as
+// in a run over the whole set), and a call as each prompt's last turn finishes.
+struct AnswerHooks {
+  std::vector<bool> skip;                        // by prompt index; shorter: the rest not skipped
+  std::function<void(size_t prompt)> on_answer;  // answers[prompt] is complete
+  bool skipped(size_t i) const { return i < skip.size() && skip[i]; }
+};
 void generate_answers(Transformer& model, const PromptEncoder& encoder,
                       std::span<const Prompt> prompts, const GenerationOptions& options, bool raw,
                       ThreadPool& pool, const std::string& set_name, std::vector<Answer>& answers,
-                      const std::function<void(const TurnProgress&)>& on_step = {});
+                      const std::function<void(const TurnProgress&)>& on_step = {},
+                      const AnswerHooks& hooks = {});
 
 // Memory a generation run needs beyond the weights (KV caches, activations, logits), for
 // --max-memory: `prompts` sequences of up to `longest_prompt` tokens.

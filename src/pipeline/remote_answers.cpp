@@ -7,13 +7,14 @@ namespace expo {
 void generate_answers_remote(OpenAIClient& client, const std::string& model,
                              std::span<const Prompt> prompts, const SamplingParams& sampling,
                              uint64_t max_new_tokens, std::vector<Answer>& answers,
-                             const std::function<void(const RemoteProgress&)>& on_done) {
+                             const std::function<void(const RemoteProgress&)>& on_done,
+                             const AnswerHooks& hooks) {
   const size_t turns = start_answers(prompts, answers);
   for (size_t turn = 0; turn < turns; ++turn) {
     std::vector<ChatRequest> requests;
     std::vector<size_t> owner;
     for (size_t i = 0; i < prompts.size(); ++i) {
-      if (prompts[i].turn_count() <= turn) continue;
+      if (prompts[i].turn_count() <= turn || hooks.skipped(i)) continue;
       ChatRequest r;
       r.model = model;
       r.messages = conversation_for_turn(prompts[i], turn, answers[i].turns);
@@ -31,6 +32,7 @@ void generate_answers_remote(OpenAIClient& client, const std::string& model,
       requests.push_back(std::move(r));
       owner.push_back(i);
     }
+    if (requests.empty()) continue;
     RemoteProgress progress{turn, turns, 0, requests.size(), 0};
     client.chat_all(requests, [&](size_t k, const ChatResponse& response) {
       Answer& a = answers[owner[k]];
@@ -40,6 +42,7 @@ void generate_answers_remote(OpenAIClient& client, const std::string& model,
       ++progress.done;
       progress.completion_tokens += response.completion_tokens;
       if (on_done) on_done(progress);
+      if (hooks.on_answer && a.turns.size() == a.prompt.turn_count()) hooks.on_answer(owner[k]);
     });
   }
   // A server that reports no usage gives 0 tokens for a non-empty answer: unknown, not zero.

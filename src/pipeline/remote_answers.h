@@ -16,6 +16,7 @@
 #include "eval/prompt_set.h"
 #include "http/openai_client.h"
 #include "model/sampler.h"
+#include "pipeline/local_answers.h"
 
 namespace expo {
 
@@ -27,10 +28,12 @@ struct RemoteProgress {
 
 // Fills `answers` like generate_answers (local_answers.h): complete answers have one turn per
 // user turn; after an exception (a server that died, a 4xx) `answers` holds what finished.
-// output_tokens are the server's completion_tokens when it reports usage.
+// output_tokens are the server's completion_tokens when it reports usage. `hooks` as for
+// generate_answers: skipped prompts keep their seeds' numbering.
 void generate_answers_remote(OpenAIClient& client, const std::string& model,
                              std::span<const Prompt> prompts, const SamplingParams& sampling,
                              uint64_t max_new_tokens, std::vector<Answer>& answers,
-                             const std::function<void(const RemoteProgress&)>& on_done = {});
+                             const std::function<void(const RemoteProgress&)>& on_done = {},
+                             const AnswerHooks& hooks = {});
 
 }  // namespace expo

@@ -18,6 +18,7 @@
 #include "pipeline/local_answers.h"
 #include "pipeline/remote_answers.h"
 #include "pipeline/reward_scores.h"
+#include "pipeline/run_fingerprint.h"
 #include "pipeline/server_process.h"
 #include "text/prompt_encoder.h"
 
@@ -42,6 +43,7 @@ struct SearchPipeline::Impl {
   // ...or on servers.
   std::unique_ptr<OpenAIClient> reward_client;
   std::vector<std::string> warnings;
+  Fingerprint fingerprint;
   std::function<void(const PipelineProgress&)> on_progress;
 
   explicit Impl(SearchPipelineOptions options) : o(std::move(options)), pool(o.threads) {}
@@ -72,6 +74,10 @@ SearchPipeline::SearchPipeline(SearchPipelineOptions options)
   if (m.policy_config.is_reward_model)
     fail(o.aligned, ": ", m.policy_config.architecture,
          " is a reward model; --sft and --aligned must be generative (*ForCausalLM) models");
+  if (m.plan->identical)
+    fail(*m.plan->identical,
+         "; a search needs two different models: the SFT checkpoint as --sft and the aligned "
+         "(DPO/RLHF) one as --aligned");
   if (m.local_generation()) {
     m.policy = ModelSource::pair(m.sft, m.aligned, m.plan);
     m.aligned_policy = m.policy.aligned_only();
@@ -102,13 +108,48 @@ SearchPipeline::SearchPipeline(SearchPipelineOptions options)
     }
   }
 
-  if (o.reward_endpoints.empty()) {
-    m.reward_model = std::make_unique<LocalRewardModel>(
-        LocalRewardModel::load(ModelSource::open(o.reward_model), m.pool));
+  Fingerprint& f = m.fingerprint;
+  add_version_setting(f);
+  add_checkpoint_setting(f, "--sft", *m.sft);
+  add_checkpoint_setting(f, "--aligned", *m.aligned);
+  add_prompt_settings(f, o.prompts);
+  add_generation_settings(f, o.gen);
+  add_tokenizer_setting(f, "--tokenizer", tokenizer);
+  f.add("--chat-template", o.template_name);
+  f.add("--raw", o.raw ? "yes" : "no");
+  auto urls = [](const std::vector<Endpoint>& endpoints) {
+    std::string list;
+    for (const auto& e : endpoints) {
+      if (!list.empty()) list += ' ';
+      list += e.base_url;
+    }
+    return list;
+  };
+  if (m.local_generation()) {
+    f.add("generation", "built-in engine");
   } else {
+    f.add("generation", o.serve_command.empty() ? "--endpoint " + urls(o.endpoints)
+                                                : "--serve " + o.serve_command);
+    f.add("--model-name",
+          o.served_model_name.empty() ? "(the first of /v1/models)" : o.served_model_name);
+  }
+
+  if (o.reward_endpoints.empty()) {
+    ModelSource reward = ModelSource::open(o.reward_model);
+    add_checkpoint_setting(f, "--reward-model", reward.checkpoint());
+    if (!reward.folder().empty())
+      add_tokenizer_setting(f, "reward model template", reward.folder());
+    m.reward_model =
+        std::make_unique<LocalRewardModel>(LocalRewardModel::load(std::move(reward), m.pool));
+  } else {
+    f.add("--reward-model", o.reward_model);
+    f.add("--reward-endpoint", urls(o.reward_endpoints));
+    f.add("--score-api", o.client.score_api == ScoreApi::kPooling ? "pooling" : "classify");
     m.reward_client = std::make_unique<OpenAIClient>(o.reward_endpoints, o.client);
   }
 }
+
+const Fingerprint& SearchPipeline::fingerprint() const { return impl_->fingerprint; }
 
 SearchPipeline::~SearchPipeline() = default;
 

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "core/fingerprint.h"
 #include "eval/alpha_stats.h"
 #include "eval/answers.h"
 #include "eval/prompt_set.h"
@@ -93,6 +94,8 @@ class SearchPipeline {
 
   void set_progress(std::function<void(const PipelineProgress&)> on_progress);
   const std::vector<std::string>& warnings() const;
+  // Every setting the results depend on (pipeline/run_fingerprint.h), for D/fingerprint.json.
+  const Fingerprint& fingerprint() const;
 
  private:
   struct Impl;

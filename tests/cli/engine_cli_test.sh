@@ -57,6 +57,35 @@ expect_error "prompt longer than the context" "long.jsonl:1: the prompt has 5000
 expect_error "bad sampling option" "--top-p" "$expo" generate --model $M --tokens-file prompts.jsonl --output o.jsonl --top-p 1.5
 check "no output on early errors" test ! -e o.jsonl
 
+# Text prompts: each answer goes to OUT.partial.jsonl as it finishes; after kill -9, --resume
+# generates only the rest and writes the same file as a run that was never interrupted.
+gen=(--model $M --prompts demo/prompts.jsonl --format alpaca_eval --max-new-tokens 200 --ignore-eos --batch-size 2 --seed 5)
+check "answers in one go" "$expo" generate "${gen[@]}" --output whole.json
+check "no partial file left" test ! -e whole.json.partial.jsonl
+"$expo" generate "${gen[@]}" --output killed.json >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1200); do
+  [ "$(wc -l 2>/dev/null < killed.json.partial.jsonl || echo 0)" -ge 2 ] && break
+  kill -0 $pid 2>/dev/null || break
+  sleep 0.05
+done
+kill -9 $pid; wait $pid 2>/dev/null
+check "killed: answers kept as they finished" $py -c "
+import json
+lines = [json.loads(l) for l in open('killed.json.partial.jsonl') if l.endswith('\\n')]
+assert 'settings' in lines[0] and 2 <= len(lines) < 17, len(lines)
+assert all(len(x['turns']) == 1 for x in lines[1:])"
+check "killed: no final file" test ! -e killed.json
+expect_error "a rerun without --resume" "killed.json.partial.jsonl holds the answers of an interrupted run: pass --resume .* or --force" "$expo" generate "${gen[@]}" --output killed.json
+expect_error "--resume with other settings" "--temperature: was 0.7, now 1" "$expo" generate "${gen[@]}" --output killed.json --resume --temperature 1
+check "--resume" "$expo" generate "${gen[@]}" --output killed.json --resume
+check "--resume says what it kept" grep -qE "[0-9]+ of 16 prompts answered in killed.json.partial.jsonl" "$work/last.err"
+check "resumed = uninterrupted" cmp whole.json killed.json
+check "partial file removed" test ! -e killed.json.partial.jsonl
+check "--force starts over" bash -c "cp whole.json w2.json && printf '{\"expo_partial_answers\": 1, \"settings\": {}}\n' > w2.json.partial.jsonl && '$expo' generate ${gen[*]} --output w2.json --force && cmp whole.json w2.json && test ! -e w2.json.partial.jsonl"
+check "same model twice: a warning" "$expo" generate --sft $M --aligned $M --alpha 0.5 --prompt hi --max-new-tokens 2
+check "  ...naming both" grep -q "warning: --sft $M and --aligned $M are the same model" "$work/last.err"
+
 # Unsupported architecture and config values are named.
 cp -r $M bad
 sed -i 's/LlamaForCausalLM/GPT2LMHeadModel/' bad/config.json
@@ -68,7 +97,12 @@ import json
 for i in range(40): print(json.dumps({'id': i, 'tokens': [1 + i % 50, 2, 3]}))" > many.jsonl
 "$expo" generate --model $M --tokens-file many.jsonl --output part.jsonl --max-new-tokens 1000 --ignore-eos --batch-size 2 >/dev/null 2>"$work/err" &
 pid=$!
-sleep 2
+# Interrupt once the first prompt has finished (its line is written), however loaded the machine.
+for _ in $(seq 1200); do
+  [ "$(wc -l 2>/dev/null < part.jsonl || echo 0)" -ge 1 ] && break
+  kill -0 $pid 2>/dev/null || break
+  sleep 0.05
+done
 kill -INT $pid
 wait $pid
 status=$?

@@ -68,6 +68,33 @@ cp "$work/last.err" torn.err
 check "torn line reported" grep -q 'warning: .*truncated' torn.err
 check "its complete answers are reused" grep -q 'reused the complete answers' torn.err
 
+# The settings are recorded in D/fingerprint.json; a resume with other ones is refused, naming
+# each difference, whatever the alphas; threads and progress are not settings.
+check "fingerprint written" grep -q '"--max-new-tokens": "12"' g/fingerprint.json
+expect_error "resume with another --max-new-tokens" "--max-new-tokens: was 12, now 32" "$expo" search --sft $S --aligned $A --reward-model $R --max-new-tokens 32 --prompts $P --alphas 0.5 --output-dir g --resume
+expect_error "resume with --sft and --aligned swapped" "--sft: was [^ ]*/demo/sft, content [0-9a-f]{16}.*now [^ ]*/demo/aligned" "$expo" search --sft $A --aligned $S --reward-model $R --max-new-tokens 12 --prompts $P --alphas 0.5 --output-dir g --resume
+grep -q -- '--aligned: was' "$work/last.err" || { failed=$((failed + 1)); echo "FAIL: the swap names --aligned too"; }
+expect_error "resume with another --seed and --temperature" "--temperature: was 0.7, now 0.5" "$expo" search "${common[@]}" --seed 7 --temperature 0.5 --prompts $P --alphas 0.5 --output-dir g --resume
+grep -q -- '--seed: was 42, now 7' "$work/last.err" || { failed=$((failed + 1)); echo "FAIL: the seed is named"; }
+check "resume with other threads and progress" "$expo" search "${common[@]}" --prompts $P --alphas 0.5 --output-dir g --resume --threads 1 --progress
+head -3 $P > few.jsonl
+check "search on 3 prompts" "$expo" search "${common[@]}" --prompts few.jsonl --alphas 0.5 --output-dir fp
+sed -i '2s/"prompt":"/"prompt":"Now: /' few.jsonl
+expect_error "resume after the prompts changed" "--prompts: was 3 prompts, content [0-9a-f]{16}, now 3 prompts, content" "$expo" search "${common[@]}" --prompts few.jsonl --alphas 0.5 --output-dir fp --resume
+check "results untouched by a refused resume" test "$(wc -l < fp/results.jsonl)" -eq 2
+rm fp/fingerprint.json
+expect_error "results without a fingerprint" "fp holds results but no fingerprint.json.*another --output-dir" "$expo" search "${common[@]}" --prompts few.jsonl --alphas 0.5 --output-dir fp --resume
+
+# One search per folder at a time: a second one is refused naming the first one's PID; kill -9
+# leaves no stale lock.
+"$expo" search --sft $S --aligned $A --reward-model $R --prompts $P --limit 2 --alphas 0,1,2,3,4,5,6,7,8,9 --max-new-tokens 400 --ignore-eos --output-dir lk >/dev/null 2>lk.err &
+pid=$!
+for _ in $(seq 600); do [ -s lk/.expo.lock ] && break; sleep 0.05; done
+expect_error "second search in the same folder" "--output-dir lk is in use: another expo search \(PID $pid\)" "$expo" search --sft $S --aligned $A --reward-model $R --prompts $P --limit 2 --alphas 0,1,2,3,4,5,6,7,8,9 --max-new-tokens 400 --ignore-eos --output-dir lk --resume
+check "the first search is still running" kill -0 $pid
+kill -9 $pid; wait $pid 2>/dev/null
+check "after kill -9 the folder is free" "$expo" search --sft $S --aligned $A --reward-model $R --prompts $P --limit 2 --alphas 0 --max-new-tokens 400 --ignore-eos --output-dir lk --resume
+
 # Ctrl-C: exit 130, the finished alphas kept, and the way to continue said.
 "$expo" search --sft $S --aligned $A --reward-model $R --prompts $P --alphas 0,1,2,3,4,5,6,7,8,9 --max-new-tokens 300 --ignore-eos --output-dir int >/dev/null 2>int.err &
 pid=$!
@@ -114,6 +141,11 @@ expect_error "reward model that is not one" "is not a reward model" "$expo" sear
 expect_error "negative alpha" "negative" "$expo" search "${common[@]}" --prompts $P --alphas 0.1,-1 --output-dir e4
 expect_error "alphas and auto" "not both" "$expo" search "${common[@]}" --prompts $P --alphas 0.1 --auto --output-dir e5
 expect_error "reward model as policy" "reward model" "$expo" search --sft $R --aligned $R --reward-model $R --prompts $P --alphas 0.1 --output-dir e6
+expect_error "the same checkpoint twice" "--sft $A and --aligned $A are the same model \(both are [^ ]*/demo/aligned\): theta1 - theta0 is zero" "$expo" search --sft $A --aligned $A --reward-model $R --prompts $P --alphas 0.1 --output-dir e8
+cp -r $A copy-of-aligned
+expect_error "a byte-identical copy" "--sft copy-of-aligned and --aligned $A are the same model \(their weights are byte for byte identical\)" "$expo" search --sft copy-of-aligned --aligned $A --reward-model $R --prompts $P --alphas 0.1 --output-dir e9
+check "extrapolate: the same model twice is a warning" "$expo" extrapolate --sft copy-of-aligned --aligned $A --alpha 0.5 --output same-x
+check "  ...that says so" grep -q "warning: --sft copy-of-aligned and --aligned $A are the same model" "$work/last.err"
 touch afile
 expect_error "output folder that is a file" "afile: exists and is not a folder" "$expo" search "${common[@]}" --prompts $P --alphas 0.1 --output-dir afile
 expect_error "a pair that does not match, before any work" "is BF16\[259, 128\] in the aligned model but BF16\[259, 64\]" "$expo" search --sft other/sft --aligned $A --reward-model $R --prompts $P --alphas 0.1 --output-dir e7
