@@ -1,6 +1,7 @@
 // expo: the command-line front end. It parses arguments and prints; libexpo does the work.
 #include <expo/version.h>
 #include <cstdio>
+#include <new>
 
 #include "cli/commands.h"
 #include "core/error.h"
@@ -57,6 +58,17 @@ int main(int argc, char** argv) {
   } catch (const expo::Error& e) {
     std::fprintf(stderr, "expo: error: %s\n", e.what());
     return expo::interrupted() ? 130 : 1;
+  } catch (const std::bad_alloc&) {
+    // The library names what it was doing where an input can ask for memory (templates,
+    // prompt and answer files, HTTP answers, tokenizers); this is the last resort.
+    std::fprintf(stderr,
+                 "expo: error: out of memory (std::bad_alloc) in: %s\n"
+                 "  an input may ask for more memory than this machine has; the limits on "
+                 "untrusted inputs (EXPO_INPUT_MAX_FILE, EXPO_INPUT_MAX_LINE, "
+                 "EXPO_TEMPLATE_MAX_OUTPUT, EXPO_TEMPLATE_MAX_ITEMS, EXPO_HTTP_MAX_BODY) can be "
+                 "lowered to stop it sooner\n",
+                 invocation.c_str());
+    return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "expo: error: %s\n", e.what());
     return 1;

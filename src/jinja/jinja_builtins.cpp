@@ -256,6 +256,7 @@ bool py_isupper(const std::string& text) {
 std::string pad_to(const std::string& text, int64_t width, const std::string& fill, int where) {
   const int64_t n = static_cast<int64_t>(utf8_length(text));
   if (width <= n) return text;
+  check_built_size(width, "width");
   const int64_t margin = width - n;
   int64_t left = where < 0 ? 0 : where > 0 ? margin : margin / 2 + (margin & width & 1);
   std::string out;
@@ -377,6 +378,7 @@ Value str_method(const Value& self, const std::string& name, CallArgs& args) {
       body.erase(0, 1);
     }
     const int64_t width = as_index(p[0]);
+    check_built_size(width, "zfill() width");
     const int64_t missing = width - static_cast<int64_t>(utf8_length(s));
     return Value(sign + std::string(static_cast<size_t>(std::max<int64_t>(0, missing)), '0') +
                  body);
@@ -1052,7 +1054,10 @@ Value f_indent(const Value& v, CallArgs& args) {
     if (p[0].is_string())
       indention = p[0].str();
     else
-      indention = std::string(static_cast<size_t>(std::max<int64_t>(0, as_index(p[0]))), ' ');
+      indention =
+          std::string(static_cast<size_t>(std::max<int64_t>(
+                          0, (check_built_size(as_index(p[0]), "indent width"), as_index(p[0])))),
+                      ' ');
   }
   if (v.is_undefined()) v.fail_undefined();
   if (!v.is_string())

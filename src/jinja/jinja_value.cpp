@@ -12,11 +12,14 @@
 
 namespace expo::jinja {
 
-namespace {
+void check_built_size(int64_t size, const char* what) {
+  if (size > kMaxBuiltSize)
+    throw TemplateError(std::string(what) + " too large (" + std::to_string(size) +
+                        "; expo's Jinja engine builds at most " + std::to_string(kMaxBuiltSize) +
+                        " at once)");
+}
 
-// Strings and lists built by templates are bounded so that `'a' * 10**12` fails instead of
-// exhausting memory (CPython would try; a chat template never needs this much).
-constexpr int64_t kMaxBuiltSize = int64_t{1} << 28;
+namespace {
 
 [[noreturn]] void type_error(const std::string& message) { throw TemplateError(message); }
 
@@ -838,6 +841,7 @@ namespace {
 std::string pad(std::string s, int64_t width, bool left, char fill = ' ') {
   const int64_t n = static_cast<int64_t>(utf8_length(s));
   if (width <= n) return s;
+  check_built_size(width, "format width");
   const std::string padding(static_cast<size_t>(width - n), fill);
   return left ? s + padding : padding + s;
 }
@@ -893,8 +897,10 @@ std::string percent_format(const std::string& format, const Value& args) {
       width = next_arg().as_int();
       ++i;
     } else {
-      while (i < format.size() && std::isdigit(static_cast<unsigned char>(format[i])))
+      while (i < format.size() && std::isdigit(static_cast<unsigned char>(format[i]))) {
         width = std::max<int64_t>(width, 0) * 10 + (format[i++] - '0');
+        check_built_size(width, "format width");
+      }
     }
     int precision = -1;
     if (i < format.size() && format[i] == '.') {
@@ -904,8 +910,10 @@ std::string percent_format(const std::string& format, const Value& args) {
         precision = static_cast<int>(next_arg().as_int());
         ++i;
       } else {
-        while (i < format.size() && std::isdigit(static_cast<unsigned char>(format[i])))
+        while (i < format.size() && std::isdigit(static_cast<unsigned char>(format[i]))) {
           precision = precision * 10 + (format[i++] - '0');
+          check_built_size(precision, "format precision");
+        }
       }
     }
     while (i < format.size() && (format[i] == 'h' || format[i] == 'l' || format[i] == 'L')) ++i;
@@ -1023,16 +1031,20 @@ std::string format_spec(const Value& v, const std::string& spec) {
     ++i;
   }
   int64_t width = 0;
-  while (i < spec.size() && std::isdigit(static_cast<unsigned char>(spec[i])))
+  while (i < spec.size() && std::isdigit(static_cast<unsigned char>(spec[i]))) {
     width = width * 10 + (spec[i++] - '0');
+    check_built_size(width, "format width");
+  }
   char grouping = 0;
   if (i < spec.size() && (spec[i] == ',' || spec[i] == '_')) grouping = spec[i++];
   int precision = -1;
   if (i < spec.size() && spec[i] == '.') {
     ++i;
     precision = 0;
-    while (i < spec.size() && std::isdigit(static_cast<unsigned char>(spec[i])))
+    while (i < spec.size() && std::isdigit(static_cast<unsigned char>(spec[i]))) {
       precision = precision * 10 + (spec[i++] - '0');
+      check_built_size(precision, "format precision");
+    }
   }
   char type = 0;
   if (i < spec.size()) type = spec[i++];

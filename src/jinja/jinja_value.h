@@ -28,6 +28,14 @@ class TemplateError : public std::runtime_error {
   int column;  // 1-based, in characters
 };
 
+// Strings and lists built by one operation are bounded so that `'a' * 10**12` or
+// `'x'.center(10**12)` fails at once instead of exhausting memory (CPython would try; a chat
+// template never needs this much). The configurable, lower limits of jinja::Limits are checked
+// on every value the interpreter produces; this one guards the allocation inside an operation.
+inline constexpr int64_t kMaxBuiltSize = int64_t{1} << 28;
+// Throws TemplateError "WHAT too large" when size > kMaxBuiltSize.
+void check_built_size(int64_t size, const char* what);
+
 class Value;
 struct Dict;
 struct Function;
