@@ -9,6 +9,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "jinja/jinja.h"
 #include "jinja/jinja_value.h"
 #include "test_util.h"
@@ -278,6 +279,34 @@ TEST(JinjaErrors, NestingIsBounded) {
             std::string::npos);
   EXPECT_NE(error_of("{{ " + std::string(5000, '-') + "1 }}").find("nested too deeply"),
             std::string::npos);
+}
+
+// Python's Unicode rules for str methods and filters, against jinja2 on tricky strings
+// (tests/golden/text/unicode/make_goldens.py).
+TEST(JinjaUnicode, MatchesJinja2Goldens) {
+  const ojson goldens =
+      ojson::parse(read_text_file(std::string(EXPO_GOLDEN_DIR) + "/text/unicode/goldens.json"));
+  size_t mismatches = 0;
+  for (const ojson& c : goldens["cases"]) {
+    const std::string got =
+        render(c["template"].get<std::string>(), ojson{{"s", c["s"]}}, Options{});
+    if (got == c["expected"].get<std::string>()) continue;
+    if (++mismatches <= 40)
+      ADD_FAILURE() << c["template"].get<std::string>() << " with s = " << c["s"].dump()
+                    << ": jinja2 " << c["expected"].dump() << ", expo " << ojson(got).dump();
+  }
+  EXPECT_EQ(mismatches, 0u) << "of " << goldens["cases"].size() << " cases";
+}
+
+TEST(JinjaUnicode, FullCaseMappingsAndClasses) {
+  EXPECT_EQ(render("{{ 'ﬁ'|upper }} {{ 'ǆ'|upper }} {{ 'Ꭰ'|lower }} {{ 'ß'.upper() }}"),
+            "FI Ǆ ꭰ SS");
+  EXPECT_EQ(render("{{ 'ǆ'.title() }} {{ 'ǆa'.capitalize() }} {{ 'ﬁne'.title() }}"), "ǅ ǅa Fine");
+  EXPECT_EQ(render("{{ 'ΌΣΟΣ'.lower() }} {{ 'ΌΣΟΣ'.title() }}"), "όσος Όσος");
+  EXPECT_EQ(render("{{ '৩'.isdigit() }} {{ 'ƀ'.isalpha() }} {{ '½'.isnumeric() }} "
+                   "{{ '½'.isdigit() }} {{ '\u3000'.isspace() }} {{ 'ǅ'.istitle() }}"),
+            "True True True False True True");
+  EXPECT_EQ(render("{{ 'Straße'.casefold() }} {{ 'ǅ'.swapcase() }}"), "strasse ǅ");
 }
 
 // Templates come from strangers' repositories: runaway loops and growth end in an expo::Error

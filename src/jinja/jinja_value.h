@@ -223,13 +223,13 @@ std::u32string utf8_decode(std::string_view s);
 std::string utf8_encode(std::u32string_view s);
 void utf8_append(std::string& out, char32_t c);
 size_t utf8_length(std::string_view s);
-bool is_space(char32_t c);  // str.isspace()
-char32_t to_upper(char32_t c);
+bool is_space(char32_t c);      // str.isspace()
+char32_t to_upper(char32_t c);  // simple (one code point) mappings
 char32_t to_lower(char32_t c);
 bool is_cased(char32_t c);
 bool is_alpha(char32_t c);
 bool is_digit(char32_t c);
-std::string upper(std::string_view s);  // str.upper(), with ß -> SS
+std::string upper(std::string_view s);  // str.upper() and str.lower(): python_unicode.h
 std::string lower(std::string_view s);
 std::string strip(std::string_view s, const std::optional<std::string>& chars, bool left,
                   bool right);
