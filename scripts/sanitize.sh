@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GoogleTest suite built with clang under AddressSanitizer and UndefinedBehaviorSanitizer
-# (in build-fuzz/, shared with the fuzzer), then the safetensors header fuzzer for
-# FUZZ_SECONDS (default 60).
+# (in build-fuzz/, shared with the fuzzers), then the six libFuzzer targets of fuzz/run.sh for
+# FUZZ_SECONDS in all (default 72).
 #
 # The suite runs with the widest SIMD target this CPU supports disabled
 # (EXPO_TEST_SIMD_DISABLE=best, tests/test_main.cpp): on an AVX-512 machine the kernels then
@@ -11,7 +11,7 @@
 # (scripts/qemu-check.sh: qemu-x86_64 -cpu Haswell, where no AVX-512 instruction can run).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Only the test binary is built (the fuzzer builds its own target in fuzz/run.sh), with line
+# Only the test binary is built (the fuzzers build their own targets in fuzz/run.sh), with line
 # tables only for debug information (enough for sanitizer stack traces, and much faster to
 # compile than -g), through ccache when it is installed.
 launcher=()
@@ -32,4 +32,4 @@ if [ "$(uname -m)" = x86_64 ] && command -v qemu-x86_64 >/dev/null; then
 else
   echo "skipping scripts/qemu-check.sh (SIMD tests on an emulated AVX2 CPU): qemu-x86_64 not installed (Debian: qemu-user)"
 fi
-bash fuzz/run.sh "${FUZZ_SECONDS:-60}"
+bash fuzz/run.sh "${FUZZ_SECONDS:-72}"

@@ -2,6 +2,7 @@
 // reader, reader errors naming the line, joining MT-Bench answers with their questions.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <set>
 #include <string>
 #include <vector>
@@ -305,6 +306,16 @@ TEST(Answers, ReaderErrorsNameTheLine) {
   EXPECT_ERROR(parse_answers("{\"output\": \"b\"}\n", "a.jsonl"), "a.jsonl:1", "no prompt");
   EXPECT_ERROR(parse_answers("{\"prompt\": \"a\", \"output\": \"b\"}\n{oops\n", "a.jsonl"),
                "a.jsonl:2", "malformed JSON");
+}
+
+TEST(Answers, FileAndLineSizesAreBounded) {
+  InputLimits small;
+  small.max_line_bytes = 50;
+  EXPECT_ERROR(parse_answers("{\"id\": 1, \"output\": \"" + std::string(100, 'x') + "\"}\n",
+                             "a.jsonl", small),
+               "a.jsonl:1", "longer than expo reads", "EXPO_INPUT_MAX_LINE");
+  small.max_file_bytes = 10;
+  EXPECT_ERROR(read_answers("/dev/zero", small), "/dev/zero", "EXPO_INPUT_MAX_FILE");
 }
 
 }  // namespace

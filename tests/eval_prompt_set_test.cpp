@@ -2,6 +2,7 @@
 // item), and shuffle/limit with a fixed order per seed.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -120,6 +121,32 @@ TEST(PromptSet, ReadsFilesAndNamesThem) {
   const PromptSet set = read_prompt_set(dir / "q.jsonl");
   EXPECT_EQ(set.path, dir / "q.jsonl");
   EXPECT_ERROR(read_prompt_set(dir / "missing.jsonl"), "missing.jsonl", "cannot open");
+}
+
+// Before the limits, --prompts /dev/zero grew until std::bad_alloc and a 50 MB one-line prompt
+// took 1.6 GB to parse.
+TEST(PromptSet, FileAndLineSizesAreBounded) {
+  testing::TempDir dir;
+  InputLimits small;
+  small.max_file_bytes = 1000;
+  small.max_line_bytes = 100;
+  write_text_file(dir / "big.jsonl", "{\"prompt\": \"" + std::string(2000, 'a') + "\"}\n");
+  EXPECT_ERROR(read_prompt_set(dir / "big.jsonl", small), (dir / "big.jsonl").string(),
+               "larger than expo reads (2015 bytes)", "EXPO_INPUT_MAX_FILE=SIZE");
+  write_text_file(dir / "long.jsonl",
+                  "{\"prompt\": \"a\"}\n{\"prompt\": \"" + std::string(200, 'a') + "\"}\n");
+  EXPECT_ERROR(read_prompt_set(dir / "long.jsonl", small), (dir / "long.jsonl").string() + ":2",
+               "longer than expo reads (214 bytes)", "limit 100 bytes", "EXPO_INPUT_MAX_LINE");
+  EXPECT_EQ(read_prompt_set(dir / "long.jsonl").prompts.size(), 2u);  // the defaults read it
+  // An endless stream is read only up to the limit.
+  EXPECT_ERROR(read_prompt_set("/dev/zero", small), "/dev/zero", "larger than expo reads",
+               "more than 1000 bytes");
+  ::setenv("EXPO_INPUT_MAX_LINE", "150", 1);
+  EXPECT_EQ(InputLimits::from_environment().max_line_bytes, 150u);
+  EXPECT_ERROR(read_prompt_set(dir / "long.jsonl"), "EXPO_INPUT_MAX_LINE");
+  ::setenv("EXPO_INPUT_MAX_LINE", "1KiB", 1);
+  EXPECT_EQ(read_prompt_set(dir / "long.jsonl").prompts.size(), 2u);
+  ::unsetenv("EXPO_INPUT_MAX_LINE");
 }
 
 TEST(PromptSet, ErrorsNameTheLine) {

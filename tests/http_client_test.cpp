@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <set>
 #include <string>
 #include <vector>
@@ -313,6 +314,24 @@ TEST(OpenAIClient, RetriesAfterATimeout) {
   const std::string error = error_of([&] { impatient.chat(prompt("late")); });
   EXPECT_CONTAINS(error, "no complete answer within 0.3 s");
   EXPECT_CONTAINS(error, "gave up after 2 attempts");
+}
+
+TEST(OpenAIClient, AnswerBodiesAreBounded) {
+  FaultServer server;
+  ClientOptions o = fast_options();
+  o.max_body_bytes = 20;  // the echo answer is longer
+  OpenAIClient client({{server.url(), ""}}, o);
+  ChatRequest r = prompt("hello");
+  r.label = "prompt 4";
+  const std::string error = error_of([&] { client.chat(r); });
+  EXPECT_CONTAINS(error, "prompt 4: POST " + server.url() + "/v1/chat/completions");
+  EXPECT_CONTAINS(error, "larger than expo reads");
+  EXPECT_CONTAINS(error, "limit 20 bytes; raise it with EXPO_HTTP_MAX_BODY=SIZE");
+  EXPECT_EQ(server.requests(), 1);  // not retried
+  ::setenv("EXPO_HTTP_MAX_BODY", "3MiB", 1);
+  EXPECT_EQ(ClientOptions::from_environment().max_body_bytes, 3u << 20);
+  ::unsetenv("EXPO_HTTP_MAX_BODY");
+  EXPECT_EQ(ClientOptions::from_environment().max_body_bytes, ClientOptions{}.max_body_bytes);
 }
 
 TEST(OpenAIClient, BadRequestFailsAtOnceQuotingTheServer) {

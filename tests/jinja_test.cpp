@@ -4,12 +4,15 @@
 // larger jinja2-made goldens are in chat_template_test.cpp.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <string>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "jinja/jinja.h"
 #include "jinja/jinja_value.h"
+#include "test_util.h"
 
 namespace expo::jinja {
 namespace {
@@ -25,6 +28,15 @@ std::string render(const std::string& source, const ojson& vars = ojson::object(
 std::string error_of(const std::string& source, const ojson& vars = ojson::object()) {
   try {
     render(source, vars);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::string error_of_options(const std::string& source, const Options& options) {
+  try {
+    render(source, ojson::object(), options);
   } catch (const Error& e) {
     return e.what();
   }
@@ -267,6 +279,113 @@ TEST(JinjaErrors, NestingIsBounded) {
             std::string::npos);
   EXPECT_NE(error_of("{{ " + std::string(5000, '-') + "1 }}").find("nested too deeply"),
             std::string::npos);
+}
+
+// Python's Unicode rules for str methods and filters, against jinja2 on tricky strings
+// (tests/golden/text/unicode/make_goldens.py).
+TEST(JinjaUnicode, MatchesJinja2Goldens) {
+  const ojson goldens =
+      ojson::parse(read_text_file(std::string(EXPO_GOLDEN_DIR) + "/text/unicode/goldens.json"));
+  size_t mismatches = 0;
+  for (const ojson& c : goldens["cases"]) {
+    const std::string got =
+        render(c["template"].get<std::string>(), ojson{{"s", c["s"]}}, Options{});
+    if (got == c["expected"].get<std::string>()) continue;
+    if (++mismatches <= 40)
+      ADD_FAILURE() << c["template"].get<std::string>() << " with s = " << c["s"].dump()
+                    << ": jinja2 " << c["expected"].dump() << ", expo " << ojson(got).dump();
+  }
+  EXPECT_EQ(mismatches, 0u) << "of " << goldens["cases"].size() << " cases";
+}
+
+TEST(JinjaUnicode, FullCaseMappingsAndClasses) {
+  EXPECT_EQ(render("{{ 'ﬁ'|upper }} {{ 'ǆ'|upper }} {{ 'Ꭰ'|lower }} {{ 'ß'.upper() }}"),
+            "FI Ǆ ꭰ SS");
+  EXPECT_EQ(render("{{ 'ǆ'.title() }} {{ 'ǆa'.capitalize() }} {{ 'ﬁne'.title() }}"), "ǅ ǅa Fine");
+  EXPECT_EQ(render("{{ 'ΌΣΟΣ'.lower() }} {{ 'ΌΣΟΣ'.title() }}"), "όσος Όσος");
+  EXPECT_EQ(render("{{ '৩'.isdigit() }} {{ 'ƀ'.isalpha() }} {{ '½'.isnumeric() }} "
+                   "{{ '½'.isdigit() }} {{ '\u3000'.isspace() }} {{ 'ǅ'.istitle() }}"),
+            "True True True False True True");
+  EXPECT_EQ(render("{{ 'Straße'.casefold() }} {{ 'ǅ'.swapcase() }}"), "strasse ǅ");
+}
+
+// Templates come from strangers' repositories: runaway loops and growth end in an expo::Error
+// naming the template, the line and how to raise the limit, never in a hang or std::bad_alloc.
+TEST(JinjaLimits, NestedHugeLoopsStopAtTheOperationBudget) {
+  Options options;
+  options.limits.max_ops = 200000;
+  const std::string message = error_of_options(
+      "{% for i in range(100000) %}\n{% for j in range(100000) %}{% endfor %}{% endfor %}",
+      options);
+  EXPECT_EQ(message.find("t:2:"), 0u) << message;
+  EXPECT_CONTAINS(message, "more than 200000 operations");
+  EXPECT_CONTAINS(message, "EXPO_TEMPLATE_MAX_OPS");
+  // The default budget stops it too (a few seconds at most; no assertion on time).
+  EXPECT_CONTAINS(error_of("{% for i in range(100000) %}{% for j in range(100000) %}{{ '' }}"
+                           "{% endfor %}{% endfor %}"),
+                  "EXPO_TEMPLATE_MAX_OPS");
+  // Recursion that branches: bounded in time, not only in depth.
+  EXPECT_CONTAINS(error_of_options("{% macro f(n) %}{% if n > 0 %}{{ f(n - 1) }}{{ f(n - 1) }}"
+                                   "{% endif %}{% endmacro %}{{ f(60) }}",
+                                   options),
+                  "operations");
+}
+
+TEST(JinjaLimits, DoublingAStringStopsAtTheOutputLimit) {
+  // Without the limit this reached 4.4 GB and std::bad_alloc. (A plain {% set s = s ~ s %} in
+  // the loop does not grow: each iteration gets a fresh scope, as in jinja2; a namespace does.)
+  const std::string message = error_of(
+      "{% set ns = namespace(s='x') %}\n{% for i in range(40) %}"
+      "{% set ns.s = ns.s ~ ns.s %}{% endfor %}{{ ns.s }}");
+  EXPECT_EQ(message.find("t:2:"), 0u) << message;
+  EXPECT_CONTAINS(message, "a string grew past 67108864 bytes");
+  EXPECT_CONTAINS(message, "EXPO_TEMPLATE_MAX_OUTPUT");
+  Options small;
+  small.limits.max_output_bytes = 1000;
+  EXPECT_CONTAINS(error_of_options("{% for i in range(2000) %}x{% endfor %}", small),
+                  "the rendered text grew past 1000 bytes");
+  EXPECT_CONTAINS(error_of_options("{{ 'ab' * 600 }}", small), "a string grew past 1000");
+  std::string abs;
+  for (int i = 0; i < 500; ++i) abs += "ab";
+  EXPECT_EQ(render("{{ 'ab' * 500 }}", ojson::object(), small), abs);
+}
+
+TEST(JinjaLimits, ListsAreBounded) {
+  Options small;
+  small.limits.max_items = 100;
+  EXPECT_CONTAINS(error_of_options("{{ [1] * 101 }}", small), "past 100 items");
+  EXPECT_CONTAINS(error_of_options("{% set ns = namespace(l=[]) %}{% for i in range(200) %}"
+                                   "{% set ns.l = ns.l + [i] %}{% endfor %}",
+                                   small),
+                  "EXPO_TEMPLATE_MAX_ITEMS");
+  EXPECT_EQ(render("{{ ([1] * 100) | length }}", ojson::object(), small), "100");
+}
+
+TEST(JinjaLimits, HugeWidthsFailBeforeAllocating) {
+  for (const char* source :
+       {"{{ 'x'.center(10**12) }}", "{{ 'x'.ljust(10**12) }}", "{{ 'x'.zfill(10**12) }}",
+        "{{ 'x' | center(10**12) }}", "{{ 'x' | indent(10**12) }}", "{{ '%1000000000000d' % 1 }}",
+        "{{ '{:>1000000000000}'.format(1) }}", "{{ '%.99999999999999999999f' % 1.5 }}",
+        "{{ '{:.99999999999999999999}'.format(1.5) }}", "{{ 'ab' * 10**12 }}"})
+    EXPECT_CONTAINS(error_of(source), "too large");
+  // range() never builds a giant list: the sandbox's MAX_RANGE refuses it first.
+  EXPECT_CONTAINS(error_of("{{ range(10**15) | length }}"), "Range too big");
+}
+
+TEST(JinjaLimits, DefaultsComeFromTheEnvironment) {
+  ::setenv("EXPO_TEMPLATE_MAX_OPS", "1234", 1);
+  ::setenv("EXPO_TEMPLATE_MAX_OUTPUT", "2MiB", 1);
+  ::setenv("EXPO_TEMPLATE_MAX_ITEMS", "99", 1);
+  const Limits limits = Limits::from_environment();
+  EXPECT_EQ(limits.max_ops, 1234u);
+  EXPECT_EQ(limits.max_output_bytes, 2u << 20);
+  EXPECT_EQ(limits.max_items, 99u);
+  ::setenv("EXPO_TEMPLATE_MAX_OPS", "lots", 1);
+  EXPECT_ERROR(Limits::from_environment(), "EXPO_TEMPLATE_MAX_OPS", "lots");
+  ::unsetenv("EXPO_TEMPLATE_MAX_OPS");
+  ::unsetenv("EXPO_TEMPLATE_MAX_OUTPUT");
+  ::unsetenv("EXPO_TEMPLATE_MAX_ITEMS");
+  EXPECT_EQ(Limits::from_environment().max_ops, Limits{}.max_ops);
 }
 
 TEST(JinjaErrors, VariablesMustBeAnObject) {

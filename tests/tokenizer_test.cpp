@@ -420,6 +420,18 @@ TEST(TokenizerTiny, RefusesInvalidUtf8AndUnknownIds) {
   EXPECT_THROW(t.tok.id_to_token(-1), Error);
 }
 
+// A 200-byte tokenizer.json with one token at id 268435455 used to cost a 4 GB id table (and
+// std::bad_alloc where memory is short); sparse ids far beyond the vocabulary are refused.
+TEST(TokenizerTiny, RefusesIdsFarBeyondTheVocabulary) {
+  json tj = tiny_tokenizer();
+  tj["model"]["vocab"]["far"] = (1 << 28) - 1;
+  const std::string message = load_error(tj);
+  EXPECT_CONTAINS(message, "tokenizer.json: model.vocab.far: id 268435455 is far beyond");
+  tj = tiny_tokenizer();
+  tj["model"]["vocab"]["near"] = 1000;  // within the slack: accepted
+  EXPECT_EQ(load_error(tj), "");
+}
+
 TEST(TokenizerTiny, ErrorsNameTheFileAndJsonPath) {
   const auto expect_error = [](const json& tj, const std::string& expected) {
     const std::string message = load_error(tj);

@@ -9,6 +9,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/input_limits.h"
 #include "io/hf_cache.h"
 #include "jinja/chat_template.h"
 
@@ -27,7 +28,7 @@ nlohmann::ordered_json read_messages(const std::string& path) {
     text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
     if (std::cin.bad()) fail("--messages -: cannot read standard input");
   } else {
-    text = read_text_file(path);
+    text = read_text_file(path, InputLimits::from_environment().max_file_bytes, kInputMaxFileEnv);
   }
   try {
     return nlohmann::ordered_json::parse(text);

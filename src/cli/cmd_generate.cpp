@@ -12,6 +12,7 @@
 #include "cli/model_options.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/input_limits.h"
 #include "core/json_reader.h"
 #include "core/progress.h"
 #include "core/staging_dir.h"
@@ -50,19 +51,22 @@ struct TokenPrompt {
 std::vector<GenerationRequest> read_token_prompts(const std::string& path,
                                                   std::vector<TokenPrompt>& meta) {
   std::vector<GenerationRequest> requests;
-  for_each_jsonl_line(read_text_file(path), path, [&](const json& j, const std::string& where) {
-    if (!j.is_object()) fail(where, ": expected an object {\"id\": ..., \"tokens\": [...]}");
-    if (!j.contains("tokens") || !j["tokens"].is_array()) fail(where, ": no \"tokens\" array");
-    GenerationRequest r;
-    for (const auto& t : j["tokens"]) {
-      if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() > INT32_MAX)
-        fail(where, ": \"tokens\" must hold non-negative integer token ids, found ", t.dump());
-      r.prompt.push_back(static_cast<int32_t>(t.get<int64_t>()));
-    }
-    r.stream = requests.size();
-    meta.push_back({j.contains("id") ? j["id"] : json(requests.size()), where});
-    requests.push_back(std::move(r));
-  });
+  const InputLimits limits = InputLimits::from_environment();
+  for_each_jsonl_line(
+      read_text_file(path, limits.max_file_bytes, kInputMaxFileEnv), path, limits,
+      [&](const json& j, const std::string& where) {
+        if (!j.is_object()) fail(where, ": expected an object {\"id\": ..., \"tokens\": [...]}");
+        if (!j.contains("tokens") || !j["tokens"].is_array()) fail(where, ": no \"tokens\" array");
+        GenerationRequest r;
+        for (const auto& t : j["tokens"]) {
+          if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() > INT32_MAX)
+            fail(where, ": \"tokens\" must hold non-negative integer token ids, found ", t.dump());
+          r.prompt.push_back(static_cast<int32_t>(t.get<int64_t>()));
+        }
+        r.stream = requests.size();
+        meta.push_back({j.contains("id") ? j["id"] : json(requests.size()), where});
+        requests.push_back(std::move(r));
+      });
   if (requests.empty()) fail(path, ": no prompts (the file is empty)");
   return requests;
 }

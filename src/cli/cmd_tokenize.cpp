@@ -10,6 +10,7 @@
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/fs.h"
+#include "core/input_limits.h"
 #include "text/tokenizer.h"
 
 namespace expo::cli {
@@ -33,7 +34,8 @@ std::string read_input(const TokenizeArgs& args) {
     if (std::cin.bad()) fail("--text-file -: cannot read standard input");
     return all;
   }
-  return read_text_file(args.text_file);
+  return read_text_file(args.text_file, InputLimits::from_environment().max_file_bytes,
+                        kInputMaxFileEnv);
 }
 
 // "1,2,3" or a JSON array "[1, 2, 3]" (what expo tokenize prints).

@@ -159,7 +159,7 @@ std::vector<Endpoint> BackendArgs::endpoint_list() const {
 }
 
 ClientOptions BackendArgs::client_options(uint64_t seed) const {
-  ClientOptions o;
+  ClientOptions o = ClientOptions::from_environment();
   if (parallel == 0) usage_fail("--parallel must be at least 1");
   if (!(request_timeout > 0)) usage_fail("--request-timeout must be positive");
   if (max_retries < 0) usage_fail("--max-retries must be >= 0");

@@ -69,9 +69,15 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "expo: error: %s\n", expo::cli::describe_filesystem_error(e).c_str());
     return 1;
   } catch (const std::bad_alloc&) {
+    // The library names what it was doing where an input can ask for memory (templates,
+    // prompt and answer files, HTTP answers, tokenizers); this is the last resort.
     std::fprintf(stderr,
-                 "expo: error: out of memory (an allocation failed); use a smaller model, "
-                 "--batch-size or --max-context, or free memory\n");
+                 "expo: error: out of memory (std::bad_alloc) in: %s\n"
+                 "  the model, --batch-size or --max-context may need more memory than this "
+                 "machine has, or an input asks for it; the limits on untrusted inputs "
+                 "(EXPO_INPUT_MAX_FILE, EXPO_INPUT_MAX_LINE, EXPO_TEMPLATE_MAX_OUTPUT, "
+                 "EXPO_TEMPLATE_MAX_ITEMS, EXPO_HTTP_MAX_BODY) can be lowered to stop it sooner\n",
+                 invocation.c_str());
     return 1;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "expo: error: %s\n", e.what());

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/input_limits.h"
 #include "core/serial_worker.h"
 
 namespace expo {
@@ -23,6 +24,34 @@ std::string read_text_file(const fs::path& path) {
   buffer << in.rdbuf();
   if (in.bad()) fail(path.string(), ": read error");
   return buffer.str();
+}
+
+std::string read_text_file(const fs::path& path, uint64_t max_bytes, std::string_view env_name) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) fail(path.string(), ": cannot open for reading: ", std::strerror(errno));
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  auto too_large = [&](const std::string& size) {
+    fail(path.string(), ": the file is larger than expo reads (", size, ") ",
+         limit_hint(max_bytes, env_name));
+  };
+  struct stat st {};
+  if (::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) > max_bytes)
+    too_large(std::to_string(st.st_size) + " bytes");
+  std::string text;
+  char buffer[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail(path.string(), ": read error: ", std::strerror(errno));
+    if (n == 0) break;
+    if (static_cast<uint64_t>(n) > max_bytes - text.size())
+      too_large("more than " + std::to_string(max_bytes) + " bytes");
+    text.append(buffer, static_cast<size_t>(n));
+  }
+  return text;
 }
 
 void write_text_file(const fs::path& path, const std::string& text) {

@@ -6,12 +6,17 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace expo {
 
 namespace fs = std::filesystem;
 
 std::string read_text_file(const fs::path& path);
+// The same, refusing a file of more than max_bytes (the error names the file and says how to
+// raise the limit: environment variable `env_name`). A regular file's size is checked before
+// reading; a stream (a FIFO, /dev/zero) is read only until it passes the limit.
+std::string read_text_file(const fs::path& path, uint64_t max_bytes, std::string_view env_name);
 void write_text_file(const fs::path& path, const std::string& text);
 // Copies the bytes of `from` (following symlinks, as in a Hugging Face cache) to a new `to`.
 void copy_file_contents(const fs::path& from, const fs::path& to);

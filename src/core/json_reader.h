@@ -9,8 +9,10 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "core/error.h"
+#include "core/input_limits.h"
 
 namespace expo {
 
@@ -95,9 +97,10 @@ std::string dump_json(const Json& value, int indent = -1) {
 
 // Calls fn(value, where) with the JSON value of each non-blank line of JSONL `text` (LF or
 // CRLF), where = "NAME:LINE" (1-based, blank lines counted) for error messages. A line that is
-// not one complete JSON value is an error naming it.
+// not one complete JSON value, or longer than limits.max_line_bytes, is an error naming it.
 template <typename Fn>
-void for_each_jsonl_line(std::string_view text, const std::string& name, Fn&& fn) {
+void for_each_jsonl_line(std::string_view text, const std::string& name, const InputLimits& limits,
+                         Fn&& fn) {
   size_t line_number = 0;
   size_t at = 0;
   while (at <= text.size()) {
@@ -106,6 +109,9 @@ void for_each_jsonl_line(std::string_view text, const std::string& name, Fn&& fn
     std::string_view line = text.substr(at, end - at);
     at = end + 1;
     ++line_number;
+    if (line.size() > limits.max_line_bytes)
+      fail(name, ":", line_number, ": the line is longer than expo reads (", line.size(),
+           " bytes) ", limit_hint(limits.max_line_bytes, kInputMaxLineEnv));
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.find_first_not_of(" \t") == std::string_view::npos) continue;
     const std::string where = str(name, ":", line_number);
@@ -118,6 +124,11 @@ void for_each_jsonl_line(std::string_view text, const std::string& name, Fn&& fn
     }
     fn(value, where);
   }
+}
+// The same with the default limits (InputLimits{}).
+template <typename Fn>
+void for_each_jsonl_line(std::string_view text, const std::string& name, Fn&& fn) {
+  for_each_jsonl_line(text, name, InputLimits{}, std::forward<Fn>(fn));
 }
 
 }  // namespace expo

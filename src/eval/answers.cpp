@@ -322,7 +322,8 @@ Answer jsonl_answer(const json& line, size_t index, const std::string& where) {
 
 }  // namespace
 
-AnswerSet parse_answers(const std::string& text_in, const std::string& name) {
+AnswerSet parse_answers(const std::string& text_in, const std::string& name,
+                        const InputLimits& limits) {
   std::string_view text = text_in;
   if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);
   const size_t first = text.find_first_not_of(" \t\r\n");
@@ -345,7 +346,7 @@ AnswerSet parse_answers(const std::string& text_in, const std::string& name) {
       set.answers.push_back(alpaca_answer(list[i], i, wheres.back()));
     }
   } else {
-    for_each_jsonl_line(text, name, [&](const json& object, const std::string& where) {
+    for_each_jsonl_line(text, name, limits, [&](const json& object, const std::string& where) {
       const bool mt_bench = object.is_object() && object.contains("choices");
       if (set.answers.empty()) {
         set.format = mt_bench ? AnswerFormat::kMtBench : AnswerFormat::kJsonl;
@@ -372,8 +373,9 @@ AnswerSet parse_answers(const std::string& text_in, const std::string& name) {
   return set;
 }
 
-AnswerSet read_answers(const std::filesystem::path& path) {
-  AnswerSet set = parse_answers(read_text_file(path), path.string());
+AnswerSet read_answers(const std::filesystem::path& path, const InputLimits& limits) {
+  AnswerSet set = parse_answers(read_text_file(path, limits.max_file_bytes, kInputMaxFileEnv),
+                                path.string(), limits);
   set.path = path;
   return set;
 }

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "core/input_limits.h"
 #include "eval/prompt_set.h"
 
 namespace expo {
@@ -74,8 +75,11 @@ void write_answers(const std::filesystem::path& path, std::span<const Answer> an
 // Detects the format: a JSON list is alpaca_eval; JSONL whose records have "choices" is
 // mt_bench; other JSONL is jsonl. Errors name the file and the line (JSONL) or item (list):
 // malformed JSON, missing or mistyped fields, duplicate ids, an empty file.
-AnswerSet read_answers(const std::filesystem::path& path);
-AnswerSet parse_answers(const std::string& text, const std::string& name);
+// `limits` caps the file and each JSONL line, as for prompt sets.
+AnswerSet read_answers(const std::filesystem::path& path,
+                       const InputLimits& limits = InputLimits::from_environment());
+AnswerSet parse_answers(const std::string& text, const std::string& name,
+                        const InputLimits& limits = InputLimits{});
 
 // Joins answers with their prompts by id: fills the prompts an answer file does not hold
 // (mt_bench), and checks that every answer's id is in `prompts` and that it answers every

@@ -178,7 +178,8 @@ void check_unique_ids(const std::vector<Prompt>& prompts, const std::vector<std:
 
 }  // namespace
 
-PromptSet parse_prompt_set(const std::string& text_in, const std::string& name) {
+PromptSet parse_prompt_set(const std::string& text_in, const std::string& name,
+                           const InputLimits& limits) {
   std::string_view text = text_in;
   if (text.substr(0, 3) == "\xEF\xBB\xBF") text.remove_prefix(3);  // a UTF-8 byte order mark
   const size_t first = text.find_first_not_of(" \t\r\n");
@@ -208,7 +209,7 @@ PromptSet parse_prompt_set(const std::string& text_in, const std::string& name) 
   } else {  // JSONL
     std::string first_where;
     bool mt_bench = false;
-    for_each_jsonl_line(text, name, [&](const json& object, const std::string& where) {
+    for_each_jsonl_line(text, name, limits, [&](const json& object, const std::string& where) {
       Prompt prompt = prompt_from_json(object, set.prompts.size(), where);
       const bool is_turns = prompt.kind == PromptKind::kTurns;
       if (set.prompts.empty()) {
@@ -230,8 +231,9 @@ PromptSet parse_prompt_set(const std::string& text_in, const std::string& name) 
   return set;
 }
 
-PromptSet read_prompt_set(const std::filesystem::path& path) {
-  PromptSet set = parse_prompt_set(read_text_file(path), path.string());
+PromptSet read_prompt_set(const std::filesystem::path& path, const InputLimits& limits) {
+  PromptSet set = parse_prompt_set(read_text_file(path, limits.max_file_bytes, kInputMaxFileEnv),
+                                   path.string(), limits);
   set.path = path;
   return set;
 }

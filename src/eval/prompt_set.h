@@ -27,6 +27,8 @@
 #include <string>
 #include <vector>
 
+#include "core/input_limits.h"
+
 namespace expo {
 
 enum class PromptFormat {
@@ -65,9 +67,13 @@ struct PromptSet {
   std::vector<Prompt> prompts;
 };
 
-PromptSet read_prompt_set(const std::filesystem::path& path);
+// `limits` caps the file and each JSONL line (core/input_limits.h); the errors name the file,
+// the line and the environment variable that raises the limit.
+PromptSet read_prompt_set(const std::filesystem::path& path,
+                          const InputLimits& limits = InputLimits::from_environment());
 // The same from text in memory; `name` stands for the file in error messages.
-PromptSet parse_prompt_set(const std::string& text, const std::string& name);
+PromptSet parse_prompt_set(const std::string& text, const std::string& name,
+                           const InputLimits& limits = InputLimits{});
 
 // One record (a JSONL line's object or a JSON list item) as a prompt. `where` names it in
 // errors ("file.jsonl:3"); `index` is its record index (the id when it has none).

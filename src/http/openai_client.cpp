@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "core/input_limits.h"
 #include "core/interrupt.h"
 #include "core/units.h"
 
@@ -67,11 +68,21 @@ struct Attempt {
   long status = 0;
   std::string body;
   double retry_after_s = -1;  // from a Retry-After header in seconds; -1 when absent
+  uint64_t max_body_bytes = 0;
+  bool body_too_large = false;  // the transfer was cut at max_body_bytes
 };
 
+// Returning less than it was given makes curl abort the transfer with CURLE_WRITE_ERROR: a body
+// over the cap is dropped as soon as it passes it, never held whole.
 size_t append_body(char* data, size_t size, size_t count, void* out) {
-  static_cast<std::string*>(out)->append(data, size * count);
-  return size * count;
+  Attempt& a = *static_cast<Attempt*>(out);
+  const size_t n = size * count;
+  if (n > a.max_body_bytes - a.body.size()) {
+    a.body_too_large = true;
+    return 0;
+  }
+  a.body.append(data, n);
+  return n;
 }
 
 size_t read_header(char* data, size_t size, size_t count, void* out) {
@@ -202,6 +213,7 @@ struct OpenAIClient::Impl {
   Attempt perform(CURL* curl, const std::string& url, const std::string* body,
                   const std::string& api_key, double timeout_s) {
     Attempt a;
+    a.max_body_bytes = options.max_body_bytes;
     char error_buffer[CURL_ERROR_SIZE] = {0};
     curl_easy_reset(curl);  // options only: the connection cache is kept
     curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
@@ -213,7 +225,7 @@ struct OpenAIClient::Impl {
     curl_easy_setopt(curl, CURLOPT_NOPROXY, no_proxy.c_str());
     curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error_buffer);
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, append_body);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &a.body);
+    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &a);
     curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, read_header);
     curl_easy_setopt(curl, CURLOPT_HEADERDATA, &a);
     curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
@@ -246,6 +258,9 @@ struct OpenAIClient::Impl {
   }
 
   std::string describe(const Attempt& a, double timeout_s) const {
+    if (a.body_too_large)
+      return str("the answer is larger than expo reads; the transfer was stopped ",
+                 limit_hint(options.max_body_bytes, kHttpMaxBodyEnv));
     switch (a.code) {
       case CURLE_OK:
         return str("HTTP ", a.status, ": ", error_message_from_body(a.body));
@@ -413,6 +428,12 @@ struct OpenAIClient::Impl {
   }
 };
 
+ClientOptions ClientOptions::from_environment() {
+  ClientOptions options;
+  options.max_body_bytes = size_from_environment(kHttpMaxBodyEnv, options.max_body_bytes);
+  return options;
+}
+
 OpenAIClient::OpenAIClient(std::vector<Endpoint> endpoints, ClientOptions options)
     : impl_(std::make_unique<Impl>()) {
   init_curl_once();
@@ -430,6 +451,7 @@ OpenAIClient::OpenAIClient(std::vector<Endpoint> endpoints, ClientOptions option
   if (!(options.initial_backoff_s >= 0) || !(options.max_backoff_s >= 0))
     fail("backoff times must be >= 0 seconds");
   if (options.parallel == 0) fail("parallel must be >= 1 (requests in flight at once)");
+  if (options.max_body_bytes == 0) fail("max_body_bytes must be >= 1");
   impl_->endpoints = std::move(endpoints);
   impl_->in_flight.assign(impl_->endpoints.size(), 0);
   impl_->jitter.seed(options.seed);

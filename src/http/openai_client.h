@@ -50,7 +50,16 @@ struct ClientOptions {
   uint64_t seed = 0;    // the backoff jitter's generator
   ScoreApi score_api = ScoreApi::kPooling;
   bool raw_scores = true;  // send "use_activation": false, for the raw logit
+  // The largest answer body read (after decompression): a bigger one stops the transfer at once
+  // and fails the request, naming the URL. Real answers are a few kB to a few MB; the default
+  // can be raised with EXPO_HTTP_MAX_BODY=SIZE (ClientOptions::from_environment).
+  uint64_t max_body_bytes = uint64_t{64} << 20;
+
+  // The defaults, with max_body_bytes from EXPO_HTTP_MAX_BODY when set.
+  static ClientOptions from_environment();
 };
+
+inline constexpr const char* kHttpMaxBodyEnv = "EXPO_HTTP_MAX_BODY";
 
 // Called once per finished request, from the worker thread that finished it, never two at a
 // time (a mutex serialises them), in completion order. It may throw: the batch then stops as

@@ -1,8 +1,10 @@
 #include "jinja/jinja.h"
 
 #include <ctime>
+#include <new>
 
 #include "core/error.h"
+#include "core/input_limits.h"
 #include "jinja/jinja_ast.h"
 #include "jinja/jinja_lexer.h"
 #include "jinja/jinja_parser.h"
@@ -46,6 +48,14 @@ size_t invalid_utf8_at(std::string_view s) {
 
 }  // namespace
 
+Limits Limits::from_environment() {
+  Limits limits;
+  limits.max_ops = count_from_environment(kMaxOpsEnv, limits.max_ops);
+  limits.max_output_bytes = size_from_environment(kMaxOutputEnv, limits.max_output_bytes);
+  limits.max_items = count_from_environment(kMaxItemsEnv, limits.max_items);
+  return limits;
+}
+
 struct Template::Impl {
   std::string name;
   Options options;
@@ -67,6 +77,8 @@ Template::Template(std::string_view source, std::string name, Options options) {
     impl->body = parse(tokenize(source, lex));
   } catch (const TemplateError& e) {
     rethrow(impl->name, e);
+  } catch (const std::bad_alloc&) {
+    fail(impl->name, ": out of memory while parsing the template (", source.size(), " bytes)");
   }
   impl_ = std::move(impl);
 }
@@ -76,9 +88,16 @@ std::string Template::render(const nlohmann::ordered_json& variables) const {
   try {
     RenderOptions options;
     options.strftime_now = impl_->options.strftime_now;
+    options.max_ops = impl_->options.limits.max_ops;
+    options.max_output_bytes = impl_->options.limits.max_output_bytes;
+    options.max_items = impl_->options.limits.max_items;
     return jinja::render(impl_->body, from_json(variables), options);
   } catch (const TemplateError& e) {
     rethrow(impl_->name, e);
+  } catch (const std::bad_alloc&) {
+    fail(impl_->name, ": out of memory while rendering the template; lower ", kMaxOutputEnv, " or ",
+         kMaxItemsEnv, " (now ", impl_->options.limits.max_output_bytes, " bytes and ",
+         impl_->options.limits.max_items, " items) to stop such a template sooner");
   }
 }
 

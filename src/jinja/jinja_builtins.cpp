@@ -7,6 +7,8 @@
 #include <set>
 #include <unordered_map>
 
+#include "jinja/python_unicode.h"
+
 namespace expo::jinja {
 
 namespace {
@@ -212,50 +214,10 @@ std::string replace(const std::string& text, const std::string& old_text,
   return out;
 }
 
-std::string py_title(const std::string& text) {
-  std::string out;
-  bool previous_cased = false;
-  for (char32_t c : u32(text)) {
-    if (c == 0xDF && !previous_cased) {
-      out += "Ss";
-    } else {
-      utf8_append(out, previous_cased ? to_lower(c) : to_upper(c));
-    }
-    previous_cased = is_cased(c);
-  }
-  return out;
-}
-
-std::string py_capitalize(const std::string& text) {
-  const std::u32string s = u32(text);
-  if (s.empty()) return "";
-  std::string out =
-      s[0] == 0xDF ? std::string("Ss") : utf8_encode(std::u32string(1, to_upper(s[0])));
-  return out + lower(utf8_encode(s.substr(1)));
-}
-
-bool py_islower(const std::string& text) {
-  bool cased = false;
-  for (char32_t c : u32(text)) {
-    if (to_lower(c) != c) return false;
-    if (is_cased(c)) cased = true;
-  }
-  return cased;
-}
-
-bool py_isupper(const std::string& text) {
-  bool cased = false;
-  for (char32_t c : u32(text)) {
-    if (to_upper(c) != c && c != 0xDF) return false;
-    if (c == 0xDF) return false;
-    if (is_cased(c)) cased = true;
-  }
-  return cased;
-}
-
 std::string pad_to(const std::string& text, int64_t width, const std::string& fill, int where) {
   const int64_t n = static_cast<int64_t>(utf8_length(text));
   if (width <= n) return text;
+  check_built_size(width, "width");
   const int64_t margin = width - n;
   int64_t left = where < 0 ? 0 : where > 0 ? margin : margin / 2 + (margin & width & 1);
   std::string out;
@@ -320,14 +282,13 @@ Value str_method(const Value& self, const std::string& name, CallArgs& args) {
                          need_str(p[1], "replace() argument 2"), p.has(2) ? as_index(p[2]) : -1));
   }
   if (name == "upper") return no_arguments(name, args), Value(upper(s));
-  if (name == "lower" || name == "casefold") return no_arguments(name, args), Value(lower(s));
+  if (name == "lower") return no_arguments(name, args), Value(lower(s));
+  if (name == "casefold") return no_arguments(name, args), Value(py_casefold(s));
   if (name == "title") return no_arguments(name, args), Value(py_title(s));
   if (name == "capitalize") return no_arguments(name, args), Value(py_capitalize(s));
   if (name == "swapcase") {
     no_arguments(name, args);
-    std::string out;
-    for (char32_t c : u32(s)) utf8_append(out, to_upper(c) != c ? to_upper(c) : to_lower(c));
-    return Value(out);
+    return Value(py_swapcase(s));
   }
   if (name == "find" || name == "rfind" || name == "index" || name == "rindex" || name == "count") {
     Params p(name, args, {"sub", "start", "end"}, 1);
@@ -377,6 +338,7 @@ Value str_method(const Value& self, const std::string& name, CallArgs& args) {
       body.erase(0, 1);
     }
     const int64_t width = as_index(p[0]);
+    check_built_size(width, "zfill() width");
     const int64_t missing = width - static_cast<int64_t>(utf8_length(s));
     return Value(sign + std::string(static_cast<size_t>(std::max<int64_t>(0, missing)), '0') +
                  body);
@@ -410,10 +372,11 @@ Value str_method(const Value& self, const std::string& name, CallArgs& args) {
     auto all = [&](auto pred) {
       return !text.empty() && std::all_of(text.begin(), text.end(), pred);
     };
-    if (name == "isdigit" || name == "isdecimal" || name == "isnumeric")
-      return Value(all(is_digit));
-    if (name == "isalpha") return Value(all(is_alpha));
-    if (name == "isalnum") return Value(all([](char32_t c) { return is_alpha(c) || is_digit(c); }));
+    if (name == "isdigit") return Value(all(py_char_is_digit));
+    if (name == "isdecimal") return Value(all(py_char_is_decimal));
+    if (name == "isnumeric") return Value(all(py_char_is_numeric));
+    if (name == "isalpha") return Value(all(py_char_is_alpha));
+    if (name == "isalnum") return Value(all(py_char_is_alnum));
     if (name == "isspace") return Value(all(is_space));
     if (name == "islower") return Value(py_islower(s));
     if (name == "isupper") return Value(py_isupper(s));
@@ -423,22 +386,7 @@ Value str_method(const Value& self, const std::string& name, CallArgs& args) {
       return Value(!text.empty() && (is_alpha(text[0]) || text[0] == '_') &&
                    std::all_of(text.begin(), text.end(),
                                [](char32_t c) { return is_alpha(c) || is_digit(c) || c == '_'; }));
-    if (name == "istitle") {
-      bool cased = false, previous_cased = false;
-      for (char32_t c : text) {
-        const bool up = to_lower(c) != c, low = to_upper(c) != c;
-        if (up) {
-          if (previous_cased) return Value(false);
-          previous_cased = cased = true;
-        } else if (low) {
-          if (!previous_cased) return Value(false);
-          previous_cased = cased = true;
-        } else {
-          previous_cased = false;
-        }
-      }
-      return Value(cased);
-    }
+    if (name == "istitle") return Value(py_istitle(s));
     if (name == "isprintable")
       return Value(std::all_of(text.begin(), text.end(), [](char32_t c) {
         return c >= 0x20 && c != 0x7F && !(c >= 0x80 && c <= 0xA0);
@@ -1052,7 +1000,10 @@ Value f_indent(const Value& v, CallArgs& args) {
     if (p[0].is_string())
       indention = p[0].str();
     else
-      indention = std::string(static_cast<size_t>(std::max<int64_t>(0, as_index(p[0]))), ' ');
+      indention =
+          std::string(static_cast<size_t>(std::max<int64_t>(
+                          0, (check_built_size(as_index(p[0]), "indent width"), as_index(p[0])))),
+                      ' ');
   }
   if (v.is_undefined()) v.fail_undefined();
   if (!v.is_string())

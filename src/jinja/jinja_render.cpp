@@ -5,6 +5,7 @@
 #include <optional>
 #include <unordered_map>
 
+#include "jinja/jinja.h"
 #include "jinja/jinja_builtins.h"
 
 namespace expo::jinja {
@@ -64,6 +65,7 @@ class Interpreter {
 
  private:
   const RenderOptions& options_;
+  uint64_t ops_ = 0;
   int depth_ = 0;
   std::vector<std::weak_ptr<Scope>> cycle_roots_;
 
@@ -76,6 +78,45 @@ class Interpreter {
     ~DepthGuard() { --interp.depth_; }
     Interpreter& interp;
   };
+
+  // -------------------------------------------------------------------------------------------
+  // Limits (RenderOptions; jinja::Limits documents them)
+
+  void tick() {
+    if (++ops_ > options_.max_ops)
+      throw TemplateError("the template ran more than " + std::to_string(options_.max_ops) +
+                          " operations (statements, expressions and loop iterations) and was "
+                          "stopped: it may never end; raise the limit with " +
+                          std::string(kMaxOpsEnv) + "=N if it is a real template");
+  }
+
+  void check_string(size_t bytes, const char* what) const {
+    if (bytes > options_.max_output_bytes)
+      throw TemplateError(std::string(what) + " grew past " +
+                          std::to_string(options_.max_output_bytes) +
+                          " bytes and the template was stopped; raise the limit with " +
+                          std::string(kMaxOutputEnv) +
+                          "=SIZE (e.g. 256MiB) if it is a real "
+                          "template");
+  }
+
+  void check_items(size_t items) const {
+    if (items > options_.max_items)
+      throw TemplateError("a list, tuple or dict grew past " + std::to_string(options_.max_items) +
+                          " items and the template was stopped; raise the limit with " +
+                          std::string(kMaxItemsEnv) + "=N if it is a real template");
+  }
+
+  void check_value(const Value& v) const {
+    if (v.is_string())
+      check_string(v.str().size(), "a string");
+    else if (v.is_sequence_like())
+      check_items(v.items().size());
+    else if (v.is_dict())
+      check_items(v.dict_data().size());
+    else if (v.is_iterator())
+      check_items(v.iterator_data().items.size());
+  }
 
   static Value lookup(const Scope* scope, const std::string& name) {
     for (; scope; scope = scope->parent.get()) {
@@ -90,7 +131,12 @@ class Interpreter {
 
   Flow exec(const Body& body, const ScopePtr& scope, std::string& out) {
     for (const auto& stmt : body) {
-      const Flow flow = located(*stmt, [&] { return exec_stmt(*stmt, scope, out); });
+      const Flow flow = located(*stmt, [&] {
+        tick();
+        const Flow f = exec_stmt(*stmt, scope, out);
+        check_string(out.size(), "the rendered text");
+        return f;
+      });
       if (flow != Flow::kNormal) return flow;
     }
     return Flow::kNormal;
@@ -219,6 +265,7 @@ class Interpreter {
     const Value loop_value = Value::loop(state);
     const std::vector<Value>& list = *state->items;
     for (size_t i = 0; i < list.size(); ++i) {
+      located(s, [&] { return tick(), 0; });
       state->index0 = i;
       auto iteration = std::make_shared<Scope>(scope);
       assign(*s.target, list[i], iteration);
@@ -314,7 +361,12 @@ class Interpreter {
   // Expressions
 
   Value eval(const Expr& e, const ScopePtr& scope) {
-    return located(e, [&] { return eval_node(e, scope); });
+    return located(e, [&] {
+      tick();
+      Value v = eval_node(e, scope);
+      check_value(v);
+      return v;
+    });
   }
 
   CallArgs eval_args(const Expr& e, const ScopePtr& scope) {
@@ -398,7 +450,14 @@ class Interpreter {
       }
       case Expr::Kind::kConcat: {
         std::string out;
-        for (const auto& item : e.items) out += eval(*item, scope).to_str();
+        for (const auto& item : e.items) {
+          const Value v = eval(*item, scope);
+          if (v.is_string())
+            out += v.str();  // no copy through to_str(): doubling a long string stays cheap
+          else
+            out += v.to_str();
+          check_string(out.size(), "a string");
+        }
         return Value(std::move(out));
       }
       case Expr::Kind::kCompare: {

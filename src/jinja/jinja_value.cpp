@@ -7,16 +7,22 @@
 #include <cstdio>
 #include <limits>
 
+#include <unicode/uchar.h>
+
 #include "core/error.h"
 #include "core/utf8.h"
+#include "jinja/python_unicode.h"
 
 namespace expo::jinja {
 
-namespace {
+void check_built_size(int64_t size, const char* what) {
+  if (size > kMaxBuiltSize)
+    throw TemplateError(std::string(what) + " too large (" + std::to_string(size) +
+                        "; expo's Jinja engine builds at most " + std::to_string(kMaxBuiltSize) +
+                        " at once)");
+}
 
-// Strings and lists built by templates are bounded so that `'a' * 10**12` fails instead of
-// exhausting memory (CPython would try; a chat template never needs this much).
-constexpr int64_t kMaxBuiltSize = int64_t{1} << 28;
+namespace {
 
 [[noreturn]] void type_error(const std::string& message) { throw TemplateError(message); }
 
@@ -838,6 +844,7 @@ namespace {
 std::string pad(std::string s, int64_t width, bool left, char fill = ' ') {
   const int64_t n = static_cast<int64_t>(utf8_length(s));
   if (width <= n) return s;
+  check_built_size(width, "format width");
   const std::string padding(static_cast<size_t>(width - n), fill);
   return left ? s + padding : padding + s;
 }
@@ -893,8 +900,10 @@ std::string percent_format(const std::string& format, const Value& args) {
       width = next_arg().as_int();
       ++i;
     } else {
-      while (i < format.size() && std::isdigit(static_cast<unsigned char>(format[i])))
+      while (i < format.size() && std::isdigit(static_cast<unsigned char>(format[i]))) {
         width = std::max<int64_t>(width, 0) * 10 + (format[i++] - '0');
+        check_built_size(width, "format width");
+      }
     }
     int precision = -1;
     if (i < format.size() && format[i] == '.') {
@@ -904,8 +913,10 @@ std::string percent_format(const std::string& format, const Value& args) {
         precision = static_cast<int>(next_arg().as_int());
         ++i;
       } else {
-        while (i < format.size() && std::isdigit(static_cast<unsigned char>(format[i])))
+        while (i < format.size() && std::isdigit(static_cast<unsigned char>(format[i]))) {
           precision = precision * 10 + (format[i++] - '0');
+          check_built_size(precision, "format precision");
+        }
       }
     }
     while (i < format.size() && (format[i] == 'h' || format[i] == 'l' || format[i] == 'L')) ++i;
@@ -1023,16 +1034,20 @@ std::string format_spec(const Value& v, const std::string& spec) {
     ++i;
   }
   int64_t width = 0;
-  while (i < spec.size() && std::isdigit(static_cast<unsigned char>(spec[i])))
+  while (i < spec.size() && std::isdigit(static_cast<unsigned char>(spec[i]))) {
     width = width * 10 + (spec[i++] - '0');
+    check_built_size(width, "format width");
+  }
   char grouping = 0;
   if (i < spec.size() && (spec[i] == ',' || spec[i] == '_')) grouping = spec[i++];
   int precision = -1;
   if (i < spec.size() && spec[i] == '.') {
     ++i;
     precision = 0;
-    while (i < spec.size() && std::isdigit(static_cast<unsigned char>(spec[i])))
+    while (i < spec.size() && std::isdigit(static_cast<unsigned char>(spec[i]))) {
       precision = precision * 10 + (spec[i++] - '0');
+      check_built_size(precision, "format precision");
+    }
   }
   char type = 0;
   if (i < spec.size()) type = spec[i++];
@@ -1491,115 +1506,15 @@ bool is_space(char32_t c) {
          c == 0x205F || c == 0x3000;
 }
 
-namespace {
+// Single code points: ICU's simple mappings and CPython's classes (python_unicode.h).
+char32_t to_upper(char32_t c) { return static_cast<char32_t>(u_toupper(static_cast<UChar32>(c))); }
+char32_t to_lower(char32_t c) { return static_cast<char32_t>(u_tolower(static_cast<UChar32>(c))); }
+bool is_cased(char32_t c) { return py_char_is_cased(c); }
+bool is_digit(char32_t c) { return py_char_is_digit(c); }
+bool is_alpha(char32_t c) { return py_char_is_alpha(c); }
 
-// Case pairs laid out as alternating upper/lower code points in [first, last].
-bool in_alternating(char32_t c, char32_t first, char32_t last) { return c >= first && c <= last; }
-
-}  // namespace
-
-// Simple case mapping for the scripts chat text meets most: ASCII, Latin-1, Latin Extended-A
-// and Additional, Greek, Cyrillic, Armenian, fullwidth Latin. Other scripts are left as they are.
-char32_t to_upper(char32_t c) {
-  if (c >= 'a' && c <= 'z') return c - 32;
-  if (c < 0x80) return c;
-  if (c >= 0xE0 && c <= 0xFE && c != 0xF7) return c - 32;
-  if (c == 0xFF) return 0x178;
-  if (c == 0xB5) return 0x39C;
-  if (c == 0x131) return 'I';
-  if (c == 0x17F) return 'S';
-  if ((in_alternating(c, 0x100, 0x137) || in_alternating(c, 0x14A, 0x177)) && (c & 1)) return c - 1;
-  if ((in_alternating(c, 0x139, 0x148) || in_alternating(c, 0x179, 0x17E)) && !(c & 1))
-    return c - 1;
-  if (c >= 0x3B1 && c <= 0x3C9 && c != 0x3C2) return c - 32;
-  if (c == 0x3C2) return 0x3A3;
-  if (c == 0x3AC) return 0x386;
-  if (c >= 0x3AD && c <= 0x3AF) return c - 37;
-  if (c == 0x3CC) return 0x38C;
-  if (c == 0x3CD || c == 0x3CE) return c - 63;
-  if (c >= 0x430 && c <= 0x44F) return c - 32;
-  if (c >= 0x450 && c <= 0x45F) return c - 80;
-  if ((in_alternating(c, 0x460, 0x481) || in_alternating(c, 0x48A, 0x4BF)) && (c & 1)) return c - 1;
-  if (c >= 0x561 && c <= 0x586) return c - 48;
-  if ((in_alternating(c, 0x1E00, 0x1E95) || in_alternating(c, 0x1EA0, 0x1EFF)) && (c & 1))
-    return c - 1;
-  if (c >= 0xFF41 && c <= 0xFF5A) return c - 32;
-  return c;
-}
-
-char32_t to_lower(char32_t c) {
-  if (c >= 'A' && c <= 'Z') return c + 32;
-  if (c < 0x80) return c;
-  if (c >= 0xC0 && c <= 0xDE && c != 0xD7) return c + 32;
-  if (c == 0x178) return 0xFF;
-  if (c == 0x130) return 'i';
-  if ((in_alternating(c, 0x100, 0x137) || in_alternating(c, 0x14A, 0x177)) && !(c & 1))
-    return c + 1;
-  if ((in_alternating(c, 0x139, 0x148) || in_alternating(c, 0x179, 0x17E)) && (c & 1)) return c + 1;
-  if (c >= 0x391 && c <= 0x3A9 && c != 0x3A2) return c + 32;
-  if (c == 0x386) return 0x3AC;
-  if (c >= 0x388 && c <= 0x38A) return c + 37;
-  if (c == 0x38C) return 0x3CC;
-  if (c == 0x38E || c == 0x38F) return c + 63;
-  if (c >= 0x410 && c <= 0x42F) return c + 32;
-  if (c >= 0x400 && c <= 0x40F) return c + 80;
-  if ((in_alternating(c, 0x460, 0x481) || in_alternating(c, 0x48A, 0x4BF)) && !(c & 1))
-    return c + 1;
-  if (c >= 0x531 && c <= 0x556) return c + 48;
-  if ((in_alternating(c, 0x1E00, 0x1E95) || in_alternating(c, 0x1EA0, 0x1EFF)) && !(c & 1))
-    return c + 1;
-  if (c >= 0xFF21 && c <= 0xFF3A) return c + 32;
-  return c;
-}
-
-bool is_cased(char32_t c) {
-  return to_upper(c) != c || to_lower(c) != c || c == 0xDF || c == 0x138 || c == 0x149 ||
-         c == 0xAA || c == 0xBA;
-}
-
-bool is_digit(char32_t c) {
-  return (c >= '0' && c <= '9') || (c >= 0x660 && c <= 0x669) || (c >= 0x6F0 && c <= 0x6F9) ||
-         (c >= 0x966 && c <= 0x96F) || (c >= 0xFF10 && c <= 0xFF19);
-}
-
-bool is_alpha(char32_t c) {
-  if (c < 0x80) return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-  if (is_cased(c)) return true;
-  return (c >= 0x5D0 && c <= 0x5EA) || (c >= 0x620 && c <= 0x64A) || (c >= 0x904 && c <= 0x939) ||
-         (c >= 0xE01 && c <= 0xE30) || (c >= 0x3041 && c <= 0x3096) ||
-         (c >= 0x30A1 && c <= 0x30FA) || (c >= 0x3400 && c <= 0x4DBF) ||
-         (c >= 0x4E00 && c <= 0x9FFF) || (c >= 0xAC00 && c <= 0xD7A3) ||
-         (c >= 0x20000 && c <= 0x2FA1F);
-}
-
-std::string upper(std::string_view s) {
-  std::string out;
-  out.reserve(s.size());
-  for (char32_t c : utf8_decode(s)) {
-    if (c == 0xDF)
-      out += "SS";
-    else
-      utf8_append(out, to_upper(c));
-  }
-  return out;
-}
-
-std::string lower(std::string_view s) {
-  const std::u32string chars = utf8_decode(s);
-  std::string out;
-  out.reserve(s.size());
-  for (size_t i = 0; i < chars.size(); ++i) {
-    const char32_t c = chars[i];
-    if (c == 0x3A3) {  // final sigma: after a cased letter and not before one
-      const bool after_cased = i > 0 && is_cased(chars[i - 1]);
-      const bool before_cased = i + 1 < chars.size() && is_cased(chars[i + 1]);
-      utf8_append(out, after_cased && !before_cased ? 0x3C2 : 0x3C3);
-      continue;
-    }
-    utf8_append(out, to_lower(c));
-  }
-  return out;
-}
+std::string upper(std::string_view s) { return py_upper(s); }
+std::string lower(std::string_view s) { return py_lower(s); }
 
 std::string strip(std::string_view s, const std::optional<std::string>& chars, bool left,
                   bool right) {

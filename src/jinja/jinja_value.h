@@ -28,6 +28,14 @@ class TemplateError : public std::runtime_error {
   int column;  // 1-based, in characters
 };
 
+// Strings and lists built by one operation are bounded so that `'a' * 10**12` or
+// `'x'.center(10**12)` fails at once instead of exhausting memory (CPython would try; a chat
+// template never needs this much). The configurable, lower limits of jinja::Limits are checked
+// on every value the interpreter produces; this one guards the allocation inside an operation.
+inline constexpr int64_t kMaxBuiltSize = int64_t{1} << 28;
+// Throws TemplateError "WHAT too large" when size > kMaxBuiltSize.
+void check_built_size(int64_t size, const char* what);
+
 class Value;
 struct Dict;
 struct Function;
@@ -215,13 +223,13 @@ std::u32string utf8_decode(std::string_view s);
 std::string utf8_encode(std::u32string_view s);
 void utf8_append(std::string& out, char32_t c);
 size_t utf8_length(std::string_view s);
-bool is_space(char32_t c);  // str.isspace()
-char32_t to_upper(char32_t c);
+bool is_space(char32_t c);      // str.isspace()
+char32_t to_upper(char32_t c);  // simple (one code point) mappings
 char32_t to_lower(char32_t c);
 bool is_cased(char32_t c);
 bool is_alpha(char32_t c);
 bool is_digit(char32_t c);
-std::string upper(std::string_view s);  // str.upper(), with ß -> SS
+std::string upper(std::string_view s);  // str.upper() and str.lower(): python_unicode.h
 std::string lower(std::string_view s);
 std::string strip(std::string_view s, const std::optional<std::string>& chars, bool left,
                   bool right);

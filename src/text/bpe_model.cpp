@@ -40,6 +40,7 @@ uint64_t mix64(uint64_t x) {
 // Ids far above the number of tokens would make the id-indexed arrays huge; real vocabularies
 // are dense.
 constexpr int64_t kMaxId = (int64_t{1} << 28);
+constexpr int64_t kIdSlack = int64_t{1} << 20;  // ids allowed past the entry count
 
 }  // namespace
 
@@ -116,6 +117,11 @@ bool TokenTable::insert(std::string_view token, int32_t id) {
 
 std::string BpeModel::add_token(std::string_view token, int64_t id) {
   if (id < 0 || id >= kMaxId) return str("id ", id, " is outside [0, ", kMaxId, ")");
+  if (id >= id_limit_)
+    return str("id ", id, " is far beyond the vocabulary's ", id_limit_ - kIdSlack,
+               " entries (expo refuses ids above the entry count + ", kIdSlack,
+               ": real vocabularies number their tokens from 0, and sparse ids would cost memory "
+               "for nothing)");
   if (const auto existing = vocab_.find(token))
     return str("appears twice (ids ", *existing, " and ", id, ")");
   if (vocab_.token(static_cast<int32_t>(id)))
@@ -172,6 +178,7 @@ std::string BpeModel::add_merge(std::string_view a, std::string_view b, uint32_t
 
 void BpeModel::reserve(size_t tokens, size_t merges) {
   vocab_.reserve(tokens);
+  id_limit_ = static_cast<int64_t>(std::min<size_t>(tokens, kMaxId)) + kIdSlack;
   if (merge_count_ == 0) {
     size_t cap = 1024;
     while (cap < merges + merges / 2) cap <<= 1;

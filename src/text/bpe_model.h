@@ -60,6 +60,9 @@ class BpeModel {
   std::string add_token(std::string_view token, int64_t id);
   std::string add_merge(std::string_view a, std::string_view b, uint32_t rank);
   void finish_loading();  // resolves unk and byte-fallback ids
+  // Sizes the tables for `tokens` vocabulary entries and `merges` merges, and from then on refuses
+  // ids above tokens + 2^20: real vocabularies number their tokens densely from 0, and a hostile
+  // {"a": 268435455} in a 100-byte file would otherwise cost gigabytes of id table.
   void reserve(size_t tokens, size_t merges);
 
   // Appends the ids of one pre-tokenized word.
@@ -83,6 +86,7 @@ class BpeModel {
   TokenTable vocab_;
   std::vector<MergeSlot> merges_;
   size_t merge_count_ = 0;
+  int64_t id_limit_ = INT64_MAX;  // set by reserve()
   std::optional<int32_t> unk_id_;
   int32_t byte_ids_[256];
   std::string scratch_;
