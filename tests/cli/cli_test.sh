@@ -92,7 +92,8 @@ PY
 mkdir -p runs2
 "$expo" extrapolate --sft big/sft --aligned big/aligned --alpha 0.3 --output runs2/int >"$work/out" 2>"$work/err" &
 pid=$!
-sleep 0.7
+# Once its temporary folder exists (not after a fixed sleep: a loaded machine starts later).
+for _ in $(seq 600); do compgen -G "runs2/.int.expo-tmp-*/.expo-owner" >/dev/null && break; sleep 0.1; done
 kill -INT $pid
 wait $pid
 status=$?
