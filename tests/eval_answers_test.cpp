@@ -315,7 +315,10 @@ TEST(Answers, FileAndLineSizesAreBounded) {
                              "a.jsonl", small),
                "a.jsonl:1", "longer than expo reads", "EXPO_INPUT_MAX_LINE");
   small.max_file_bytes = 10;
-  EXPECT_ERROR(read_answers("/dev/zero", small), "/dev/zero", "EXPO_INPUT_MAX_FILE");
+  testing::TempDir dir;
+  write_text_file(dir / "big.jsonl", "{\"id\": 1, \"output\": \"abcdefgh\"}\n");
+  EXPECT_ERROR(read_answers(dir / "big.jsonl", small), "big.jsonl", "EXPO_INPUT_MAX_FILE");
+  EXPECT_ERROR(read_answers("/dev/zero", small), "/dev/zero", "byte 0 is a NUL byte");
 }
 
 }  // namespace

@@ -1,6 +1,11 @@
 // Prompt sets: every format the reader detects, every error naming the file and line (or list
 // item), and shuffle/limit with a fixed order per seed.
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <csignal>
+#include <thread>
 
 #include <cstdlib>
 #include <string>
@@ -138,9 +143,23 @@ TEST(PromptSet, FileAndLineSizesAreBounded) {
   EXPECT_ERROR(read_prompt_set(dir / "long.jsonl", small), (dir / "long.jsonl").string() + ":2",
                "longer than expo reads (214 bytes)", "limit 100 bytes", "EXPO_INPUT_MAX_LINE");
   EXPECT_EQ(read_prompt_set(dir / "long.jsonl").prompts.size(), 2u);  // the defaults read it
-  // An endless stream is read only up to the limit.
-  EXPECT_ERROR(read_prompt_set("/dev/zero", small), "/dev/zero", "larger than expo reads",
+  // A device of NUL bytes stops at the first one; any other endless stream at the limit.
+  EXPECT_ERROR(read_prompt_set("/dev/zero", small), "/dev/zero", "byte 0 is a NUL byte",
+               "not a JSON or JSONL text file");
+  const fs::path fifo = dir / "endless";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const auto old_sigpipe = std::signal(SIGPIPE, SIG_IGN);  // the reader stops first
+  std::thread writer([&] {
+    const int fd = ::open(fifo.c_str(), O_WRONLY);
+    const std::string chunk(4096, 'a');
+    while (fd >= 0 && ::write(fd, chunk.data(), chunk.size()) > 0) {
+    }
+    if (fd >= 0) ::close(fd);
+  });
+  EXPECT_ERROR(read_prompt_set(fifo, small), "endless", "larger than expo reads",
                "more than 1000 bytes");
+  writer.join();
+  std::signal(SIGPIPE, old_sigpipe);
   ::setenv("EXPO_INPUT_MAX_LINE", "150", 1);
   EXPECT_EQ(InputLimits::from_environment().max_line_bytes, 150u);
   EXPECT_ERROR(read_prompt_set(dir / "long.jsonl"), "EXPO_INPUT_MAX_LINE");

@@ -28,7 +28,8 @@ nlohmann::ordered_json read_messages(const std::string& path) {
     text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
     if (std::cin.bad()) fail("--messages -: cannot read standard input");
   } else {
-    text = read_text_file(path, InputLimits::from_environment().max_file_bytes, kInputMaxFileEnv);
+    text = read_text_file(path, InputLimits::from_environment().max_file_bytes, kInputMaxFileEnv,
+                          /*json_text=*/true);
   }
   try {
     return nlohmann::ordered_json::parse(text);

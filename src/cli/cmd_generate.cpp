@@ -53,8 +53,8 @@ std::vector<GenerationRequest> read_token_prompts(const std::string& path,
   std::vector<GenerationRequest> requests;
   const InputLimits limits = InputLimits::from_environment();
   for_each_jsonl_line(
-      read_text_file(path, limits.max_file_bytes, kInputMaxFileEnv), path, limits,
-      [&](const json& j, const std::string& where) {
+      read_text_file(path, limits.max_file_bytes, kInputMaxFileEnv, /*json_text=*/true), path,
+      limits, [&](const json& j, const std::string& where) {
         if (!j.is_object()) fail(where, ": expected an object {\"id\": ..., \"tokens\": [...]}");
         if (!j.contains("tokens") || !j["tokens"].is_array()) fail(where, ": no \"tokens\" array");
         GenerationRequest r;

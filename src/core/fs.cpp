@@ -26,7 +26,8 @@ std::string read_text_file(const fs::path& path) {
   return buffer.str();
 }
 
-std::string read_text_file(const fs::path& path, uint64_t max_bytes, std::string_view env_name) {
+std::string read_text_file(const fs::path& path, uint64_t max_bytes, std::string_view env_name,
+                           bool json_text) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail(path.string(), ": cannot open for reading: ", std::strerror(errno));
   struct Closer {
@@ -47,6 +48,14 @@ std::string read_text_file(const fs::path& path, uint64_t max_bytes, std::string
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) fail(path.string(), ": read error: ", std::strerror(errno));
     if (n == 0) break;
+    if (json_text) {
+      // JSON text never holds a raw NUL byte: a binary file or a device such as /dev/zero
+      // stops here, at its first chunk, rather than at the size limit.
+      const void* nul = std::memchr(buffer, '\0', static_cast<size_t>(n));
+      if (nul)
+        fail(path.string(), ": byte ", text.size() + (static_cast<const char*>(nul) - buffer),
+             " is a NUL byte: this is not a JSON or JSONL text file");
+    }
     if (static_cast<uint64_t>(n) > max_bytes - text.size())
       too_large("more than " + std::to_string(max_bytes) + " bytes");
     text.append(buffer, static_cast<size_t>(n));

@@ -15,8 +15,10 @@ namespace fs = std::filesystem;
 std::string read_text_file(const fs::path& path);
 // The same, refusing a file of more than max_bytes (the error names the file and says how to
 // raise the limit: environment variable `env_name`). A regular file's size is checked before
-// reading; a stream (a FIFO, /dev/zero) is read only until it passes the limit.
-std::string read_text_file(const fs::path& path, uint64_t max_bytes, std::string_view env_name);
+// reading; a stream (a FIFO, /dev/zero) is read only until it passes the limit. With
+// `json_text`, a NUL byte (never in JSON or JSONL text) is an error naming its offset.
+std::string read_text_file(const fs::path& path, uint64_t max_bytes, std::string_view env_name,
+                           bool json_text = false);
 void write_text_file(const fs::path& path, const std::string& text);
 // Copies the bytes of `from` (following symlinks, as in a Hugging Face cache) to a new `to`.
 void copy_file_contents(const fs::path& from, const fs::path& to);

@@ -374,8 +374,9 @@ AnswerSet parse_answers(const std::string& text_in, const std::string& name,
 }
 
 AnswerSet read_answers(const std::filesystem::path& path, const InputLimits& limits) {
-  AnswerSet set = parse_answers(read_text_file(path, limits.max_file_bytes, kInputMaxFileEnv),
-                                path.string(), limits);
+  AnswerSet set = parse_answers(
+      read_text_file(path, limits.max_file_bytes, kInputMaxFileEnv, /*json_text=*/true),
+      path.string(), limits);
   set.path = path;
   return set;
 }

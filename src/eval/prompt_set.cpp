@@ -232,8 +232,9 @@ PromptSet parse_prompt_set(const std::string& text_in, const std::string& name,
 }
 
 PromptSet read_prompt_set(const std::filesystem::path& path, const InputLimits& limits) {
-  PromptSet set = parse_prompt_set(read_text_file(path, limits.max_file_bytes, kInputMaxFileEnv),
-                                   path.string(), limits);
+  PromptSet set = parse_prompt_set(
+      read_text_file(path, limits.max_file_bytes, kInputMaxFileEnv, /*json_text=*/true),
+      path.string(), limits);
   set.path = path;
   return set;
 }
