@@ -1,6 +1,8 @@
 #include "eval/partial_answers.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -69,8 +71,35 @@ fs::path PartialAnswers::path_for(const fs::path& output) {
 PartialAnswers::PartialAnswers(const fs::path& path, const Fingerprint& settings,
                                const PromptSet& prompts, bool resume, bool force)
     : path_(path), loaded_(prompts.prompts.size()) {
-  std::error_code ec;
-  const bool exists = fs::exists(path, ec);
+  // One writer per output: the file is locked (flock, released when the process ends however
+  // it ends) before it is read or changed, so a second `expo generate` to the same --output
+  // is refused instead of interleaving its answers with the first one's.
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) fail(path.string(), ": cannot open for writing: ", std::strerror(errno));
+  try {
+    open_locked(settings, prompts, resume, force);
+  } catch (...) {
+    ::close(fd_);
+    fd_ = -1;
+    throw;
+  }
+}
+
+void PartialAnswers::open_locked(const Fingerprint& settings, const PromptSet& prompts, bool resume,
+                                 bool force) {
+  const fs::path& path = path_;
+  int rc;
+  do rc = ::flock(fd_, LOCK_EX | LOCK_NB);
+  while (rc != 0 && errno == EINTR);
+  if (rc != 0) {
+    if (errno != EWOULDBLOCK) fail(path.string(), ": cannot lock: ", std::strerror(errno));
+    fail(path.string(),
+         " is in use: another expo generate is writing the same --output now. Wait for it to "
+         "finish or stop it, or choose another --output");
+  }
+  struct stat st {};
+  if (::fstat(fd_, &st) != 0) fail(path.string(), ": cannot stat: ", std::strerror(errno));
+  const bool exists = st.st_size > 0;  // an empty file (just created, or never written): none
   if (exists && !resume && !force)
     fail(path.string(),
          " holds the answers of an interrupted run: pass --resume to finish it (only the "
@@ -126,10 +155,8 @@ PartialAnswers::PartialAnswers(const fs::path& path, const Fingerprint& settings
   }
 
   const bool fresh = keep == 0;
-  fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | (fresh ? O_TRUNC : 0), 0644);
-  if (fd_ < 0) fail(path.string(), ": cannot open for writing: ", std::strerror(errno));
-  if (!fresh && ::ftruncate(fd_, static_cast<off_t>(keep)) != 0)
-    fail(path.string(), ": cannot cut off the truncated last line: ", std::strerror(errno));
+  if (::ftruncate(fd_, static_cast<off_t>(keep)) != 0)
+    fail(path.string(), ": cannot truncate: ", std::strerror(errno));
   if (::lseek(fd_, static_cast<off_t>(keep), SEEK_SET) < 0)
     fail(path.string(), ": cannot seek: ", std::strerror(errno));
   if (add_newline) write_all(fd_, "\n", path_);

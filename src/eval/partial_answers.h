@@ -32,6 +32,8 @@ class PartialAnswers {
   //    and its answers are loaded; a last line cut short by a crash is dropped and cut off;
   //  - it exists, without `resume` or `force`: an error that says to pass --resume or --force;
   //  - otherwise it is (re)created holding only the settings line.
+  // The file stays locked (flock) while this object lives: another run opening the same path
+  // is refused with an error saying that it is in use.
   PartialAnswers(const std::filesystem::path& path, const Fingerprint& settings,
                  const PromptSet& prompts, bool resume, bool force);
   ~PartialAnswers();
@@ -51,6 +53,8 @@ class PartialAnswers {
   void remove();
 
  private:
+  void open_locked(const Fingerprint& settings, const PromptSet& prompts, bool resume, bool force);
+
   std::filesystem::path path_;
   int fd_ = -1;
   std::vector<std::optional<Answer>> loaded_;

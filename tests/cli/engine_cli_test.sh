@@ -69,6 +69,9 @@ for _ in $(seq 1200); do
   kill -0 $pid 2>/dev/null || break
   sleep 0.05
 done
+# While it runs, a second generate to the same output is refused (even with --resume), rather
+# than interleaving its answers with the first one's.
+expect_error "a second generate to the same --output" "killed.json.partial.jsonl is in use: another expo generate is writing the same --output" "$expo" generate "${gen[@]}" --output killed.json --resume
 kill -9 $pid; wait $pid 2>/dev/null
 check "killed: answers kept as they finished" $py -c "
 import json
