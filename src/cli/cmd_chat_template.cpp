@@ -23,14 +23,10 @@ struct ChatTemplateArgs {
 };
 
 nlohmann::ordered_json read_messages(const std::string& path) {
-  std::string text;
-  if (path == "-") {
-    text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
-    if (std::cin.bad()) fail("--messages -: cannot read standard input");
-  } else {
-    text = read_text_file(path, InputLimits::from_environment().max_file_bytes, kInputMaxFileEnv,
-                          /*json_text=*/true);
-  }
+  // Standard input is read as /dev/stdin, under the same size limit as a file.
+  const std::string text = read_text_file(path == "-" ? "/dev/stdin" : path,
+                                          InputLimits::from_environment().max_file_bytes,
+                                          kInputMaxFileEnv, /*json_text=*/true);
   try {
     return nlohmann::ordered_json::parse(text);
   } catch (const nlohmann::json::exception& e) {

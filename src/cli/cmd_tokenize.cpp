@@ -29,13 +29,9 @@ struct DetokenizeArgs {
 
 std::string read_input(const TokenizeArgs& args) {
   if (args.text_file.empty()) return args.text;
-  if (args.text_file == "-") {
-    std::string all((std::istreambuf_iterator<char>(std::cin)), std::istreambuf_iterator<char>());
-    if (std::cin.bad()) fail("--text-file -: cannot read standard input");
-    return all;
-  }
-  return read_text_file(args.text_file, InputLimits::from_environment().max_file_bytes,
-                        kInputMaxFileEnv);
+  // Standard input is read as /dev/stdin, under the same size limit as a file.
+  return read_text_file(args.text_file == "-" ? "/dev/stdin" : args.text_file,
+                        InputLimits::from_environment().max_file_bytes, kInputMaxFileEnv);
 }
 
 // "1,2,3" or a JSON array "[1, 2, 3]" (what expo tokenize prints).

@@ -214,4 +214,12 @@ else
   echo "note: running as root, so a read-only folder cannot be tested with permissions"
 fi
 
+# Standard input is bounded like a file: an endless stream stops at the limit (or, for JSON, at
+# its first NUL byte).
+expect_status "stdin under the file limit" 1 "/dev/stdin: the file is larger than expo reads .*EXPO_INPUT_MAX_FILE" \
+  bash -c "yes | EXPO_INPUT_MAX_FILE=1MiB '$expo' tokenize --tokenizer $A --text-file -"
+expect_status "stdin of NUL bytes as JSON" 1 "/dev/stdin: byte 0 is a NUL byte" \
+  bash -c "'$expo' chat-template --tokenizer $A --messages - < /dev/zero"
+check "stdin still works" bash -c "echo '[{\"role\": \"user\", \"content\": \"hi\"}]' | '$expo' chat-template --tokenizer $A --messages - | grep -q hi"
+
 finish
