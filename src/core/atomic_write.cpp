@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "core/fs.h"
 
 namespace expo {
 
@@ -28,12 +29,12 @@ void write_file_atomically(const std::filesystem::path& path, const std::string&
     ::unlink(temp.c_str());
     fail(path.string(), ": ", what, ": ", reason);
   };
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) abandon("write error (disk full?)");
-    done += static_cast<size_t>(n);
+  try {
+    write_all(fd, text, path);
+  } catch (...) {
+    ::close(fd);
+    ::unlink(temp.c_str());
+    throw;
   }
   if (::fchmod(fd, 0644) != 0) abandon("cannot set permissions");
   if (::fsync(fd) != 0) abandon("cannot flush to disk");

@@ -63,6 +63,16 @@ std::string read_text_file(const fs::path& path, uint64_t max_bytes, std::string
   return text;
 }
 
+void write_all(int fd, std::string_view text, const fs::path& path) {
+  size_t done = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) fail(path.string(), ": write error (disk full?): ", std::strerror(errno));
+    done += static_cast<size_t>(n);
+  }
+}
+
 void write_text_file(const fs::path& path, const std::string& text) {
   OutputFile out(path);
   out.write(text.data(), text.size());

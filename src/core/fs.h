@@ -20,6 +20,9 @@ std::string read_text_file(const fs::path& path);
 std::string read_text_file(const fs::path& path, uint64_t max_bytes, std::string_view env_name,
                            bool json_text = false);
 void write_text_file(const fs::path& path, const std::string& text);
+// Writes all of `text` to the open descriptor `fd` (retrying short writes and EINTR); an error
+// names `path` ("write error (disk full?)").
+void write_all(int fd, std::string_view text, const fs::path& path);
 // Copies the bytes of `from` (following symlinks, as in a Hugging Face cache) to a new `to`.
 void copy_file_contents(const fs::path& from, const fs::path& to);
 

@@ -19,16 +19,6 @@ using nlohmann::json;
 
 namespace {
 
-void write_all(int fd, const std::string& text, const fs::path& path) {
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) fail(path.string(), ": write error (disk full?): ", std::strerror(errno));
-    done += static_cast<size_t>(n);
-  }
-}
-
 // One answer line read back: checked against the prompt set.
 Answer answer_from_line(const json& j, const PromptSet& prompts, const std::string& where,
                         size_t& index) {

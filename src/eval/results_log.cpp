@@ -20,20 +20,6 @@ bool same_alpha(double a, double b) {
   return std::fabs(a - b) <= 1e-12 * std::max({1.0, std::fabs(a), std::fabs(b)});
 }
 
-namespace {
-
-void write_all(int fd, const std::string& text, const std::filesystem::path& path) {
-  size_t done = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) fail(path.string(), ": write error (disk full?): ", std::strerror(errno));
-    done += static_cast<size_t>(n);
-  }
-}
-
-}  // namespace
-
 ResultsLog::ResultsLog(const std::filesystem::path& path, bool resume) : path_(path) {
   namespace fs = std::filesystem;
   std::error_code ec;
