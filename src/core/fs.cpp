@@ -236,6 +236,21 @@ void OutputFile::close() {
   if (::close(fd) != 0) fail(path_.string(), ": error on close: ", std::strerror(errno));
 }
 
+fs::path canonical_or_absolute(const fs::path& p) {
+  std::error_code ec;
+  fs::path c = fs::weakly_canonical(fs::absolute(p), ec);
+  return ec ? fs::absolute(p).lexically_normal() : c;
+}
+
+bool is_same_or_ancestor(const fs::path& ancestor, const fs::path& path) {
+  auto a = ancestor.begin(), p = path.begin();
+  for (; a != ancestor.end(); ++a, ++p) {
+    if (a->empty()) continue;
+    if (p == path.end() || *a != *p) return false;
+  }
+  return true;
+}
+
 void check_can_create(const fs::path& target, const std::string& what) {
   std::error_code ec;
   fs::path dir = fs::absolute(target, ec).lexically_normal();

@@ -58,6 +58,13 @@ class OutputFile {
   std::unique_ptr<Direct> direct_;  // direct mode only
 };
 
+// The path with symlinks resolved as far as it exists (std::filesystem::weakly_canonical),
+// absolute; when that fails (a symlink loop), the absolute path, lexically normalized.
+fs::path canonical_or_absolute(const fs::path& p);
+// True when `path` is `ancestor` or lies inside it, component by component (both should come
+// from canonical_or_absolute; a trailing empty component of `ancestor` is ignored).
+bool is_same_or_ancestor(const fs::path& ancestor, const fs::path& path);
+
 // Checks, before any work, that `target` can be created: its nearest existing ancestor is a
 // folder in which a file can be made (a real probe: a read-only file system or a folder of
 // another user fails it, as does an ancestor that is a file). Throws naming `what` (e.g.

@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/fs.h"
 #include "core/units.h"
 
 namespace expo {
@@ -143,21 +144,6 @@ uint64_t folder_bytes(const fs::path& dir) {
   return total;
 }
 
-bool same_or_inside(const fs::path& inner, const fs::path& outer) {
-  auto i = inner.begin();
-  for (auto o = outer.begin(); o != outer.end(); ++o, ++i)
-    if (i == inner.end() || *i != *o) return false;
-  return true;
-}
-
-fs::path canonical_or_normal(const fs::path& path) {
-  std::error_code ec;
-  fs::path p = fs::weakly_canonical(fs::absolute(path, ec), ec);
-  if (ec) p = fs::absolute(path, ec).lexically_normal();
-  if (p.has_filename() == false && p.has_parent_path() && p != p.root_path()) p = p.parent_path();
-  return p;
-}
-
 std::string some_entries(const fs::path& dir) {
   std::string names;
   size_t count = 0;
@@ -254,14 +240,14 @@ void check_force_target(const fs::path& target, bool force_any,
   std::error_code ec;
   const fs::file_status status = fs::symlink_status(target, ec);
   if (!fs::exists(status)) return;
-  const fs::path path = canonical_or_normal(target);
-  const fs::path cwd = canonical_or_normal(fs::current_path(ec));
+  const fs::path path = canonical_or_absolute(target);
+  const fs::path cwd = canonical_or_absolute(fs::current_path(ec));
   const char* home_env = std::getenv("HOME");
-  const fs::path home = home_env && *home_env ? canonical_or_normal(home_env) : fs::path();
+  const fs::path home = home_env && *home_env ? canonical_or_absolute(home_env) : fs::path();
   const std::string anyway = "; add " + force_any_flag + " to replace it anyway";
   if (path == path.root_path())
     usage_fail(target.string(), ": --force would replace the root folder", anyway);
-  if (same_or_inside(cwd, path))
+  if (is_same_or_ancestor(path, cwd))
     usage_fail(target.string(),
                ": --force would replace the current folder (or a folder that holds it); choose "
                "a new output folder",

@@ -39,21 +39,6 @@ std::map<std::string, std::string> output_metadata(const Checkpoint& sft, const 
   return metadata;
 }
 
-fs::path canonical_or_absolute(const fs::path& p) {
-  std::error_code ec;
-  fs::path c = fs::weakly_canonical(fs::absolute(p), ec);
-  return ec ? fs::absolute(p).lexically_normal() : c;
-}
-
-bool is_same_or_ancestor(const fs::path& ancestor, const fs::path& path) {
-  auto a = ancestor.begin(), p = path.begin();
-  for (; a != ancestor.end(); ++a, ++p) {
-    if (a->empty()) continue;
-    if (p == path.end() || *a != *p) return false;
-  }
-  return true;
-}
-
 // Streams plan entries into every output file (stream_entry's sink). Each chunk of a tensor is
 // read (pread) into one set of buffers and computed there by the pool, while a background
 // writer hands the previous chunk, from the other set, to the disk.
