@@ -21,6 +21,7 @@
 #include "eval/partial_answers.h"
 #include "eval/prompt_set.h"
 #include "io/checkpoint_identity.h"
+#include "model/continuous_batch.h"
 #include "model/generator.h"
 #include "pipeline/local_answers.h"
 #include "pipeline/remote_answers.h"
@@ -63,7 +64,7 @@ std::vector<GenerationRequest> read_token_prompts(const std::string& path,
             fail(where, ": \"tokens\" must hold non-negative integer token ids, found ", t.dump());
           r.prompt.push_back(static_cast<int32_t>(t.get<int64_t>()));
         }
-        r.stream = requests.size();
+        r.stream = prompt_stream(r.prompt);
         meta.push_back({j.contains("id") ? j["id"] : json(requests.size()), where});
         requests.push_back(std::move(r));
       });

@@ -1,5 +1,6 @@
-// expo serve: an OpenAI-compatible HTTP server over the built-in engine (chat completions for a
-// causal LM, /pooling and /classify for a reward model), one request at a time.
+// expo serve: an OpenAI-compatible HTTP server over the built-in engine (chat and text
+// completions for a causal LM, streamed or whole; /pooling and /classify for a reward model),
+// every request in flight sharing one continuous batch.
 #include <cstdio>
 #include <memory>
 
@@ -7,6 +8,7 @@
 #include "cli/model_options.h"
 #include "cli/option_ranges.h"
 #include "core/error.h"
+#include "core/units.h"
 #include "http/openai_server.h"
 #include "model/generator.h"
 #include "model/kv_cache.h"
@@ -23,20 +25,28 @@ struct ServeArgs {
   std::string model_name, tokenizer, template_name = "default";
   uint64_t max_new_tokens = 0;
   uint64_t max_context = 0;
+  uint64_t batch_size = 16;
+  uint64_t max_queue = 256;
+  std::string max_body_size = "32MiB";
+  double header_timeout = 10, body_timeout = 30;
   bool quiet = false;
 };
 
-// What one request needs beyond the weights, for --max-memory: a KV cache as long as the
-// context, the workspace of a prefill chunk and a row of logits.
-uint64_t working_memory(const ModelConfig& config, uint64_t context) {
-  const uint64_t step = std::min<uint64_t>(GenerationOptions{}.prefill_chunk, context);
+// What --batch-size sequences in flight need beyond the weights at most, for --max-memory: a
+// KV cache as long as the context each, the workspace of a step and a row of logits each.
+// (A KV cache takes memory only as its sequence grows: this is the worst case.)
+uint64_t working_memory(const ModelConfig& config, uint64_t context, uint64_t batch) {
+  const uint64_t step =
+      std::min<uint64_t>(GenerationOptions{}.step_tokens + batch, batch * context);
   const uint64_t floats_per_token =
       4 * config.hidden_size + 3 * config.intermediate_size + config.q_dim() + 2 * config.kv_dim();
-  return KvCache::bytes_for(config, context) + step * floats_per_token * 4 +
-         config.output_size() * 4;
+  return batch * KvCache::bytes_for(config, context) + step * floats_per_token * 4 +
+         batch * config.output_size() * 4;
 }
 
 void run(const ServeArgs& args) {
+  const uint64_t max_body = parse_size(args.max_body_size, "--max-body-size");
+  if (max_body == 0) usage_fail("--max-body-size must be at least 1 byte");
   args.model.check();
   std::unique_ptr<EngineBackend> backend;
   {
@@ -50,21 +60,32 @@ void run(const ServeArgs& args) {
     options.threads = args.model.threads;
     options.max_new_tokens = args.max_new_tokens;
     options.context_length = args.max_context;
+    options.max_batch = args.batch_size;
+    options.max_queue = args.max_queue;
     const ModelConfig& config = options.model.config();
     const uint64_t model_context = model_context_length(config);
     const uint64_t context =
         args.max_context ? std::min(args.max_context, model_context) : model_context;
-    args.model.check_memory(options.model, working_memory(config, context),
-                            "KV cache and activations");
+    args.model.check_memory(options.model, working_memory(config, context, args.batch_size),
+                            "KV caches and activations");
     backend = std::make_unique<EngineBackend>(options);
   }  // a pair's checkpoints close here: the backend holds the extrapolated weights
-  OpenAIServer server(*backend, args.host, args.port);
+  OpenAIServerOptions server_options;
+  server_options.host = args.host;
+  server_options.port = args.port;
+  server_options.max_body_bytes = max_body;
+  server_options.head_timeout_seconds = args.header_timeout;
+  server_options.body_timeout_seconds = args.body_timeout;
+  OpenAIServer server(*backend, server_options);
   if (!args.quiet)
     server.set_request_log(
         [](const std::string& line) { std::fprintf(stderr, "expo serve: %s\n", line.c_str()); });
   server.start();
-  std::fprintf(stderr, "expo serve: listening on http://%s:%d (model %s)\n", args.host.c_str(),
-               server.port(), backend->model_name().c_str());
+  std::fprintf(stderr,
+               "expo serve: listening on http://%s:%d (model %s, batch %llu, queue %llu)\n",
+               args.host.c_str(), server.port(), backend->model_name().c_str(),
+               static_cast<unsigned long long>(args.batch_size),
+               static_cast<unsigned long long>(args.max_queue));
   std::fflush(stderr);
   server.run();
 }
@@ -76,9 +97,11 @@ void add_serve_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "serve",
       "Serve the built-in engine over an OpenAI-compatible HTTP API: POST /v1/chat/completions\n"
-      "(a causal LM), POST /pooling and /classify (a reward model: vLLM's shapes; /pooling gives\n"
-      "the raw reward logit), GET /v1/models and /health. Requests are answered one at a time.\n"
-      "Serves until Ctrl-C or SIGTERM.\n"
+      "and /v1/completions (a causal LM; \"stream\": true for server-sent events), POST /pooling\n"
+      "and /classify (a reward model: vLLM's shapes; /pooling gives the raw reward logit),\n"
+      "GET /v1/models, /health and /metrics (Prometheus). Requests in flight share one\n"
+      "continuous batch of --batch-size sequences; more wait in a queue of --max-queue, beyond\n"
+      "which the answer is 503 with Retry-After. Serves until Ctrl-C or SIGTERM.\n"
       "Examples: expo serve --model ./zephyr --port 8000\n"
       "          expo serve --sft ./sft --aligned ./dpo --alpha 0.3 --port 0");
   args->model.add_to(*cmd);
@@ -100,6 +123,25 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--max-context", args->max_context,
                   "tokens a sequence may reach, prompt included (default: the model's context)")
       ->check(count_in(1, kMaxContext));
+  cmd->add_option("--batch-size", args->batch_size,
+                  "sequences decoded together; requests beyond it wait for a slot")
+      ->capture_default_str()
+      ->check(count_in(1, 4096));
+  cmd->add_option("--max-queue", args->max_queue,
+                  "requests that may wait for a slot; beyond it: 503 with Retry-After")
+      ->capture_default_str()
+      ->check(count_in(0, 1000000));
+  cmd->add_option("--max-body-size", args->max_body_size,
+                  "largest request body, whatever its Content-Type (413 beyond it)")
+      ->capture_default_str();
+  cmd->add_option("--header-timeout", args->header_timeout,
+                  "seconds a client has to send a request's line and headers")
+      ->capture_default_str()
+      ->check(real_in(0.1, 3600));
+  cmd->add_option("--body-timeout", args->body_timeout,
+                  "seconds a client has to send a request's body, plus 1 s per MiB")
+      ->capture_default_str()
+      ->check(real_in(0.1, 3600));
   cmd->add_flag("--quiet", args->quiet, "no line per request on stderr");
   cmd->callback([args] { run(*args); });
 }

@@ -48,13 +48,6 @@ std::optional<int64_t> integer_field(const json& body, const char* key) {
   fail("field `", key, "` must be an integer, not ", show(*value));
 }
 
-bool bool_field(const json& body, const char* key, bool fallback) {
-  const json* value = find(body, key);
-  if (!value) return fallback;
-  if (!value->is_boolean()) fail("field `", key, "` must be true or false, not ", show(*value));
-  return value->get<bool>();
-}
-
 }  // namespace
 
 void check_chat_messages(const json& messages, const char* key) {
@@ -105,32 +98,20 @@ json chat_request_to_json(const ChatRequest& request) {
 ChatRequest chat_request_from_json(const json& body) {
   if (!body.is_object()) fail("the request body must be a JSON object, not ", show(body));
   ChatRequest r;
-  if (const json* model = find(body, "model")) {
-    if (!model->is_string()) fail("field `model` must be a string, not ", show(*model));
-    r.model = model->get<std::string>();
-  }
   const json* messages = find(body, "messages");
   if (!messages) fail("missing field `messages` (an array of {\"role\", \"content\"})");
   check_chat_messages(*messages, "messages");
   r.messages = *messages;
+  read_generation_fields(body, r);
+  return r;
+}
 
-  if (bool_field(body, "stream", false))
-    fail("field `stream`: streaming is not supported by expo serve; send \"stream\": false");
-  if (auto n = integer_field(body, "n"); n && *n != 1)
-    fail("field `n` is ", *n,
-         "; expo serve makes one choice per request (send n = 1 or "
-         "repeat the request)");
-  if (bool_field(body, "logprobs", false)) fail("field `logprobs` is not supported by expo serve");
-  if (const json* tools = find(body, "tools"); tools && !tools->empty())
-    fail("field `tools` is not supported by expo serve");
-  if (const json* bias = find(body, "logit_bias"); bias && !bias->empty())
-    fail("field `logit_bias` is not supported by expo serve");
-  if (const json* format = find(body, "response_format")) {
-    if (!format->is_object() || format->value("type", "") != "text")
-      fail("field `response_format` is ", show(*format),
-           "; expo serve only produces free text ({\"type\": \"text\"})");
+void read_generation_fields(const json& body, ChatRequest& r) {
+  if (!body.is_object()) fail("the request body must be a JSON object, not ", show(body));
+  if (const json* model = find(body, "model")) {
+    if (!model->is_string()) fail("field `model` must be a string, not ", show(*model));
+    r.model = model->get<std::string>();
   }
-
   const double inf = std::numeric_limits<double>::infinity();
   r.temperature = number_field(body, "temperature", 1.0, 0.0, inf);
   r.top_p = number_field(body, "top_p", 1.0, 0.0, 1.0);
@@ -171,7 +152,6 @@ ChatRequest chat_request_from_json(const json& body) {
     for (const auto& s : r.stop)
       if (s.empty()) fail("field `stop` holds an empty string; remove it");
   }
-  return r;
 }
 
 json chat_response_to_json(const ChatResponse& response, const std::string& model,

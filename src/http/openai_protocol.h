@@ -73,11 +73,16 @@ struct ChatResponse {
 // accept requests that do not use them.
 nlohmann::json chat_request_to_json(const ChatRequest& request);
 
-// Reads a chat completion request, strictly: a wrong type or value throws expo::Error naming
-// the field ("messages[1].role must be a string"). What expo cannot do is refused rather than
-// ignored: stream: true, n > 1, logprobs, tools, a response_format other than text, logit_bias.
-// Fields it does not know are ignored (clients send "user" and the like).
+// Reads a chat completion request's conversation and generation fields, strictly: a wrong
+// type or value throws expo::Error naming the field ("messages[1].role must be a string").
+// Fields it does not know are ignored; the server's own checks (stream, n, logprobs, fields
+// it cannot honour) are in serve_request.h.
 ChatRequest chat_request_from_json(const nlohmann::json& body);
+
+// The generation fields alone (model, temperature, top_p, top_k, min_p, the penalties, seed,
+// max_completion_tokens / max_tokens, stop), into `request`: what chat and completion
+// requests share.
+void read_generation_fields(const nlohmann::json& body, ChatRequest& request);
 
 // Checks a conversation: a non-empty array of {"role": string, "content": string, null or an
 // array of text parts}; an expo::Error names the field (`field`[i].role ...) otherwise.

@@ -1,17 +1,15 @@
 #include "http/openai_server.h"
 
-#include <httplib.h>
-
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <ctime>
-#include <mutex>
 #include <random>
 #include <thread>
 
 #include "core/error.h"
 #include "core/interrupt.h"
+#include "http/http_server.h"
 
 namespace expo {
 
@@ -19,18 +17,17 @@ using nlohmann::json;
 
 namespace {
 
-// Far above any chat or scoring request; a bound so that one client cannot make the server
-// buffer gigabytes.
-constexpr size_t kMaxRequestBytes = 64u << 20;
+// How often a handler waiting for tokens looks at its client.
+constexpr std::chrono::milliseconds kClientCheck{50};
 
-void reply(httplib::Response& res, int status, const json& body) {
-  res.status = status;
-  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+std::string dump(const json& body) {
+  return body.dump(-1, ' ', false, json::error_handler_t::replace);
 }
 
-void reply_error(httplib::Response& res, int status, const std::string& message,
-                 const std::string& type = "invalid_request_error", const std::string& code = "") {
-  reply(res, status, error_body(message, type, code));
+std::string error_text(int status, const std::string& message, const std::string& code = "") {
+  const std::string type = status >= 500 ? (status == 503 ? "server_busy" : "internal_error")
+                                         : "invalid_request_error";
+  return dump(error_body(message, type, code));
 }
 
 // A client error with its HTTP status, thrown inside a handler and answered by `handle`.
@@ -47,21 +44,34 @@ std::optional<bool> optional_bool(const json& body, const char* key) {
   return it->get<bool>();
 }
 
+// Cancels a generation unless it was answered in full: a handler that returns early (its
+// client went away, a write failed, an exception) frees the batch slot.
+struct CancelUnlessDone {
+  std::shared_ptr<GenerationStream> stream;
+  bool done = false;
+  ~CancelUnlessDone() {
+    if (!done) stream->cancel();
+  }
+};
+
+std::string sse(const json& chunk) { return "data: " + dump(chunk) + "\n\n"; }
+
+const char* kRoutes =
+    "expo serve answers GET /health, GET /v1/models, GET /metrics, POST /v1/chat/completions, "
+    "POST /v1/completions, POST /pooling and POST /classify";
+
 }  // namespace
 
 struct OpenAIServer::Impl {
   ServeBackend& backend;
-  std::string host;
-  int requested_port;
-  int bound_port = 0;
-  httplib::Server server;
-  std::thread thread;
-  std::atomic<bool> listen_returned{false};
-  std::mutex backend_mutex;  // the engine is not re-entrant (see the header)
+  OpenAIServerOptions options;
+  ServeMetrics metrics;
+  std::function<void(const std::string&)> log;
+  std::unique_ptr<HttpServer> http;
   std::atomic<uint64_t> next_id{0};
   uint64_t id_salt = std::random_device{}();
 
-  Impl(ServeBackend& b, std::string h, int p) : backend(b), host(std::move(h)), requested_port(p) {}
+  Impl(ServeBackend& b, OpenAIServerOptions o) : backend(b), options(std::move(o)) {}
 
   std::string new_id(const char* prefix) {
     char hex[17];
@@ -70,22 +80,14 @@ struct OpenAIServer::Impl {
     return std::string(prefix) + hex;
   }
 
-  template <typename F>
-  auto with_backend(F&& f) {
-    if (backend.reentrant()) return f();
-    std::lock_guard lock(backend_mutex);
-    return f();
-  }
-
-  json parse_body(const httplib::Request& req) {
-    json body = json::parse(req.body, nullptr, /*allow_exceptions=*/false);
-    if (body.is_discarded())
-      throw HttpError{400,
-                      req.body.empty() ? std::string("the request has no body; send a JSON object")
-                                       : std::string("the request body is not valid JSON"),
-                      ""};
-    if (!body.is_object()) throw HttpError{400, "the request body must be a JSON object", ""};
-    return body;
+  json parse_body(const HttpRequest& req) {
+    try {
+      // The parsed form may take a few times the body (strings, small values); a body of many
+      // tiny values is refused before it is built.
+      return parse_request_body(req.body, 8 * options.max_body_bytes + (size_t(1) << 20));
+    } catch (const Error& e) {
+      throw HttpError{400, e.what(), ""};
+    }
   }
 
   // vLLM answers a request for another model with 404; so does expo serve, which catches a
@@ -101,35 +103,96 @@ struct OpenAIServer::Impl {
                       "model_not_found"};
   }
 
-  // Runs a handler body, mapping failures to OpenAI-style error answers.
+  // Runs a handler body, mapping failures to OpenAI-style error answers (unless the answer
+  // has started: then the connection just ends).
   template <typename F>
-  void handle(httplib::Response& res, F&& f) {
+  void handle(HttpResponder& res, F&& f) {
+    auto answer = [&](int status, const std::string& message, const std::string& code,
+                      std::vector<HttpHeader> extra = {}) {
+      if (!res.responded()) res.send(status, "application/json", error_text(status, message, code), extra);
+    };
     try {
       f();
     } catch (const HttpError& e) {
-      reply_error(res, e.status, e.message, "invalid_request_error", e.code);
+      answer(e.status, e.message, e.code);
+    } catch (const ServerBusy& e) {
+      answer(503, e.what(), "", {{"retry-after", "1"}});
     } catch (const Error& e) {
-      reply_error(res, 400, e.what());
+      answer(400, e.what(), "");
     } catch (const std::exception& e) {
-      reply_error(res, 500, str("internal error: ", e.what()), "internal_error");
+      answer(500, str("internal error: ", e.what()), "");
     }
   }
 
-  void chat(const httplib::Request& req, httplib::Response& res) {
+  void generation(ServeEndpoint endpoint, const HttpRequest& req, HttpResponder& res) {
     handle(res, [&] {
       const json body = parse_body(req);
       const std::string served = backend.model_name();
-      ChatRequest request = chat_request_from_json(body);  // expo::Error -> 400
+      ServeRequest request = serve_request_from_json(body, endpoint);  // expo::Error -> 400
       check_model(body, served);
-      request.model = served;
-      const ChatResponse response = with_backend([&] { return backend.chat(request); });
-      reply(res, 200,
-            chat_response_to_json(response, served, new_id("chatcmpl-"),
-                                  static_cast<int64_t>(std::time(nullptr))));
+      request.generation.model = served;
+      CancelUnlessDone guard{backend.generate(request)};
+      GenerationStream& stream = *guard.stream;
+      const bool chat = endpoint == ServeEndpoint::kChat;
+      const std::string id = new_id(chat ? "chatcmpl-" : "cmpl-");
+      const int64_t created = static_cast<int64_t>(std::time(nullptr));
+
+      if (!request.stream) {
+        std::string text;
+        std::vector<StreamedLogprob> logprobs;
+        for (;;) {
+          if (!stream.wait(kClientCheck)) {
+            if (res.client_gone()) return;  // the guard cancels
+            continue;
+          }
+          StreamUpdate u = stream.take();
+          text += u.text;
+          for (auto& l : u.logprobs) logprobs.push_back(std::move(l));
+          if (!u.finished) continue;
+          guard.done = true;
+          if (!u.error.empty()) throw std::runtime_error(u.error);
+          res.send(200, "application/json",
+                   dump(serve_response_to_json(request, text, logprobs, u.finish_reason,
+                                               u.prompt_tokens, u.completion_tokens, served, id,
+                                               created)));
+          return;
+        }
+      }
+
+      if (!res.begin_stream(200, "text/event-stream", {{"x-accel-buffering", "no"}})) return;
+      if (chat && !res.write(sse(serve_chunk_to_json(request, "", {}, true, "", served, id, created))))
+        return;
+      for (;;) {
+        if (!stream.wait(kClientCheck)) {
+          if (res.client_gone()) return;
+          continue;
+        }
+        StreamUpdate u = stream.take();
+        if (!u.text.empty() || !u.logprobs.empty()) {
+          if (!res.write(sse(serve_chunk_to_json(request, u.text, u.logprobs, false, "", served,
+                                                 id, created))))
+            return;
+        }
+        if (!u.finished) continue;
+        guard.done = true;
+        std::string tail;
+        if (!u.error.empty()) {
+          tail += sse(error_body(u.error, "internal_error"));
+        } else {
+          tail += sse(serve_chunk_to_json(request, "", {}, false, u.finish_reason, served, id,
+                                          created));
+          if (request.include_usage)
+            tail += sse(serve_usage_chunk_to_json(request, u.prompt_tokens, u.completion_tokens,
+                                                  served, id, created));
+        }
+        tail += "data: [DONE]\n\n";
+        if (res.write(tail)) res.end();
+        return;
+      }
     });
   }
 
-  void score(ScoreApi api, const httplib::Request& req, httplib::Response& res) {
+  void score(ScoreApi api, const HttpRequest& req, HttpResponder& res) {
     handle(res, [&] {
       const std::string served = backend.model_name();
       const char* path = score_api_path(api);
@@ -178,7 +241,7 @@ struct OpenAIServer::Impl {
       }
       const bool apply_sigmoid = activation.value_or(api == ScoreApi::kClassify);
 
-      const auto scores = with_backend([&] { return backend.score(argument); });
+      const auto scores = backend.score(argument);
       if (!scores)
         throw HttpError{
             400, str("model `", served, "` is not a reward model; ", path, " needs one"), ""};
@@ -187,140 +250,128 @@ struct OpenAIServer::Impl {
       std::vector<double> out = *scores;
       if (apply_sigmoid)
         for (double& v : out) v = 1.0 / (1.0 + std::exp(-v));
-      reply(res, 200,
-            score_response_to_json(api, out, served,
-                                   new_id(api == ScoreApi::kPooling ? "pool-" : "classify-"),
-                                   static_cast<int64_t>(std::time(nullptr))));
+      res.send(200, "application/json",
+               dump(score_response_to_json(api, out, served,
+                                           new_id(api == ScoreApi::kPooling ? "pool-" : "classify-"),
+                                           static_cast<int64_t>(std::time(nullptr)))));
     });
   }
 
-  void models(httplib::Response& res) {
+  void models(HttpResponder& res) {
     handle(res, [&] {
       json model = {{"id", backend.model_name()},
                     {"object", "model"},
                     {"created", static_cast<int64_t>(std::time(nullptr))},
                     {"owned_by", "expo"}};
-      reply(res, 200, {{"object", "list"}, {"data", json::array({model})}});
+      res.send(200, "application/json", dump({{"object", "list"}, {"data", json::array({model})}}));
     });
   }
 
-  void install_routes() {
-    // httplib's default also sets SO_REUSEPORT, which lets a second server bind the same port
-    // and silently share its connections; SO_REUSEADDR alone only allows restarting at once.
-    server.set_socket_options([](socket_t sock) {
-      int yes = 1;
-      setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-    });
-    server.set_payload_max_length(kMaxRequestBytes);
-    server.Get("/health", [](const httplib::Request&, httplib::Response& res) {
-      res.status = 200;
-      res.set_content("{}", "application/json");
-    });
-    server.Get("/v1/models",
-               [this](const httplib::Request&, httplib::Response& res) { models(res); });
-    server.Post("/v1/chat/completions",
-                [this](const httplib::Request& req, httplib::Response& res) { chat(req, res); });
-    server.Post("/pooling", [this](const httplib::Request& req, httplib::Response& res) {
+  void route(const HttpRequest& req, HttpResponder& res) {
+    const std::string& p = req.path;
+    const bool get = req.method == "GET" || req.method == "HEAD";
+    const bool post = req.method == "POST";
+    if (get && p == "/health") {
+      res.send(200, "application/json", "{}");
+    } else if (get && p == "/v1/models") {
+      models(res);
+    } else if (get && p == "/metrics") {
+      res.send(200, "text/plain; version=0.0.4; charset=utf-8",
+               metrics.text(backend.model_name()));
+    } else if (post && p == "/v1/chat/completions") {
+      generation(ServeEndpoint::kChat, req, res);
+    } else if (post && p == "/v1/completions") {
+      generation(ServeEndpoint::kCompletions, req, res);
+    } else if (post && p == "/pooling") {
       score(ScoreApi::kPooling, req, res);
-    });
-    server.Post("/classify", [this](const httplib::Request& req, httplib::Response& res) {
+    } else if (post && p == "/classify") {
       score(ScoreApi::kClassify, req, res);
-    });
-    // Called for every status >= 400; only answers those no handler wrote (unknown routes,
-    // bodies over the limit).
-    server.set_error_handler(httplib::Server::HandlerWithResponse(
-        [](const httplib::Request& req, httplib::Response& res) {
-          if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-          const int status = res.status;
-          if (status == 404) {
-            reply_error(res, 404,
-                        str("no route ", req.method, " ", req.path,
-                            "; expo serve answers GET /health, GET /v1/models, "
-                            "POST /v1/chat/completions, POST /pooling and POST /classify"),
-                        "invalid_request_error", "not_found");
-          } else if (status == 413) {
-            reply_error(res, 413, str("the request body is over ", kMaxRequestBytes >> 20, " MiB"));
-          } else {
-            reply_error(res, status, str("HTTP ", status, " for ", req.method, " ", req.path),
-                        status >= 500 ? "internal_error" : "invalid_request_error");
-          }
-          return httplib::Server::HandlerResponse::Handled;
-        }));
-    server.set_exception_handler(
-        [](const httplib::Request&, httplib::Response& res, std::exception_ptr ep) {
-          std::string what = "unknown exception";
-          try {
-            std::rethrow_exception(ep);
-          } catch (const std::exception& e) {
-            what = e.what();
-          } catch (...) {
-          }
-          reply_error(res, 500, str("internal error: ", what), "internal_error");
-        });
+    } else if (p == "/health" || p == "/v1/models" || p == "/metrics" ||
+               p == "/v1/chat/completions" || p == "/v1/completions" || p == "/pooling" ||
+               p == "/classify") {
+      res.send(405, "application/json",
+               error_text(405, str("method ", req.method, " is not allowed on ", p, "; ", kRoutes),
+                          "method_not_allowed"));
+    } else {
+      res.send(404, "application/json",
+               error_text(404, str("no route ", req.method, " ", p, "; ", kRoutes), "not_found"));
+    }
+  }
+
+  static std::string route_label(const std::string& path) {
+    for (const char* known : {"/health", "/v1/models", "/metrics", "/v1/chat/completions",
+                              "/v1/completions", "/pooling", "/classify"})
+      if (path == known) return path;
+    return "other";
   }
 };
 
-OpenAIServer::OpenAIServer(ServeBackend& backend, std::string host, int port)
-    : impl_(std::make_unique<Impl>(backend, std::move(host), port)) {
-  if (port < 0 || port > 65535) fail("port ", port, " is out of range; use 0..65535 (0: any)");
-  impl_->install_routes();
+OpenAIServer::OpenAIServer(ServeBackend& backend, OpenAIServerOptions options)
+    : impl_(std::make_unique<Impl>(backend, std::move(options))) {
+  const auto& o = impl_->options;
+  if (o.port < 0 || o.port > 65535) fail("port ", o.port, " is out of range; use 0..65535 (0: any)");
+  backend.set_metrics(&impl_->metrics);
 }
 
-OpenAIServer::~OpenAIServer() { stop(); }
+OpenAIServer::OpenAIServer(ServeBackend& backend, std::string host, int port)
+    : OpenAIServer(backend, [&] {
+        OpenAIServerOptions o;
+        o.host = std::move(host);
+        o.port = port;
+        return o;
+      }()) {}
+
+OpenAIServer::~OpenAIServer() {
+  stop();
+  impl_->backend.set_metrics(nullptr);
+}
 
 void OpenAIServer::start() {
   Impl& s = *impl_;
-  if (s.thread.joinable()) fail("the server on ", s.host, ":", s.bound_port, " is already running");
-  int port = s.requested_port;
-  if (port == 0) {
-    port = s.server.bind_to_any_port(s.host);
-  } else if (!s.server.bind_to_port(s.host, port)) {
-    port = -1;
-  }
-  if (port <= 0)
-    fail("cannot listen on ", s.host, ":", s.requested_port,
-         "; is another server using the port, or is the address not one of this machine's? "
-         "choose another with --port/--host");
-  s.bound_port = port;
-  s.listen_returned = false;
-  s.thread = std::thread([&s] {
-    s.server.listen_after_bind();
-    s.listen_returned = true;
+  if (s.http) fail("the server on ", s.options.host, ":", s.http->port(), " is already running");
+  auto ms = [](double seconds) {
+    return std::chrono::milliseconds(static_cast<int64_t>(std::llround(seconds * 1000)));
+  };
+  HttpServerOptions o;
+  o.host = s.options.host;
+  o.port = s.options.port;
+  o.max_body_bytes = s.options.max_body_bytes;
+  o.max_connections = s.options.max_connections;
+  o.head_timeout = ms(s.options.head_timeout_seconds);
+  o.body_timeout = ms(s.options.body_timeout_seconds);
+  o.idle_timeout = ms(s.options.idle_timeout_seconds);
+  auto http = std::make_unique<HttpServer>(
+      o, [&s](const HttpRequest& req, HttpResponder& res) { s.route(req, res); },
+      [](int status, const std::string& message) { return error_text(status, message); });
+  http->set_request_log([&s](const HttpRequest& req, int status) {
+    s.metrics.count_request(Impl::route_label(req.path), status);
+    if (s.log) s.log(str(req.method, " ", req.path, " ", status));
   });
-  // httplib's stop() only acts once the listening loop runs: wait for it, so that a stop()
-  // right after start() cannot be lost.
-  while (!s.server.is_running() && !s.listen_returned)
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  if (s.listen_returned) {
-    s.thread.join();
-    fail("the server on ", s.host, ":", port, " stopped as soon as it started");
-  }
+  http->start();
+  s.http = std::move(http);
 }
 
 void OpenAIServer::stop() {
-  Impl& s = *impl_;
-  if (!s.thread.joinable()) return;
-  s.server.stop();
-  s.thread.join();
+  if (impl_->http) impl_->http->stop();
 }
 
 void OpenAIServer::set_request_log(std::function<void(const std::string& line)> log) {
-  if (impl_->thread.joinable()) fail("set_request_log must be called before start()");
-  impl_->server.set_logger(
-      [log = std::move(log)](const httplib::Request& req, const httplib::Response& res) {
-        if (log) log(str(req.method, " ", req.path, " ", res.status));
-      });
+  if (impl_->http) fail("set_request_log must be called before start()");
+  impl_->log = std::move(log);
 }
 
 void OpenAIServer::run() {
   install_interrupt_handlers();
-  if (!impl_->thread.joinable()) start();
+  if (!impl_->http) start();
   while (!interrupted()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  impl_->backend.shutdown();  // answers what is in flight with an error, so stop() is prompt
   stop();
 }
 
-int OpenAIServer::port() const { return impl_->bound_port; }
+int OpenAIServer::port() const { return impl_->http ? impl_->http->port() : 0; }
 
-const std::string& OpenAIServer::host() const { return impl_->host; }
+const std::string& OpenAIServer::host() const { return impl_->options.host; }
+
+ServeMetrics& OpenAIServer::metrics() { return impl_->metrics; }
 
 }  // namespace expo

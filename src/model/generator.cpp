@@ -7,33 +7,10 @@
 
 #include "core/error.h"
 #include "core/interrupt.h"
+#include "model/continuous_batch.h"
 
 namespace expo {
 
-namespace {
-
-struct Sequence {
-  size_t request;
-  const std::vector<int32_t>* prompt;
-  KvCache cache;
-  Sampler sampler;
-  uint64_t prefilled = 0;  // prompt tokens already in the cache
-  std::vector<int32_t> generated;
-  int32_t pending = -1;  // token sampled last step, to be fed next step
-
-  Sequence(size_t index, const GenerationRequest& r, const ModelConfig& c, uint64_t capacity,
-           const SamplingParams& params)
-      : request(index),
-        prompt(&r.prompt),
-        cache(c, capacity),
-        sampler(params, r.stream, r.prompt) {}
-};
-
-uint64_t capacity_for(const GenerationRequest& r, const GenerationOptions& o, uint64_t context) {
-  return std::min<uint64_t>(context, r.prompt.size() + o.max_new_tokens);
-}
-
-}  // namespace
 
 std::vector<int32_t> default_stop_ids(std::span<const int32_t> explicit_ids, bool ignore_eos,
                                       std::span<const int32_t> eos_ids,
@@ -78,86 +55,42 @@ void generate(Transformer& model, std::span<const GenerationRequest> requests,
               const GenerationOptions& options, ThreadPool& pool,
               const std::function<void(GenerationResult&&)>& on_result,
               const std::function<void(const GenerationStats&)>& on_step) {
-  const ModelConfig& c = model.config();
-  const uint64_t context =
-      options.context_length ? options.context_length : model_context_length(c);
-  const uint64_t vocab = model.output_size();
   const auto start_time = std::chrono::steady_clock::now();
   GenerationStats stats;
   stats.total = requests.size();
-
-  std::vector<std::unique_ptr<Sequence>> active;
+  BatchLimits limits;
+  limits.max_batch = options.max_batch;
+  limits.prefill_chunk = options.prefill_chunk;
+  limits.step_tokens = options.step_tokens;
+  limits.context_length = options.context_length;
+  ContinuousBatch batch(model, limits);
+  std::vector<size_t> request_of;  // by sequence id
+  std::vector<StepEvent> events;
   size_t next = 0;
-  std::vector<ForwardItem> items;
-  std::vector<Sequence*> item_seq;
-  std::vector<bool> item_samples;
-
-  while (next < requests.size() || !active.empty()) {
+  while (next < requests.size() || !batch.empty()) {
     check_interrupted();
-    while (active.size() < options.max_batch && next < requests.size()) {
+    while (batch.has_room() && next < requests.size()) {
       const GenerationRequest& r = requests[next];
-      active.push_back(std::make_unique<Sequence>(next, r, c, capacity_for(r, options, context),
-                                                  options.sampling));
+      SequenceSpec spec;
+      spec.prompt = r.prompt;
+      spec.stream = r.stream;
+      spec.sampling = options.sampling;
+      spec.max_new_tokens = options.max_new_tokens;
+      spec.stop_ids = options.stop_ids;
+      if (options.stop_when)
+        spec.stop_when = [&options, next](std::span<const int32_t> generated) {
+          return options.stop_when(next, generated);
+        };
+      batch.add(std::move(spec));
+      request_of.push_back(next);
       ++next;
     }
-    // This step: every decoding sequence feeds its last token; prefilling sequences feed their
-    // next chunk while the step has room (at least one chunk always goes).
-    items.clear();
-    item_seq.clear();
-    item_samples.clear();
-    uint64_t step_tokens = 0;
-    for (auto& s : active)
-      if (s->prefilled == s->prompt->size()) {
-        items.push_back({&s->cache, std::span<const int32_t>(&s->pending, 1), false});
-        item_seq.push_back(s.get());
-        item_samples.push_back(true);
-        ++step_tokens;
-      }
-    for (auto& s : active) {
-      if (s->prefilled == s->prompt->size()) continue;
-      const uint64_t n = std::min(options.prefill_chunk, s->prompt->size() - s->prefilled);
-      if (step_tokens > 0 && step_tokens + n > options.step_tokens) continue;
-      items.push_back(
-          {&s->cache, std::span<const int32_t>(s->prompt->data() + s->prefilled, n), false});
-      item_seq.push_back(s.get());
-      item_samples.push_back(s->prefilled + n == s->prompt->size());
-      s->prefilled += n;
-      step_tokens += n;
-      stats.prompt_tokens += n;
-    }
-    const std::vector<float>& out = model.forward(items, pool);
-
-    for (size_t i = 0; i < items.size(); ++i) {
-      if (!item_samples[i]) continue;
-      Sequence& s = *item_seq[i];
-      std::vector<float> row(out.begin() + i * vocab, out.begin() + (i + 1) * vocab);
-      const int32_t token = s.sampler.next(row);
-      s.generated.push_back(token);
-      s.pending = token;
-      ++stats.generated_tokens;
-    }
-    // Finished sequences leave; their slots go to waiting prompts next step.
-    for (size_t k = 0; k < active.size();) {
-      Sequence& s = *active[k];
-      std::string reason;
-      if (!s.generated.empty()) {
-        if (std::find(options.stop_ids.begin(), options.stop_ids.end(), s.generated.back()) !=
-            options.stop_ids.end())
-          reason = "stop";
-        else if (options.stop_when && options.stop_when(s.request, s.generated))
-          reason = "stop";
-        else if (s.generated.size() >= options.max_new_tokens ||
-                 s.prompt->size() + s.generated.size() >= s.cache.capacity())
-          reason = "length";
-      }
-      if (reason.empty()) {
-        ++k;
-        continue;
-      }
-      GenerationResult result{s.request, std::move(s.generated), reason};
-      active.erase(active.begin() + static_cast<std::ptrdiff_t>(k));
+    stats.prompt_tokens += batch.step(pool, events);
+    for (StepEvent& e : events) {
+      if (e.token >= 0) ++stats.generated_tokens;
+      if (e.finish_reason.empty()) continue;
       ++stats.finished;
-      on_result(std::move(result));
+      on_result({request_of[e.id], std::move(e.tokens), e.finish_reason});
     }
     stats.seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start_time).count();

@@ -1,11 +1,11 @@
 #pragma once
-// Generation for many prompts with continuous batching: up to `max_batch` sequences decode
+// Generation for a list of prompts with continuous batching (model/continuous_batch.h): up to `max_batch` sequences decode
 // together, one token each per step, sharing every weight read; when one finishes its slot
 // (and KV cache) goes to the next waiting prompt, whose prompt is prefilled in the same steps
 // as the others decode.
 //
 // Results are reproducible: a prompt's tokens depend only on the model, the prompt, the
-// sampling options and its stream number (its index), never on the thread count, the batch
+// sampling options and its stream number (a hash of the prompt), never on the thread count, the batch
 // size or which prompts it shared steps with. Long prompts are prefilled in chunks whose
 // boundaries depend only on the prompt itself.
 #include <cstdint>
@@ -22,7 +22,7 @@ namespace expo {
 
 struct GenerationRequest {
   std::vector<int32_t> prompt;
-  uint64_t stream = 0;  // seeds this prompt's random numbers
+  uint64_t stream = 0;  // seeds this prompt's random numbers: prompt_stream(prompt), usually
 };
 
 struct GenerationOptions {

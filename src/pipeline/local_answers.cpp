@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "core/error.h"
+#include "model/continuous_batch.h"
 #include "model/kv_cache.h"
 
 namespace expo {
@@ -36,7 +37,8 @@ void generate_answers(Transformer& model, const PromptEncoder& encoder,
       } catch (const Error& e) {
         fail(set_name, ": prompt ", prompts[i].id_text, ": ", e.what());
       }
-      requests.push_back({std::move(tokens), i + turn * prompts.size()});
+      const uint64_t stream = prompt_stream(tokens);
+      requests.push_back({std::move(tokens), stream});
       owner.push_back(i);
     }
     if (requests.empty()) continue;

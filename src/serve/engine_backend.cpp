@@ -24,16 +24,6 @@ std::string path_name(const std::string& spec) {
   return p.filename().string();
 }
 
-// Where a stop string first occurs in `text` at or after `from`; npos when none does.
-size_t first_stop(const std::string& text, const std::vector<std::string>& stop, size_t from) {
-  size_t best = std::string::npos;
-  for (const auto& s : stop) {
-    const size_t at = text.find(s, from);
-    if (at < best) best = at;
-  }
-  return best;
-}
-
 }  // namespace
 
 std::string EngineBackend::default_model_name(const std::string& model_spec) {
@@ -67,9 +57,31 @@ EngineBackend::EngineBackend(const EngineBackendOptions& options) : options_(opt
   context_ =
       options.context_length ? std::min(options.context_length, model_context) : model_context;
   stop_ids_ = default_stop_ids({}, false, model_->config().eos_token_ids, encoder_->stop_ids());
+  const Tokenizer& vocabulary = encoder_->tokenizer();
+  for (size_t id = 0; id < vocabulary.vocab_size(); ++id)
+    longest_token_bytes_ =
+        std::max(longest_token_bytes_, vocabulary.id_to_token(static_cast<int32_t>(id)).size());
+  EngineLoopOptions loop;
+  loop.limits.max_batch = options.max_batch;
+  loop.limits.context_length = context_;
+  loop.max_queue = options.max_queue;
+  loop_ = std::make_unique<EngineLoop>(*transformer_, *encoder_, *pool_, loop);
 }
 
-EngineBackend::~EngineBackend() = default;
+EngineBackend::~EngineBackend() { loop_->stop(); }
+
+void EngineBackend::set_metrics(ServeMetrics* metrics) { loop_->set_metrics(metrics); }
+
+void EngineBackend::shutdown() { loop_->stop(); }
+
+void EngineBackend::check_text_size(size_t bytes, const std::string& what) const {
+  // A token's text is at most its vocabulary entry's (byte-level and SentencePiece pieces are
+  // never shorter than the bytes they stand for); 4x covers normalizers that shorten text.
+  const uint64_t at_least = bytes / (4 * longest_token_bytes_);
+  if (at_least >= context_)
+    fail(what, " has ", bytes, " bytes: at least ", at_least,
+         " tokens, but the model's context is ", context_, " tokens");
+}
 
 SamplingParams EngineBackend::sampling_of(const ChatRequest& request) {
   SamplingParams s;
@@ -109,71 +121,78 @@ ordered_json EngineBackend::template_messages(const json& messages) {
   return out;
 }
 
-GenerationResult EngineBackend::decode(const std::vector<int32_t>& prompt,
-                                       const SamplingParams& sampling, uint64_t max_new_tokens,
-                                       const std::vector<std::string>& stop, std::string& text) {
-  GenerationOptions options;
-  options.sampling = sampling;
-  options.max_new_tokens = max_new_tokens;
-  options.stop_ids = stop_ids_;
-  options.max_batch = 1;
-  options.context_length = context_;
-  size_t max_stop = 0;
-  for (const auto& s : stop) max_stop = std::max(max_stop, s.size());
-  size_t searched = 0;  // text before this offset holds no stop string
-  size_t cut = std::string::npos;
-  if (!stop.empty())
-    options.stop_when = [&](size_t, std::span<const int32_t> generated) {
-      text = encoder_->decode_answer(generated);
-      cut = first_stop(text, stop, std::min(searched, text.size()));
-      // A character still incomplete decodes differently once its last byte arrives, so the
-      // last few bytes are searched again.
-      searched = text.size() > max_stop + 8 ? text.size() - max_stop - 8 : 0;
-      return cut != std::string::npos;
-    };
-  const GenerationRequest request{prompt, 0};
-  GenerationResult result;
-  generate(*transformer_, std::span(&request, 1), options, *pool_,
-           [&](GenerationResult&& r) { result = std::move(r); });
-  if (cut != std::string::npos)
-    text.resize(cut);
-  else
-    text = encoder_->decode_answer(result.tokens);
-  return result;
-}
-
-ChatResponse EngineBackend::chat(const ChatRequest& request) {
+std::vector<int32_t> EngineBackend::prompt_of(const ServeRequest& request) const {
   const ModelConfig& config = model_->config();
   if (config.is_reward_model)
     fail("model `", name_, "` is a reward model (", config.architecture,
          "): it scores conversations through POST /pooling or /classify and cannot generate; "
-         "serve a *ForCausalLM model for chat completions");
+         "serve a *ForCausalLM model for completions");
+  if (request.endpoint == ServeEndpoint::kCompletions) {
+    if (request.prompt_is_tokens) return request.prompt_tokens;
+    check_text_size(request.prompt.size(), "the prompt");
+    return encoder_->encode_raw(request.prompt);
+  }
   if (!encoder_->has_chat_template())
     fail("model `", name_,
-         "` has no chat template (tokenizer_config.json); restart expo serve with --tokenizer DIR "
-         "or --chat-template NAME naming one");
-  const SamplingParams sampling = sampling_of(request);
-  const std::vector<int32_t> prompt =
-      encoder_->encode_messages(template_messages(request.messages), true);
-  uint64_t max_new = request.max_tokens ? request.max_tokens : options_.max_new_tokens;
+         "` has no chat template (tokenizer_config.json); send raw text to /v1/completions, or "
+         "restart expo serve with --tokenizer DIR or --chat-template NAME naming one");
+  size_t bytes = 0;
+  for (const auto& m : request.generation.messages)
+    if (m.contains("content") && m["content"].is_string())
+      bytes += m["content"].get_ref<const std::string&>().size();
+  check_text_size(bytes, "the conversation");
+  return encoder_->encode_messages(template_messages(request.generation.messages), true);
+}
+
+std::shared_ptr<GenerationStream> EngineBackend::generate(const ServeRequest& request) {
+  GenerationJob job;
+  job.spec.prompt = prompt_of(request);
+  job.spec.sampling = sampling_of(request.generation);
+  job.spec.stream = prompt_stream(job.spec.prompt);
+  uint64_t max_new = request.generation.max_tokens ? request.generation.max_tokens
+                                                   : options_.max_new_tokens;
   // Up to the context when neither the request nor the server sets a limit; never beyond it.
   if (max_new == 0 || max_new > context_) max_new = context_;
+  job.spec.max_new_tokens = max_new;
+  job.spec.stop_ids = request.ignore_eos ? std::vector<int32_t>{} : stop_ids_;
+  for (int32_t id : request.stop_token_ids) {
+    if (static_cast<uint64_t>(id) >= model_->config().vocab_size)
+      fail("stop_token_ids holds ", id, ", outside the model's vocabulary of ",
+           model_->config().vocab_size);
+    job.spec.stop_ids.push_back(id);
+  }
+  job.spec.logprobs = request.logprobs;
+  job.stop = request.generation.stop;
+  job.incremental = request.stream;
   GenerationOptions check;
-  check.sampling = sampling;
+  check.sampling = job.spec.sampling;
   check.max_new_tokens = max_new;
   check.context_length = context_;
-  const GenerationRequest probe{prompt, 0};
-  check_requests(*transformer_, std::span(&probe, 1), check,
-                 [](size_t) { return std::string("the conversation"); });
+  const GenerationRequest probe{job.spec.prompt, 0};
+  check_requests(*transformer_, std::span(&probe, 1), check, [&](size_t) {
+    return std::string(request.endpoint == ServeEndpoint::kChat ? "the conversation"
+                                                                 : "the prompt");
+  });
+  return loop_->submit(std::move(job));
+}
 
-  std::string text;
-  GenerationResult result = decode(prompt, sampling, max_new, request.stop, text);
+ChatResponse EngineBackend::chat(const ChatRequest& request) {
+  ServeRequest r;
+  r.endpoint = ServeEndpoint::kChat;
+  r.generation = request;
+  const auto stream = generate(r);
   ChatResponse response;
-  response.text = std::move(text);
-  response.finish_reason = result.finish_reason;
-  response.prompt_tokens = prompt.size();
-  response.completion_tokens = result.tokens.size();
-  return response;
+  for (;;) {
+    stream->wait(std::chrono::milliseconds(100));
+    StreamUpdate u = stream->take();
+    response.text += u.text;
+    if (!u.finished) continue;
+    if (!u.error.empty()) fail(u.error);
+    response.finish_reason = u.finish_reason;
+    response.prompt_tokens = u.prompt_tokens;
+    response.completion_tokens = u.completion_tokens;
+    return response;
+  }
 }
 
 std::optional<std::vector<double>> EngineBackend::score(const json& messages_or_input) {
@@ -186,6 +205,7 @@ std::optional<std::vector<double>> EngineBackend::score(const json& messages_or_
   if (arg[0].is_string()) {
     for (size_t i = 0; i < arg.size(); ++i) {
       if (!arg[i].is_string()) fail("input[", i, "] must be a string");
+      check_text_size(arg[i].get_ref<const std::string&>().size(), str("input[", i, "]"));
       // Rendered text already holds the template's special tokens (BOS included).
       sequences.push_back(encoder_->tokenizer().encode(arg[i].get<std::string>(), false));
       names.push_back(str("input[", i, "]"));
@@ -209,10 +229,7 @@ std::optional<std::vector<double>> EngineBackend::score(const json& messages_or_
         fail(names[i], ": token id ", id, " is outside the model's vocabulary of ",
              model_->config().vocab_size, " (is the tokenizer the model's?)");
   }
-  const auto rows = score_sequences(*transformer_, sequences, *pool_);
-  std::vector<double> scores;
-  for (const auto& row : rows) scores.push_back(row.at(0));
-  return scores;
+  return loop_->score(std::move(sequences));
 }
 
 }  // namespace expo
