@@ -32,17 +32,39 @@ class FakeBackend : public ServeBackend {
 
   std::string model_name() override { return "fake-model"; }
 
-  ChatResponse chat(const ChatRequest& request) override {
+  // Answers "you said: TEXT" in two pieces (as a streaming engine pushes text). Special texts:
+  // "bad" is a request error, "crash" an internal one, "busy" a full queue, "wait..." sleeps
+  // first, "hang" never finishes (until cancelled: the stream is kept in hung()).
+  std::shared_ptr<GenerationStream> generate(const ServeRequest& request) override {
     Enter enter(*this);
     {
       std::lock_guard lock(mutex_);
-      last_request_ = request;
+      last_request_ = request.generation;
+      last_serve_ = request;
     }
-    const std::string text = request.messages.back()["content"].get<std::string>();
+    const std::string text = request.endpoint == ServeEndpoint::kChat
+                                 ? request.generation.messages.back()["content"].get<std::string>()
+                                 : request.prompt;
     if (text == "bad") fail("the prompt holds 9000 tokens and the context is 4096; shorten it");
     if (text == "crash") throw std::runtime_error("out of memory");
+    if (text == "busy") throw ServerBusy("the server is busy; retry later");
     if (text.rfind("wait", 0) == 0) std::this_thread::sleep_for(std::chrono::milliseconds(20));
-    return {"you said: " + text, "stop", request.messages.size(), 3};
+    auto stream = std::make_shared<GenerationStream>();
+    if (text == "hang") {
+      std::lock_guard lock(mutex_);
+      hung_ = stream;
+      return stream;
+    }
+    const std::string answer = "you said: " + text;
+    std::vector<StreamedLogprob> logprobs;
+    if (request.logprobs >= 0) logprobs.push_back({"you", -0.5, {{"you", -0.5}, {"we", -1.5}}});
+    stream->push(answer.substr(0, 4), logprobs);
+    stream->push(answer.substr(4));
+    const uint64_t prompt = request.endpoint == ServeEndpoint::kChat
+                                ? request.generation.messages.size()
+                                : request.prompt.size();
+    stream->finish("stop", prompt, 3);
+    return stream;
   }
 
   std::optional<std::vector<double>> score(const json& messages_or_input) override {
@@ -67,6 +89,14 @@ class FakeBackend : public ServeBackend {
     std::lock_guard lock(mutex_);
     return last_request_;
   }
+  ServeRequest last_serve_request() {
+    std::lock_guard lock(mutex_);
+    return last_serve_;
+  }
+  std::shared_ptr<GenerationStream> hung() {
+    std::lock_guard lock(mutex_);
+    return hung_;
+  }
   int max_concurrent() const { return max_concurrent_; }
 
  private:
@@ -84,6 +114,8 @@ class FakeBackend : public ServeBackend {
   bool reward_;
   std::mutex mutex_;
   ChatRequest last_request_;
+  ServeRequest last_serve_;
+  std::shared_ptr<GenerationStream> hung_;
   std::atomic<int> concurrent_{0};
   std::atomic<int> max_concurrent_{0};
 };
@@ -196,9 +228,30 @@ TEST(OpenAIServer, ChatBadRequests) {
   json hot = chat_body("x");
   hot["temperature"] = "hot";
   expect_error(s.post("/v1/chat/completions", hot), 400, "`temperature`");
-  json stream = chat_body("x");
-  stream["stream"] = true;
-  expect_error(s.post("/v1/chat/completions", stream), 400, "streaming is not supported");
+  for (const auto& [field, value] :
+       std::vector<std::pair<std::string, json>>{{"n", 2},
+                                                 {"best_of", 3},
+                                                 {"logit_bias", {{"5", 10}}},
+                                                 {"tools", {{{"type", "function"}}}},
+                                                 {"response_format", {{"type", "json_object"}}},
+                                                 {"guided_json", {{"type", "object"}}},
+                                                 {"top_logprobs", 2}}) {
+    json unsupported = chat_body("x");
+    unsupported[field] = value;
+    expect_error(s.post("/v1/chat/completions", unsupported), 400, "`" + field + "`");
+  }
+  json options_without_stream = chat_body("x");
+  options_without_stream["stream_options"] = {{"include_usage", true}};
+  expect_error(s.post("/v1/chat/completions", options_without_stream), 400, "`stream_options`");
+  json echo = {{"prompt", "x"}, {"echo", true}};
+  expect_error(s.post("/v1/completions", echo), 400, "`echo`");
+  expect_error(s.post("/v1/completions", json{{"prompt", {"a", "b"}}}), 400, "2 prompts");
+  expect_error(s.post("/v1/completions", json{{"max_tokens", 3}}), 400, "`prompt`");
+  // Unknown fields are ignored, as vLLM ignores them.
+  json extra = chat_body("x");
+  extra["user"] = "someone";
+  extra["some_future_field"] = {1, 2};
+  EXPECT_EQ(s.post("/v1/chat/completions", extra).first, 200);
   json other = chat_body("x");
   other["model"] = "gpt-4";
   auto wrong_model = s.post("/v1/chat/completions", other);
@@ -212,11 +265,21 @@ TEST(OpenAIServer, ChatBadRequests) {
   auto crash = s.post("/v1/chat/completions", chat_body("crash"));
   expect_error(crash, 500, "out of memory");
 
-  auto unknown = s.http->Get("/v1/completions");
+  auto unknown = s.http->Get("/v1/nothing");
   ASSERT_TRUE(unknown);
   EXPECT_EQ(unknown->status, 404);
   EXPECT_CONTAINS(json::parse(unknown->body)["error"]["message"].get<std::string>(),
-                  "no route GET /v1/completions");
+                  "no route GET /v1/nothing");
+  auto wrong_method = s.http->Get("/v1/completions");
+  ASSERT_TRUE(wrong_method);
+  EXPECT_EQ(wrong_method->status, 405);
+
+  // A full queue: 503 with Retry-After.
+  auto busy = s.http->Post("/v1/chat/completions", chat_body("busy").dump(), "application/json");
+  ASSERT_TRUE(busy);
+  EXPECT_EQ(busy->status, 503);
+  EXPECT_EQ(busy->get_header_value("Retry-After"), "1");
+  EXPECT_CONTAINS(json::parse(busy->body)["error"]["message"].get<std::string>(), "busy");
 }
 
 TEST(OpenAIServer, ScoringRoutes) {
@@ -328,7 +391,8 @@ TEST(OpenAIServer, ClientEndToEnd) {
     EXPECT_EQ(s.backend.last_request().top_k, 1);
     EXPECT_EQ(s.backend.last_request().seed, std::optional<uint64_t>(9));
 
-    // Concurrent requests are served one at a time, in request order in the results.
+    // Concurrent requests (the backend takes them from every connection at once and batches
+    // them itself), in request order in the results.
     std::vector<ChatRequest> batch;
     for (int i = 0; i < 12; ++i) {
       ChatRequest b = r;
@@ -337,7 +401,6 @@ TEST(OpenAIServer, ClientEndToEnd) {
     }
     std::vector<ChatResponse> answers = client.chat_all(batch);
     for (int i = 0; i < 12; ++i) EXPECT_EQ(answers[i].text, "you said: wait " + std::to_string(i));
-    EXPECT_EQ(s.backend.max_concurrent(), 1);
 
     // A 400 from expo serve reaches the caller with the server's message.
     ChatRequest bad = r;
@@ -373,6 +436,159 @@ TEST(OpenAIServer, ClientEndToEnd) {
                   "answer 2: POST " + plain.url() +
                       "/classify: HTTP 400: model `fake-model` "
                       "is not a reward model");
+}
+
+// The events of a server-sent-event body: the JSON of each "data:" line, "[DONE]" as a string.
+std::vector<json> sse_events(const std::string& body) {
+  std::vector<json> events;
+  size_t at = 0;
+  while (at < body.size()) {
+    size_t end = body.find("\n\n", at);
+    if (end == std::string::npos) end = body.size();
+    const std::string event = body.substr(at, end - at);
+    at = end + 2;
+    if (event.empty()) continue;
+    EXPECT_EQ(event.rfind("data: ", 0), 0u) << event;
+    const std::string data = event.substr(6);
+    events.push_back(data == "[DONE]" ? json("[DONE]") : json::parse(data));
+  }
+  return events;
+}
+
+TEST(OpenAIServer, ChatStreamingShapes) {
+  Served s(false);
+  json body = chat_body("hello");
+  body["stream"] = true;
+  body["stream_options"] = {{"include_usage", true}};
+  auto res = s.http->Post("/v1/chat/completions", body.dump(), "application/json");
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  EXPECT_EQ(res->get_header_value("Content-Type").rfind("text/event-stream", 0), 0u);
+  const auto events = sse_events(res->body);
+  // The role, the content (in as many chunks as it arrived in), the finish, the usage, [DONE].
+  ASSERT_GE(events.size(), 5u) << res->body;
+  const size_t n = events.size();
+  const std::string id = events[0]["id"];
+  std::string text;
+  for (size_t i = 0; i + 1 < n; ++i) {
+    EXPECT_EQ(events[i]["object"], "chat.completion.chunk");
+    EXPECT_EQ(events[i]["id"], id);
+    EXPECT_EQ(events[i]["model"], "fake-model");
+    EXPECT_TRUE(events[i].contains("usage"));
+  }
+  EXPECT_EQ(events[0]["choices"][0]["delta"]["role"], "assistant");
+  EXPECT_EQ(events[0]["choices"][0]["delta"]["content"], "");
+  EXPECT_TRUE(events[0]["choices"][0]["finish_reason"].is_null());
+  EXPECT_TRUE(events[0]["usage"].is_null());
+  for (size_t i = 1; i + 3 < n; ++i) {
+    EXPECT_FALSE(events[i]["choices"][0]["delta"].contains("role"));
+    EXPECT_TRUE(events[i]["choices"][0]["finish_reason"].is_null());
+    text += events[i]["choices"][0]["delta"]["content"].get<std::string>();
+  }
+  EXPECT_EQ(text, "you said: hello");
+  EXPECT_EQ(events[n - 3]["choices"][0]["delta"], json::object());
+  EXPECT_EQ(events[n - 3]["choices"][0]["finish_reason"], "stop");
+  EXPECT_EQ(events[n - 2]["choices"], json::array());
+  EXPECT_EQ(events[n - 2]["usage"]["completion_tokens"], 3);
+  EXPECT_EQ(events[n - 2]["usage"]["total_tokens"], 4);
+  EXPECT_EQ(events[n - 1], "[DONE]");
+
+  // Without include_usage: no usage field, no usage chunk.
+  body.erase("stream_options");
+  const auto plain = sse_events(
+      s.http->Post("/v1/chat/completions", body.dump(), "application/json")->body);
+  ASSERT_GE(plain.size(), 4u);
+  for (size_t i = 0; i + 1 < plain.size(); ++i) EXPECT_FALSE(plain[i].contains("usage"));
+  EXPECT_EQ(plain.back(), "[DONE]");
+}
+
+TEST(OpenAIServer, CompletionsPlainStreamedAndLogprobs) {
+  Served s(false);
+  auto [status, answer] =
+      s.post("/v1/completions", json{{"model", "fake-model"}, {"prompt", "abc"}, {"logprobs", 1}});
+  ASSERT_EQ(status, 200) << answer;
+  EXPECT_EQ(answer["object"], "text_completion");
+  EXPECT_EQ(answer["id"].get<std::string>().rfind("cmpl-", 0), 0u);
+  EXPECT_EQ(answer["choices"][0]["text"], "you said: abc");
+  EXPECT_EQ(answer["choices"][0]["finish_reason"], "stop");
+  const json& lp = answer["choices"][0]["logprobs"];
+  EXPECT_EQ(lp["tokens"], json::array({"you"}));
+  EXPECT_EQ(lp["token_logprobs"], json::array({-0.5}));
+  EXPECT_EQ(lp["top_logprobs"][0]["we"], -1.5);
+  EXPECT_EQ(lp["text_offset"], json::array({0}));
+  EXPECT_EQ(answer["usage"]["prompt_tokens"], 3);
+  // The completions API's default length: 16 tokens.
+  EXPECT_EQ(s.backend.last_request().max_tokens, 16u);
+  EXPECT_EQ(s.backend.last_serve_request().logprobs, 1);
+
+  auto streamed = s.http->Post(
+      "/v1/completions", json{{"prompt", "abc"}, {"stream", true}}.dump(), "application/json");
+  ASSERT_TRUE(streamed);
+  const auto events = sse_events(streamed->body);
+  ASSERT_GE(events.size(), 3u) << streamed->body;  // the text, the finish, [DONE]
+  std::string text;
+  for (size_t i = 0; i + 2 < events.size(); ++i) {
+    EXPECT_EQ(events[i]["object"], "text_completion");
+    text += events[i]["choices"][0]["text"].get<std::string>();
+  }
+  EXPECT_EQ(text, "you said: abc");
+  EXPECT_EQ(events[events.size() - 2]["choices"][0]["finish_reason"], "stop");
+  EXPECT_EQ(events.back(), "[DONE]");
+
+  // Chat logprobs: OpenAI's content list.
+  json chat = chat_body("x");
+  chat["logprobs"] = true;
+  chat["top_logprobs"] = 2;
+  auto [chat_status, chat_answer] = s.post("/v1/chat/completions", chat);
+  ASSERT_EQ(chat_status, 200) << chat_answer;
+  const json& content = chat_answer["choices"][0]["logprobs"]["content"];
+  ASSERT_EQ(content.size(), 1u);
+  EXPECT_EQ(content[0]["token"], "you");
+  EXPECT_EQ(content[0]["bytes"], json::array({'y', 'o', 'u'}));
+  EXPECT_EQ(content[0]["top_logprobs"][1]["token"], "we");
+  EXPECT_EQ(s.backend.last_serve_request().logprobs, 2);
+}
+
+TEST(OpenAIServer, ClientThatLeavesCancelsItsGeneration) {
+  for (const bool stream : {false, true}) {
+    Served s(false);
+    json body = chat_body("hang");
+    body["stream"] = stream;
+    {
+      httplib::Client leaving("127.0.0.1", s.server.port());
+      leaving.set_read_timeout(0, 300000);  // gives up after 0.3 s and closes the connection
+      leaving.Post("/v1/chat/completions", body.dump(), "application/json");
+    }
+    std::shared_ptr<GenerationStream> hung;
+    for (int i = 0; i < 500 && !(hung = s.backend.hung()); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    ASSERT_TRUE(hung);
+    bool cancelled = false;
+    for (int i = 0; i < 500 && !(cancelled = hung->cancelled()); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    EXPECT_TRUE(cancelled) << "stream " << stream;
+    hung->fail("gone");
+  }
+}
+
+TEST(OpenAIServer, Metrics) {
+  Served s(false);
+  ASSERT_EQ(s.post("/v1/chat/completions", chat_body("x")).first, 200);
+  s.server.metrics().add_generated_tokens(7);
+  s.server.metrics().observe_time_to_first_token(0.03);
+  auto res = s.http->Get("/metrics");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(res->get_header_value("Content-Type").rfind("text/plain", 0), 0u);
+  EXPECT_CONTAINS(res->body, "expo_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 1");
+  EXPECT_CONTAINS(res->body, "expo_generation_tokens_total{model_name=\"fake-model\"} 7");
+  EXPECT_CONTAINS(res->body,
+                  "expo_time_to_first_token_seconds_bucket{model_name=\"fake-model\",le=\"0.02\"} 0");
+  EXPECT_CONTAINS(res->body,
+                  "expo_time_to_first_token_seconds_bucket{model_name=\"fake-model\",le=\"0.04\"} 1");
+  EXPECT_CONTAINS(res->body,
+                  "expo_time_to_first_token_seconds_bucket{model_name=\"fake-model\",le=\"+Inf\"} 1");
+  EXPECT_CONTAINS(res->body, "# TYPE expo_num_requests_running gauge");
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 #include "demo/byte_tokenizer.h"
 #include "http/openai_client.h"
 #include "http/openai_server.h"
+#include "model/continuous_batch.h"
 #include "model/generator.h"
 #include "model/scorer.h"
 #include "serve/engine_backend.h"
@@ -68,7 +69,7 @@ class EngineBackendTest : public ::testing::Test {
   static std::filesystem::path chat_dir() { return *dir_ / "chat"; }
   static std::filesystem::path reward_dir() { return *dir_ / "reward"; }
 
-  // generate() run directly on `prompt`, with the backend's stop ids, stream 0.
+  // generate() run directly on `prompt`, with the backend's stop ids, the prompt's stream.
   static GenerationResult generate_directly(const std::filesystem::path& dir,
                                             const std::vector<int32_t>& prompt,
                                             const SamplingParams& sampling, uint64_t max_new,
@@ -81,7 +82,7 @@ class EngineBackendTest : public ::testing::Test {
     options.max_new_tokens = max_new;
     options.stop_ids = stop_ids;
     GenerationResult out;
-    const GenerationRequest r{prompt, 0};
+    const GenerationRequest r{prompt, prompt_stream(prompt)};
     generate(model, std::span(&r, 1), options, pool, [&](GenerationResult&& g) { out = g; });
     return out;
   }
@@ -95,7 +96,6 @@ TEST_F(EngineBackendTest, NamesAndStopIds) {
   EngineBackend backend(options_for(chat_dir()));
   EXPECT_EQ(backend.model_name(), "chat");
   EXPECT_FALSE(backend.is_reward_model());
-  EXPECT_FALSE(backend.reentrant());
   EXPECT_EQ(backend.stop_ids(), std::vector<int32_t>{ByteTokenizerIds::kImEnd});
   EXPECT_EQ(backend.context_length(), 2048u);
   EXPECT_EQ(EngineBackend::default_model_name(chat_dir().string() + "/"), "chat");

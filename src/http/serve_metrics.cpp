@@ -1,16 +1,12 @@
 #include "http/serve_metrics.h"
 
-#include <cstdio>
+#include "core/units.h"
 
 namespace expo {
 
 namespace {
 
-std::string number(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
-}
+std::string number(double v) { return format_double(v); }
 
 // A label value with Prometheus' escapes (backslash, quote, newline).
 std::string label_value(const std::string& s) {
