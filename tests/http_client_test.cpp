@@ -14,6 +14,7 @@
 #include "http/fault_server.h"
 #include "http/openai_client.h"
 #include "http/openai_protocol.h"
+#include "http/serve_request.h"
 #include "test_util.h"
 
 namespace expo {
@@ -93,6 +94,12 @@ TEST(OpenAIProtocol, ChatRequestFromJsonNamesTheField) {
     body[key] = std::move(value);
     return error_of([&] { chat_request_from_json(body); });
   };
+  // What the server refuses beyond the generation fields (http/serve_request.h).
+  auto served_with = [&](const char* key, json value) {
+    json body = ok;
+    body[key] = std::move(value);
+    return error_of([&] { serve_request_from_json(body, ServeEndpoint::kChat); });
+  };
   EXPECT_NO_THROW(chat_request_from_json(ok));
   EXPECT_CONTAINS(error_of([] { chat_request_from_json(json::object()); }), "`messages`");
   EXPECT_CONTAINS(error_of([] { chat_request_from_json(json::array()); }), "JSON object");
@@ -109,11 +116,20 @@ TEST(OpenAIProtocol, ChatRequestFromJsonNamesTheField) {
   EXPECT_CONTAINS(with("seed", -3), "`seed`");
   EXPECT_CONTAINS(with("stop", 5), "`stop`");
   EXPECT_CONTAINS(with("stop", {"a", 1}), "stop[1]");
-  EXPECT_CONTAINS(with("stream", true), "streaming is not supported");
-  EXPECT_CONTAINS(with("stream", "yes"), "`stream`");
-  EXPECT_CONTAINS(with("n", 2), "`n`");
-  EXPECT_CONTAINS(with("tools", {{{"type", "function"}}}), "`tools`");
-  EXPECT_CONTAINS(with("response_format", {{"type", "json_object"}}), "`response_format`");
+  EXPECT_CONTAINS(served_with("stream", "yes"), "`stream`");
+  EXPECT_CONTAINS(served_with("n", 2), "`n`");
+  EXPECT_CONTAINS(served_with("tools", {{{"type", "function"}}}), "`tools`");
+  EXPECT_CONTAINS(served_with("response_format", {{"type", "json_object"}}), "`response_format`");
+  EXPECT_CONTAINS(served_with("top_logprobs", 30), "`top_logprobs`");
+  json streamed = ok;
+  streamed["stream"] = true;
+  streamed["stream_options"] = {{"include_usage", true}};
+  streamed["logprobs"] = true;
+  streamed["top_logprobs"] = 5;
+  const ServeRequest sr = serve_request_from_json(streamed, ServeEndpoint::kChat);
+  EXPECT_TRUE(sr.stream);
+  EXPECT_TRUE(sr.include_usage);
+  EXPECT_EQ(sr.logprobs, 5);
 
   // Accepted forms: a stop string, max_completion_tokens, top_k -1 (vLLM's "none"), text
   // parts, an integer written as a double, unknown fields.
