@@ -565,6 +565,32 @@ TEST(HttpTransport, LargeFormUrlencodedBodyArrivesIntact) {
   EXPECT_TRUE(r.body == body);
 }
 
+TEST(HttpTransport, BodiesOverOneMiBArriveIntact) {
+  // Past the first MiB the body is reserved as it arrives, and freed after the request.
+  Served s;
+  std::string body(3 * (1 << 20) + 7, '\0');
+  for (size_t i = 0; i < body.size(); ++i) body[i] = static_cast<char>(i * 7919 % 251);
+  auto client = s.connect();
+  client->send("POST /echo HTTP/1.1\r\nContent-Length: " + std::to_string(body.size()) +
+               "\r\n\r\n");
+  client->send(body);
+  const Response r = client->read_response();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_TRUE(r.body == body);
+  // The same bytes chunked, in uneven chunks, on the same connection.
+  std::string chunked;
+  for (size_t pos = 0, n = 1; pos < body.size(); pos += n, n = n * 3 + 1) {
+    const std::string piece = body.substr(pos, n);
+    char size[32];
+    std::snprintf(size, sizeof size, "%zx\r\n", piece.size());
+    chunked += size + piece + "\r\n";
+  }
+  client->send("POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + chunked + "0\r\n\r\n");
+  const Response again = client->read_response();
+  EXPECT_EQ(again.status, 200);
+  EXPECT_TRUE(again.body == body);
+}
+
 TEST(HttpTransport, BodyOverTheLimitIs413BeforeItIsRead) {
   HttpServerOptions o = fast_options();
   o.max_body_bytes = 1000;
@@ -612,6 +638,11 @@ TEST(HttpTransport, MalformedHeadsAre400WithTheProblemNamed) {
   expect_json_error(
       s.request(std::string("\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 15)), 400,
       "\\x16");  // a TLS hello, quoted as printable ASCII
+  s.server.stop();
+  const std::vector<std::string> log = s.log_lines();
+  ASSERT_EQ(log.size(), 8u);
+  EXPECT_EQ(log[0], "GET /hello 400");  // the head was read far enough to name the request
+  EXPECT_EQ(log[7], "  400");
 }
 
 TEST(HttpTransport, TooManyOrTooLargeHeadersAre431) {
@@ -717,6 +748,43 @@ TEST(HttpTransport, HandlerSeesItsClientGo) {
   EXPECT_FALSE(gone_at_start.get_future().get());
   EXPECT_TRUE(waited.get_future().get());
   EXPECT_TRUE(gone_after.get_future().get());
+}
+
+TEST(HttpTransport, WritesToAGoneClientFail) {
+  std::promise<void> stream_begun;
+  std::promise<bool> saw_gone, write_failed;
+  Served s(fast_options(), [&](const HttpRequest&, HttpResponder& responder) {
+    responder.begin_stream(200, "text/plain");
+    stream_begun.set_value();
+    saw_gone.set_value(responder.wait_client_gone(10s));
+    bool failed = false;
+    const std::string piece(1024, 'x');
+    for (int i = 0; i < 100000 && !failed; ++i) failed = !responder.write(piece);
+    write_failed.set_value(failed);
+    EXPECT_TRUE(responder.client_gone());
+  });
+  auto client = s.connect();
+  client->send("GET /stream HTTP/1.1\r\n\r\n");
+  stream_begun.get_future().wait();
+  client->close();
+  EXPECT_TRUE(saw_gone.get_future().get());
+  EXPECT_TRUE(write_failed.get_future().get());
+}
+
+TEST(HttpTransport, StreamToAnHttp10ClientEndsWithTheConnection) {
+  Served s(fast_options(), [](const HttpRequest&, HttpResponder& responder) {
+    responder.begin_stream(200, "text/plain");
+    responder.write("one ");
+    responder.write("two");
+    responder.end();
+  });
+  auto client = s.connect();
+  client->send("GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+  const Response r = client->read_response();  // no length, no chunks: read to EOF
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.header("Transfer-Encoding"), "");
+  EXPECT_EQ(r.header("Connection"), "close");
+  EXPECT_EQ(r.body, "one two");
 }
 
 TEST(HttpTransport, PipelinedBytesAreNotAGoneClient) {

@@ -117,7 +117,8 @@ bool write_all(HttpConnection& c, std::initializer_list<std::string_view> parts)
       pollfd fd{c.fd, POLLOUT, 0};
       int ready;
       do {
-        ready = ::poll(&fd, 1, static_cast<int>(c.write_timeout.count()));
+        ready =
+            ::poll(&fd, 1, static_cast<int>(std::min<long long>(c.write_timeout.count(), INT_MAX)));
       } while (ready < 0 && errno == EINTR);
       if (ready <= 0 || (fd.revents & (POLLERR | POLLHUP | POLLNVAL))) break;
       continue;
@@ -541,7 +542,10 @@ void HttpServer::Impl::accept_loop() {
     }
     const int timeout = deadline == Clock::time_point::max() ? -1 : poll_timeout_ms(deadline);
     const int n = ::poll(fds.data(), fds.size(), timeout);
-    if (n < 0 && errno != EINTR) break;
+    if (n < 0) {  // EINTR; ENOMEM: try again shortly
+      backoff = errno != EINTR;
+      continue;
+    }
     if (fds[1].revents) break;  // stop()
     if (fds[2].revents) {
       eventfd_t ignored;
@@ -745,9 +749,10 @@ void HttpServer::Impl::serve(HttpConnection& c) {
     if (has_body && head.expect_continue && !write_all(c, {"HTTP/1.1 100 Continue\r\n\r\n"}))
       return;
     const Clock::time_point body_start = Clock::now();
-    auto body_deadline = [&](uint64_t length) {
-      // body_timeout plus 1 s per MiB
-      return body_start + o.body_timeout + milliseconds(length * 1000 / (uint64_t(1) << 20));
+    auto body_deadline = [&](uint64_t length) {  // body_timeout plus 1 s per MiB
+      const uint64_t ms =
+          (length >> 20) * 1000 + ((length & ((uint64_t(1) << 20) - 1)) * 1000 >> 20);
+      return body_start + o.body_timeout + milliseconds(static_cast<int64_t>(ms));
     };
     if (head.content_length && *head.content_length > 0) {
       const uint64_t length = *head.content_length;
@@ -828,9 +833,12 @@ void HttpServer::start() {
   if (s.started) fail("HttpServer::start: the server was started already");
   const HttpServerOptions& o = s.options;
   if (!s.handler) fail("HttpServer: no handler");
-  if (o.max_connections == 0 || o.max_head_bytes == 0 || o.head_timeout.count() <= 0 ||
-      o.idle_timeout.count() <= 0 || o.body_timeout.count() <= 0 || o.write_timeout.count() <= 0)
-    fail("HttpServer: max_connections, max_head_bytes and the timeouts must be positive");
+  if (o.max_connections == 0 || o.max_head_bytes == 0)
+    fail("HttpServer: max_connections and max_head_bytes must be positive");
+  for (const milliseconds timeout :
+       {o.head_timeout, o.idle_timeout, o.body_timeout, o.write_timeout})
+    if (timeout.count() <= 0 || timeout > std::chrono::hours(24))
+      fail("HttpServer: a timeout of ", timeout.count(), " ms; each must be 1 ms to 24 hours");
   s.wake_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   s.reap_fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (s.wake_fd < 0 || s.reap_fd < 0) {
@@ -850,11 +858,9 @@ void HttpServer::start() {
 
 void HttpServer::stop() {
   Impl& s = *impl_;
-  {
-    std::lock_guard lock(s.lifecycle_mutex);
-    if (!s.started || s.stopped) return;
-    s.stopped = true;
-  }
+  std::lock_guard lock(s.lifecycle_mutex);  // a second caller returns once the first is done
+  if (!s.started || s.stopped) return;
+  s.stopped = true;
   s.stopping.store(true);
   ::eventfd_write(s.wake_fd, 1);  // never read: every poll that watches it wakes, now and later
   s.acceptor.join();
@@ -863,7 +869,7 @@ void HttpServer::stop() {
   // The entries stay in the list until every thread is joined: a finishing thread marks its own.
   std::vector<std::thread> threads;
   {
-    std::lock_guard lock(s.workers_mutex);
+    std::lock_guard workers_lock(s.workers_mutex);
     for (Impl::Worker& w : s.workers) threads.push_back(std::move(w.thread));
   }
   for (std::thread& t : threads) t.join();

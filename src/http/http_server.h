@@ -61,7 +61,8 @@ class HttpResponder {
   bool write(std::string_view data);
   bool end();
   // Non-blocking: the peer has closed or reset the connection (bytes it already pipelined do
-  // not count), or a write to it failed.
+  // not count), or a write to it failed. A peer that only shut down its sending side counts as
+  // gone: on the wire that cannot be told apart from a close until a write fails.
   bool client_gone();
   // Blocks up to `timeout`; returns true as soon as the peer is gone, false at the timeout.
   bool wait_client_gone(std::chrono::milliseconds timeout);
@@ -124,7 +125,8 @@ class HttpServer {
   // starts serving, returns once accepting. Throws if called twice.
   void start();
   // Stops accepting, closes idle connections (and those still sending a request) at once,
-  // waits for running handlers to return and joins every thread. Idempotent.
+  // waits for running handlers to return and joins every thread. Idempotent. Not from a
+  // handler (it would wait for itself): handlers see HttpResponder::server_stopping().
   void stop();
   int port() const;  // the bound port, after start()
   const std::string& host() const;
