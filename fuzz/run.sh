@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang, AddressSanitizer and UndefinedBehaviorSanitizer, and
 # runs each on a copy of its seed corpus (fuzz/corpus/<target>/) for its share of SECONDS
-# (default 72: 12 s for each of the 6 targets, at least 5 s each).
+# (default 72: 10 s for each of the 7 targets, at least 5 s each).
 #   safetensors_header  the safetensors header parser          (expo_io)
 #   chat_template       Jinja parsing and rendering             (expo_jinja)
 #   tokenizer           tokenizer.json loading and encoding     (expo_text)
 #   model_config        config.json as the engine reads it      (expo_model)
 #   prompt_answers      prompt sets and answer files            (expo_eval)
 #   openai_request      expo serve's request bodies, answers    (expo_http)
+#   http_request_head   request heads, chunked request bodies   (expo_http)
 # Every input must succeed or throw expo::Error. -rss_limit_mb and -timeout make an input that
 # exhausts memory or runs for seconds a failure too: the resource limits on untrusted inputs
 # (jinja::Limits, InputLimits) are what keeps the targets inside them.
@@ -16,7 +17,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-72}"
 shift || true
-all=(safetensors_header chat_template tokenizer model_config prompt_answers openai_request)
+all=(safetensors_header chat_template tokenizer model_config prompt_answers openai_request
+  http_request_head)
 targets=("$@")
 [ "${#targets[@]}" -eq 0 ] && targets=("${all[@]}")
 per_target=$((seconds / ${#targets[@]}))
