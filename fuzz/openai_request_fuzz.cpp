@@ -21,8 +21,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const auto endpoint : {expo::ServeEndpoint::kChat, expo::ServeEndpoint::kCompletions}) {
     try {
       const expo::ServeRequest request = expo::serve_request_from_json(body, endpoint);
-      expo::serve_response_to_json(request, "text", {{"t", -1.0, {{"u", -2.0}}}}, "stop", 1, 2,
-                                   "m", "id", 0);
+      expo::serve_response_to_json(request, "text", {{"t", -1.0, {{"u", -2.0}}}}, "stop", 1, 2, "m",
+                                   "id", 0);
       expo::serve_chunk_to_json(request, "t", {}, true, "", "m", "id", 0);
     } catch (const expo::Error&) {
     }

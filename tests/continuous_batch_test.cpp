@@ -39,9 +39,14 @@ SequenceSpec spec_for(size_t k) {
     s.prompt.push_back(static_cast<int32_t>((29 * k + 13 * j + 3) % 128));
   s.stream = prompt_stream(s.prompt);
   // Every sequence its own settings: greedy and sampled, penalties, lengths, seeds.
-  s.sampling = k % 3 == 0 ? SamplingParams{}
-                          : SamplingParams{0.7 + 0.1 * (k % 4), static_cast<int>(k % 2 ? 20 : 0),
-                                           0.9, 0.0, 0.1, 0.0, 1.0, 100 + k};
+  s.sampling = k % 3 == 0 ? SamplingParams{} : SamplingParams{0.7 + 0.1 * (k % 4),
+                                                              static_cast<int>(k % 2 ? 20 : 0),
+                                                              0.9,
+                                                              0.0,
+                                                              0.1,
+                                                              0.0,
+                                                              1.0,
+                                                              100 + k};
   s.max_new_tokens = 4 + k % 9;
   s.stop_ids = {static_cast<int32_t>(k % 128)};
   s.logprobs = k % 2 ? 3 : -1;
@@ -111,8 +116,8 @@ TEST(ContinuousBatch, GenerateEqualsTheBatchAndStreamsComeFromThePrompt) {
   options.sampling = s.sampling;
   options.max_new_tokens = s.max_new_tokens;
   options.stop_ids = s.stop_ids;
-  std::vector<GenerationRequest> requests = {{spec_for(1).prompt, prompt_stream(spec_for(1).prompt)},
-                                             {s.prompt, prompt_stream(s.prompt)}};
+  std::vector<GenerationRequest> requests = {
+      {spec_for(1).prompt, prompt_stream(spec_for(1).prompt)}, {s.prompt, prompt_stream(s.prompt)}};
   std::vector<int32_t> got;
   generate(*m.model, requests, options, m.pool, [&](GenerationResult&& r) {
     if (r.request == 1) got = r.tokens;
@@ -200,11 +205,11 @@ TEST(AnswerText, HoldsBackPossibleStopStringsAndCutsAtOne) {
   const auto out = release(a, {"Hello", " #", "#", " no", " E", "N", "D", " after"});
   // "Hello" goes at once; "#" waits until "##" then " no" shows it is not "###".
   EXPECT_EQ(out[0], "Hello");
-  EXPECT_EQ(out[1], "");   // " #": the space and "#" held back
-  EXPECT_EQ(out[2], "");   // " ##"
+  EXPECT_EQ(out[1], "");  // " #": the space and "#" held back
+  EXPECT_EQ(out[2], "");  // " ##"
   EXPECT_EQ(out[3], " ## no");
-  EXPECT_EQ(out[4], "");   // " E"
-  EXPECT_EQ(out[5], "");   // " EN"
+  EXPECT_EQ(out[4], "");  // " E"
+  EXPECT_EQ(out[5], "");  // " EN"
   EXPECT_EQ(joined(out), "Hello ## no ");
   EXPECT_EQ(a.text(), "Hello ## no ");
   EXPECT_TRUE(a.stopped());
@@ -236,8 +241,8 @@ TEST(AnswerText, NeverSplitsACharacterOrReleasesAReplacement) {
 }
 
 TEST(AnswerText, StreamedTextEqualsTheWholeAnswerOnRandomPieces) {
-  const std::vector<std::string> atoms = {"a", " ", "#", "##", "\xC3", "\xA9", "END", "E", "x",
-                                          "\xF0\x9F", "\x98\x80", "  ", "."};
+  const std::vector<std::string> atoms = {"a", " ", "#",        "##",       "\xC3", "\xA9", "END",
+                                          "E", "x", "\xF0\x9F", "\x98\x80", "  ",   "."};
   for (uint64_t seed = 0; seed < 300; ++seed) {
     SplitMix64 rng(seed);
     std::vector<std::string> pieces;

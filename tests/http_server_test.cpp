@@ -495,8 +495,8 @@ TEST(OpenAIServer, ChatStreamingShapes) {
 
   // Without include_usage: no usage field, no usage chunk.
   body.erase("stream_options");
-  const auto plain = sse_events(
-      s.http->Post("/v1/chat/completions", body.dump(), "application/json")->body);
+  const auto plain =
+      sse_events(s.http->Post("/v1/chat/completions", body.dump(), "application/json")->body);
   ASSERT_GE(plain.size(), 4u);
   for (size_t i = 0; i + 1 < plain.size(); ++i) EXPECT_FALSE(plain[i].contains("usage"));
   EXPECT_EQ(plain.back(), "[DONE]");
@@ -521,8 +521,8 @@ TEST(OpenAIServer, CompletionsPlainStreamedAndLogprobs) {
   EXPECT_EQ(s.backend.last_request().max_tokens, 16u);
   EXPECT_EQ(s.backend.last_serve_request().logprobs, 1);
 
-  auto streamed = s.http->Post(
-      "/v1/completions", json{{"prompt", "abc"}, {"stream", true}}.dump(), "application/json");
+  auto streamed = s.http->Post("/v1/completions", json{{"prompt", "abc"}, {"stream", true}}.dump(),
+                               "application/json");
   ASSERT_TRUE(streamed);
   const auto events = sse_events(streamed->body);
   ASSERT_GE(events.size(), 3u) << streamed->body;  // the text, the finish, [DONE]
@@ -580,14 +580,18 @@ TEST(OpenAIServer, Metrics) {
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
   EXPECT_EQ(res->get_header_value("Content-Type").rfind("text/plain", 0), 0u);
-  EXPECT_CONTAINS(res->body, "expo_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 1");
+  EXPECT_CONTAINS(res->body,
+                  "expo_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 1");
   EXPECT_CONTAINS(res->body, "expo_generation_tokens_total{model_name=\"fake-model\"} 7");
-  EXPECT_CONTAINS(res->body,
-                  "expo_time_to_first_token_seconds_bucket{model_name=\"fake-model\",le=\"0.02\"} 0");
-  EXPECT_CONTAINS(res->body,
-                  "expo_time_to_first_token_seconds_bucket{model_name=\"fake-model\",le=\"0.04\"} 1");
-  EXPECT_CONTAINS(res->body,
-                  "expo_time_to_first_token_seconds_bucket{model_name=\"fake-model\",le=\"+Inf\"} 1");
+  EXPECT_CONTAINS(
+      res->body,
+      "expo_time_to_first_token_seconds_bucket{model_name=\"fake-model\",le=\"0.02\"} 0");
+  EXPECT_CONTAINS(
+      res->body,
+      "expo_time_to_first_token_seconds_bucket{model_name=\"fake-model\",le=\"0.04\"} 1");
+  EXPECT_CONTAINS(
+      res->body,
+      "expo_time_to_first_token_seconds_bucket{model_name=\"fake-model\",le=\"+Inf\"} 1");
   EXPECT_CONTAINS(res->body, "# TYPE expo_num_requests_running gauge");
 }
 

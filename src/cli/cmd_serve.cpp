@@ -81,8 +81,7 @@ void run(const ServeArgs& args) {
     server.set_request_log(
         [](const std::string& line) { std::fprintf(stderr, "expo serve: %s\n", line.c_str()); });
   server.start();
-  std::fprintf(stderr,
-               "expo serve: listening on http://%s:%d (model %s, batch %llu, queue %llu)\n",
+  std::fprintf(stderr, "expo serve: listening on http://%s:%d (model %s, batch %llu, queue %llu)\n",
                args.host.c_str(), server.port(), backend->model_name().c_str(),
                static_cast<unsigned long long>(args.batch_size),
                static_cast<unsigned long long>(args.max_queue));

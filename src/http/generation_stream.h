@@ -57,8 +57,8 @@ class GenerationStream {
   mutable std::mutex mutex_;
   std::condition_variable changed_;
   StreamUpdate pending_;
-  bool ended_ = false;     // finish() or fail() was called
-  bool delivered_ = false; // take() returned the end
+  bool ended_ = false;      // finish() or fail() was called
+  bool delivered_ = false;  // take() returned the end
   bool cancelled_ = false;
 };
 

@@ -25,8 +25,8 @@ std::string dump(const json& body) {
 }
 
 std::string error_text(int status, const std::string& message, const std::string& code = "") {
-  const std::string type = status >= 500 ? (status == 503 ? "server_busy" : "internal_error")
-                                         : "invalid_request_error";
+  const std::string type =
+      status >= 500 ? (status == 503 ? "server_busy" : "internal_error") : "invalid_request_error";
   return dump(error_body(message, type, code));
 }
 
@@ -109,7 +109,8 @@ struct OpenAIServer::Impl {
   void handle(HttpResponder& res, F&& f) {
     auto answer = [&](int status, const std::string& message, const std::string& code,
                       std::vector<HttpHeader> extra = {}) {
-      if (!res.responded()) res.send(status, "application/json", error_text(status, message, code), extra);
+      if (!res.responded())
+        res.send(status, "application/json", error_text(status, message, code), extra);
     };
     try {
       f();
@@ -151,16 +152,17 @@ struct OpenAIServer::Impl {
           if (!u.finished) continue;
           guard.done = true;
           if (!u.error.empty()) throw std::runtime_error(u.error);
-          res.send(200, "application/json",
-                   dump(serve_response_to_json(request, text, logprobs, u.finish_reason,
-                                               u.prompt_tokens, u.completion_tokens, served, id,
-                                               created)));
+          res.send(
+              200, "application/json",
+              dump(serve_response_to_json(request, text, logprobs, u.finish_reason, u.prompt_tokens,
+                                          u.completion_tokens, served, id, created)));
           return;
         }
       }
 
       if (!res.begin_stream(200, "text/event-stream", {{"X-Accel-Buffering", "no"}})) return;
-      if (chat && !res.write(sse(serve_chunk_to_json(request, "", {}, true, "", served, id, created))))
+      if (chat &&
+          !res.write(sse(serve_chunk_to_json(request, "", {}, true, "", served, id, created))))
         return;
       for (;;) {
         if (!stream.wait(kClientCheck)) {
@@ -169,8 +171,8 @@ struct OpenAIServer::Impl {
         }
         StreamUpdate u = stream.take();
         if (!u.text.empty() || !u.logprobs.empty()) {
-          if (!res.write(sse(serve_chunk_to_json(request, u.text, u.logprobs, false, "", served,
-                                                 id, created))))
+          if (!res.write(sse(serve_chunk_to_json(request, u.text, u.logprobs, false, "", served, id,
+                                                 created))))
             return;
         }
         if (!u.finished) continue;
@@ -179,8 +181,8 @@ struct OpenAIServer::Impl {
         if (!u.error.empty()) {
           tail += sse(error_body(u.error, "internal_error"));
         } else {
-          tail += sse(serve_chunk_to_json(request, "", {}, false, u.finish_reason, served, id,
-                                          created));
+          tail += sse(
+              serve_chunk_to_json(request, "", {}, false, u.finish_reason, served, id, created));
           if (request.include_usage)
             tail += sse(serve_usage_chunk_to_json(request, u.prompt_tokens, u.completion_tokens,
                                                   served, id, created));
@@ -251,9 +253,9 @@ struct OpenAIServer::Impl {
       if (apply_sigmoid)
         for (double& v : out) v = 1.0 / (1.0 + std::exp(-v));
       res.send(200, "application/json",
-               dump(score_response_to_json(api, out, served,
-                                           new_id(api == ScoreApi::kPooling ? "pool-" : "classify-"),
-                                           static_cast<int64_t>(std::time(nullptr)))));
+               dump(score_response_to_json(
+                   api, out, served, new_id(api == ScoreApi::kPooling ? "pool-" : "classify-"),
+                   static_cast<int64_t>(std::time(nullptr)))));
     });
   }
 
@@ -276,8 +278,7 @@ struct OpenAIServer::Impl {
     } else if (get && p == "/v1/models") {
       models(res);
     } else if (get && p == "/metrics") {
-      res.send(200, "text/plain; version=0.0.4; charset=utf-8",
-               metrics.text(backend.model_name()));
+      res.send(200, "text/plain; version=0.0.4; charset=utf-8", metrics.text(backend.model_name()));
     } else if (post && p == "/v1/chat/completions") {
       generation(ServeEndpoint::kChat, req, res);
     } else if (post && p == "/v1/completions") {
@@ -309,7 +310,8 @@ struct OpenAIServer::Impl {
 OpenAIServer::OpenAIServer(ServeBackend& backend, OpenAIServerOptions options)
     : impl_(std::make_unique<Impl>(backend, std::move(options))) {
   const auto& o = impl_->options;
-  if (o.port < 0 || o.port > 65535) fail("port ", o.port, " is out of range; use 0..65535 (0: any)");
+  if (o.port < 0 || o.port > 65535)
+    fail("port ", o.port, " is out of range; use 0..65535 (0: any)");
   backend.set_metrics(&impl_->metrics);
 }
 

@@ -62,9 +62,9 @@ struct OpenAIServerOptions {
   int port = 0;                              // 0: a free port chosen by the system
   size_t max_body_bytes = size_t(32) << 20;  // --max-body-size
   size_t max_connections = 512;
-  double head_timeout_seconds = 10;          // request line and headers
-  double body_timeout_seconds = 30;          // plus 1 s per MiB of body
-  double idle_timeout_seconds = 5;           // kept-alive connections between requests
+  double head_timeout_seconds = 10;  // request line and headers
+  double body_timeout_seconds = 30;  // plus 1 s per MiB of body
+  double idle_timeout_seconds = 5;   // kept-alive connections between requests
 };
 
 class OpenAIServer {

@@ -27,12 +27,10 @@ class ServeMetrics {
 
  private:
   // Bucket bounds in seconds (vLLM's, trimmed); +Inf is implied.
-  static constexpr std::array<double, 14> kTtftBounds = {0.001, 0.005, 0.01, 0.02, 0.04, 0.06,
-                                                         0.08,  0.1,   0.25, 0.5,  1.0,  2.5,
-                                                         5.0,   10.0};
-  static constexpr std::array<double, 14> kTpotBounds = {0.001, 0.0025, 0.005, 0.01, 0.025,
-                                                         0.05,  0.075,  0.1,   0.15, 0.2,
-                                                         0.3,   0.5,    1.0,   2.5};
+  static constexpr std::array<double, 14> kTtftBounds = {
+      0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0};
+  static constexpr std::array<double, 14> kTpotBounds = {
+      0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.5};
   struct Histogram {
     std::array<uint64_t, 15> counts{};  // per bucket, the last one +Inf (not cumulative)
     double sum = 0;

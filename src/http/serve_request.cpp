@@ -74,15 +74,17 @@ void refuse_unsupported(const json& body, ServeEndpoint endpoint) {
   }
   if (bool_field(body, "echo", false))
     fail("field `echo` is not supported by expo serve; the answer never repeats the prompt");
-  if (const json* suffix = find(body, "suffix"); suffix && !(suffix->is_string() && suffix->get<std::string>().empty()))
+  if (const json* suffix = find(body, "suffix");
+      suffix && !(suffix->is_string() && suffix->get<std::string>().empty()))
     fail("field `suffix` is not supported by expo serve (no insertion)");
   if (bool_field(body, "use_beam_search", false))
     fail("field `use_beam_search` is not supported by expo serve");
   if (auto min_tokens = integer_field(body, "min_tokens"); min_tokens && *min_tokens != 0)
     fail("field `min_tokens` is not supported by expo serve");
   if (bool_field(body, "include_stop_str_in_output", false))
-    fail("field `include_stop_str_in_output` is not supported by expo serve; the answer ends "
-         "before a stop string");
+    fail(
+        "field `include_stop_str_in_output` is not supported by expo serve; the answer ends "
+        "before a stop string");
   if (!bool_field(body, "skip_special_tokens", true))
     fail("field `skip_special_tokens`: expo serve always leaves special tokens out of the text");
   if (const json* p = find(body, "prompt_logprobs"))
@@ -265,10 +267,11 @@ json serve_response_to_json(const ServeRequest& request, const std::string& text
               {"logprobs", request.logprobs >= 0 ? chat_logprobs(logprobs) : json(nullptr)},
               {"finish_reason", finish_reason}};
   } else {
-    choice = {{"index", 0},
-              {"text", text},
-              {"logprobs", request.logprobs >= 0 ? completion_logprobs(logprobs, 0) : json(nullptr)},
-              {"finish_reason", finish_reason}};
+    choice = {
+        {"index", 0},
+        {"text", text},
+        {"logprobs", request.logprobs >= 0 ? completion_logprobs(logprobs, 0) : json(nullptr)},
+        {"finish_reason", finish_reason}};
   }
   return {{"id", id},
           {"object", chat ? "chat.completion" : "text_completion"},

@@ -30,9 +30,9 @@ struct ServeRequest {
   std::vector<int32_t> prompt_tokens;
   bool prompt_is_tokens = false;
   bool stream = false;
-  bool include_usage = false;       // stream_options.include_usage
-  int logprobs = -1;                // -1: none; k >= 0: each token's logprob and the top k
-  bool ignore_eos = false;          // vLLM's extra field
+  bool include_usage = false;           // stream_options.include_usage
+  int logprobs = -1;                    // -1: none; k >= 0: each token's logprob and the top k
+  bool ignore_eos = false;              // vLLM's extra field
   std::vector<int32_t> stop_token_ids;  // vLLM's extra field
 };
 

@@ -64,10 +64,10 @@ struct BatchLimits {
 // What one step did to one sequence.
 struct StepEvent {
   uint64_t id = 0;
-  int32_t token = -1;         // the token sampled this step; -1 when none (cancelled)
-  TokenLogprobs logprobs;     // when the sequence asked for them
-  bool first_token = false;   // the sequence's first generated token (prefill is done)
-  std::string finish_reason;  // "" while running; "stop", "length" or "cancelled"
+  int32_t token = -1;           // the token sampled this step; -1 when none (cancelled)
+  TokenLogprobs logprobs;       // when the sequence asked for them
+  bool first_token = false;     // the sequence's first generated token (prefill is done)
+  std::string finish_reason;    // "" while running; "stop", "length" or "cancelled"
   std::vector<int32_t> tokens;  // all generated tokens, once finished (a stop token included)
 };
 

@@ -11,7 +11,6 @@
 
 namespace expo {
 
-
 std::vector<int32_t> default_stop_ids(std::span<const int32_t> explicit_ids, bool ignore_eos,
                                       std::span<const int32_t> eos_ids,
                                       std::span<const int32_t> template_stop_ids) {

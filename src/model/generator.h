@@ -1,12 +1,12 @@
 #pragma once
-// Generation for a list of prompts with continuous batching (model/continuous_batch.h): up to `max_batch` sequences decode
-// together, one token each per step, sharing every weight read; when one finishes its slot
-// (and KV cache) goes to the next waiting prompt, whose prompt is prefilled in the same steps
-// as the others decode.
+// Generation for a list of prompts with continuous batching (model/continuous_batch.h): up to
+// `max_batch` sequences decode together, one token each per step, sharing every weight read; when
+// one finishes its slot (and KV cache) goes to the next waiting prompt, whose prompt is prefilled
+// in the same steps as the others decode.
 //
 // Results are reproducible: a prompt's tokens depend only on the model, the prompt, the
-// sampling options and its stream number (a hash of the prompt), never on the thread count, the batch
-// size or which prompts it shared steps with. Long prompts are prefilled in chunks whose
+// sampling options and its stream number (a hash of the prompt), never on the thread count, the
+// batch size or which prompts it shared steps with. Long prompts are prefilled in chunks whose
 // boundaries depend only on the prompt itself.
 #include <cstdint>
 #include <functional>

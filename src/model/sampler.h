@@ -2,8 +2,8 @@
 // Choosing the next token from a row of logits.
 //
 // Each sequence owns a Sampler. Its random numbers come from a counter-based generator keyed by
-// (seed, stream, step), where `stream` identifies the prompt (prompt_stream: a hash of its tokens) and
-// `step` counts the tokens this sequence has generated. So a sequence's tokens depend only on
+// (seed, stream, step), where `stream` identifies the prompt (prompt_stream: a hash of its tokens)
+// and `step` counts the tokens this sequence has generated. So a sequence's tokens depend only on
 // its own logits and that key: not on the thread count, the batch it shares, or the order in
 // which prompts are scheduled.
 //

@@ -11,7 +11,8 @@ bool is_continuation(unsigned char c) { return (c & 0xC0) == 0x80; }
 // The length of `text` without an incomplete UTF-8 sequence at its end.
 size_t complete_utf8(const std::string& text, size_t end) {
   size_t start = end;
-  while (start > 0 && end - start < 4 && is_continuation(static_cast<unsigned char>(text[start - 1])))
+  while (start > 0 && end - start < 4 &&
+         is_continuation(static_cast<unsigned char>(text[start - 1])))
     --start;
   if (start == 0) return end;
   const unsigned char lead = static_cast<unsigned char>(text[start - 1]);

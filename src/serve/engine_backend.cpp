@@ -149,8 +149,8 @@ std::shared_ptr<GenerationStream> EngineBackend::generate(const ServeRequest& re
   job.spec.prompt = prompt_of(request);
   job.spec.sampling = sampling_of(request.generation);
   job.spec.stream = prompt_stream(job.spec.prompt);
-  uint64_t max_new = request.generation.max_tokens ? request.generation.max_tokens
-                                                   : options_.max_new_tokens;
+  uint64_t max_new =
+      request.generation.max_tokens ? request.generation.max_tokens : options_.max_new_tokens;
   // Up to the context when neither the request nor the server sets a limit; never beyond it.
   if (max_new == 0 || max_new > context_) max_new = context_;
   job.spec.max_new_tokens = max_new;
@@ -171,7 +171,7 @@ std::shared_ptr<GenerationStream> EngineBackend::generate(const ServeRequest& re
   const GenerationRequest probe{job.spec.prompt, 0};
   check_requests(*transformer_, std::span(&probe, 1), check, [&](size_t) {
     return std::string(request.endpoint == ServeEndpoint::kChat ? "the conversation"
-                                                                 : "the prompt");
+                                                                : "the prompt");
   });
   return loop_->submit(std::move(job));
 }

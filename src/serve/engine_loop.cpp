@@ -9,7 +9,7 @@ using Clock = std::chrono::steady_clock;
 
 struct EngineLoop::Running {
   GenerationJob job;
-  std::unique_ptr<AnswerText> text;  // with stop strings or incremental release
+  std::unique_ptr<AnswerText> text;       // with stop strings or incremental release
   std::vector<StreamedLogprob> logprobs;  // not yet pushed
   Clock::time_point submitted, last_token;
   uint64_t id = 0;
@@ -99,7 +99,8 @@ void EngineLoop::admit(std::unique_ptr<Running> r) {
 
 StreamedLogprob EngineLoop::logprob_text(const TokenLogprobs& l) const {
   auto piece = [&](int32_t id) {
-    if (id < 0 || static_cast<size_t>(id) >= encoder_.tokenizer().vocab_size()) return std::string();
+    if (id < 0 || static_cast<size_t>(id) >= encoder_.tokenizer().vocab_size())
+      return std::string();
     return encoder_.tokenizer().decode(std::span<const int32_t>(&id, 1), false);
   };
   StreamedLogprob out;
@@ -169,8 +170,8 @@ void EngineLoop::run() {
       });
       if (stopping_) break;
       scores.swap(score_queue_);
-      size_t free = options_.limits.max_batch - std::min<size_t>(running_.size(),
-                                                                 options_.limits.max_batch);
+      size_t free =
+          options_.limits.max_batch - std::min<size_t>(running_.size(), options_.limits.max_batch);
       while (free > 0 && !queue_.empty()) {
         std::unique_ptr<Running> r = std::move(queue_.front());
         queue_.pop_front();

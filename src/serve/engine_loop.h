@@ -32,8 +32,8 @@
 namespace expo {
 
 struct EngineLoopOptions {
-  BatchLimits limits;     // max_batch: sequences in flight
-  size_t max_queue = 256; // requests waiting for a slot; beyond it submit() throws ServerBusy
+  BatchLimits limits;      // max_batch: sequences in flight
+  size_t max_queue = 256;  // requests waiting for a slot; beyond it submit() throws ServerBusy
 };
 
 // One generation request, ready for the batch.
