@@ -108,8 +108,10 @@ ordered_json EngineBackend::template_messages(const json& messages) {
       message["content"] = "";
     } else if (content.is_array()) {
       std::string text;
-      for (size_t j = 0; j < content.size(); ++j)
-        text += (j ? "\n" : "") + content[j]["text"].get<std::string>();
+      for (size_t j = 0; j < content.size(); ++j) {
+        if (j) text += '\n';
+        text += content[j]["text"].get_ref<const std::string&>();
+      }
       message["content"] = text;
     } else {
       message["content"] = content;

@@ -46,7 +46,6 @@ std::shared_ptr<GenerationStream> EngineLoop::submit(GenerationJob job) {
                            " sequences are running and ", queue_.size(),
                            " requests wait (--max-queue); retry later"));
     queue_.push_back(std::move(running));
-    if (metrics_) metrics_->set_waiting(queue_.size());
   }
   wake_.notify_all();
   return out;
@@ -163,6 +162,7 @@ void EngineLoop::run() {
   for (;;) {
     std::vector<std::unique_ptr<ScoreJob>> scores;
     std::vector<std::unique_ptr<Running>> admitted;
+    size_t waiting = 0;
     {
       std::unique_lock lock(mutex_);
       wake_.wait(lock, [&] {
@@ -182,8 +182,12 @@ void EngineLoop::run() {
         admitted.push_back(std::move(r));
         --free;
       }
-      if (metrics_) metrics_->set_waiting(queue_.size());
+      waiting = queue_.size();
     }
+    // Held until the end of this iteration, so that set_metrics() never swaps the counters
+    // while this thread writes to them.
+    std::lock_guard metrics_lock(metrics_mutex_);
+    if (metrics_) metrics_->set_waiting(waiting);
     if (!scores.empty()) run_scores(scores);
     try {
       for (auto& r : admitted) admit(std::move(r));

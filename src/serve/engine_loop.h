@@ -59,7 +59,12 @@ class EngineLoop {
   std::vector<double> score(std::vector<std::vector<int32_t>> sequences);
   // Ends the thread: queued and running generations end with an error.
   void stop();
-  void set_metrics(ServeMetrics* metrics) { metrics_ = metrics; }
+  // Where tokens, queue lengths and latencies are reported (nullptr: nowhere); waits for the
+  // engine thread's current step, so the previous counters may be destroyed on return.
+  void set_metrics(ServeMetrics* metrics) {
+    std::lock_guard lock(metrics_mutex_);
+    metrics_ = metrics;
+  }
 
  private:
   struct Running;
@@ -78,7 +83,8 @@ class EngineLoop {
   const PromptEncoder& encoder_;
   ThreadPool& pool_;
   EngineLoopOptions options_;
-  ServeMetrics* metrics_ = nullptr;
+  std::mutex metrics_mutex_;
+  ServeMetrics* metrics_ = nullptr;  // guarded by metrics_mutex_
 
   std::mutex mutex_;
   std::condition_variable wake_;
