@@ -5,68 +5,30 @@
 #include <limits>
 
 #include "core/error.h"
+#include "http/json_fields.h"
 
 namespace expo {
 
 using nlohmann::json;
 
-namespace {
-
-// A JSON value as the message shows it: short, one line.
-std::string show(const json& value) {
-  std::string text = value.dump(-1, ' ', false, json::error_handler_t::replace);
-  if (text.size() > 80) text = text.substr(0, 77) + "...";
-  return text;
-}
-
-const json* find(const json& object, const char* key) {
-  auto it = object.find(key);
-  if (it == object.end() || it->is_null()) return nullptr;
-  return &*it;
-}
-
-double number_field(const json& body, const char* key, double fallback, double min, double max) {
-  const json* value = find(body, key);
-  if (!value) return fallback;
-  if (!value->is_number()) fail("field `", key, "` must be a number, not ", show(*value));
-  const double v = value->get<double>();
-  if (!std::isfinite(v) || v < min || v > max)
-    fail("field `", key, "` is ", show(*value), "; it must lie in [", min, ", ", max, "]");
-  return v;
-}
-
-std::optional<int64_t> integer_field(const json& body, const char* key) {
-  const json* value = find(body, key);
-  if (!value) return std::nullopt;
-  if (value->is_number_integer()) return value->get<int64_t>();
-  // 256.0 is an integer too (some clients write every number as a double).
-  if (value->is_number_float()) {
-    const double v = value->get<double>();
-    if (std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 9.0e18)
-      return static_cast<int64_t>(v);
-  }
-  fail("field `", key, "` must be an integer, not ", show(*value));
-}
-
-}  // namespace
-
 void check_chat_messages(const json& messages, const char* key) {
   if (!messages.is_array())
-    fail("field `", key, "` must be an array of messages, not ", show(messages));
+    fail("field `", key, "` must be an array of messages, not ", show_json(messages));
   if (messages.empty()) fail("field `", key, "` is empty; send at least one message");
   for (size_t i = 0; i < messages.size(); ++i) {
     const json& m = messages[i];
     if (!m.is_object())
-      fail("", key, "[", i, "] must be an object {\"role\", \"content\"}, not ", show(m));
+      fail("", key, "[", i, "] must be an object {\"role\", \"content\"}, not ", show_json(m));
     auto role = m.find("role");
     if (role == m.end()) fail("", key, "[", i, "] has no field `role`");
-    if (!role->is_string()) fail("", key, "[", i, "].role must be a string, not ", show(*role));
+    if (!role->is_string())
+      fail("", key, "[", i, "].role must be a string, not ", show_json(*role));
     auto content = m.find("content");
     if (content == m.end()) fail("", key, "[", i, "] has no field `content`");
     if (content->is_string() || content->is_null()) continue;
     if (!content->is_array())
       fail("", key, "[", i, "].content must be a string or an array of text parts, not ",
-           show(*content));
+           show_json(*content));
     for (size_t j = 0; j < content->size(); ++j) {
       const json& part = (*content)[j];
       if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") ||
@@ -74,7 +36,7 @@ void check_chat_messages(const json& messages, const char* key) {
         fail("", key, "[", i, "].content[", j,
              "] must be a text part {\"type\": \"text\", \"text\": \"...\"} (expo serves text "
              "only), not ",
-             show(part));
+             show_json(part));
     }
   }
 }
@@ -96,9 +58,9 @@ json chat_request_to_json(const ChatRequest& request) {
 }
 
 ChatRequest chat_request_from_json(const json& body) {
-  if (!body.is_object()) fail("the request body must be a JSON object, not ", show(body));
+  if (!body.is_object()) fail("the request body must be a JSON object, not ", show_json(body));
   ChatRequest r;
-  const json* messages = find(body, "messages");
+  const json* messages = find_field(body, "messages");
   if (!messages) fail("missing field `messages` (an array of {\"role\", \"content\"})");
   check_chat_messages(*messages, "messages");
   r.messages = *messages;
@@ -107,9 +69,9 @@ ChatRequest chat_request_from_json(const json& body) {
 }
 
 void read_generation_fields(const json& body, ChatRequest& r) {
-  if (!body.is_object()) fail("the request body must be a JSON object, not ", show(body));
-  if (const json* model = find(body, "model")) {
-    if (!model->is_string()) fail("field `model` must be a string, not ", show(*model));
+  if (!body.is_object()) fail("the request body must be a JSON object, not ", show_json(body));
+  if (const json* model = find_field(body, "model")) {
+    if (!model->is_string()) fail("field `model` must be a string, not ", show_json(*model));
     r.model = model->get<std::string>();
   }
   const double inf = std::numeric_limits<double>::infinity();
@@ -138,16 +100,17 @@ void read_generation_fields(const json& body, ChatRequest& r) {
       break;
     }
   }
-  if (const json* stop = find(body, "stop")) {
+  if (const json* stop = find_field(body, "stop")) {
     if (stop->is_string()) {
       r.stop.push_back(stop->get<std::string>());
     } else if (stop->is_array()) {
       for (size_t i = 0; i < stop->size(); ++i) {
-        if (!(*stop)[i].is_string()) fail("stop[", i, "] must be a string, not ", show((*stop)[i]));
+        if (!(*stop)[i].is_string())
+          fail("stop[", i, "] must be a string, not ", show_json((*stop)[i]));
         r.stop.push_back((*stop)[i].get<std::string>());
       }
     } else {
-      fail("field `stop` must be a string or an array of strings, not ", show(*stop));
+      fail("field `stop` must be a string or an array of strings, not ", show_json(*stop));
     }
     for (const auto& s : r.stop)
       if (s.empty()) fail("field `stop` holds an empty string; remove it");
@@ -173,21 +136,22 @@ json chat_response_to_json(const ChatResponse& response, const std::string& mode
 }
 
 ChatResponse chat_response_from_json(const json& body) {
-  if (!body.is_object()) fail("the response is not a JSON object: ", show(body));
+  if (!body.is_object()) fail("the response is not a JSON object: ", show_json(body));
   auto choices = body.find("choices");
   if (choices == body.end() || !choices->is_array() || choices->empty())
-    fail("the response has no `choices`: ", show(body));
+    fail("the response has no `choices`: ", show_json(body));
   const json& choice = (*choices)[0];
-  if (!choice.is_object()) fail("choices[0] is not an object: ", show(choice));
+  if (!choice.is_object()) fail("choices[0] is not an object: ", show_json(choice));
   auto message = choice.find("message");
   if (message == choice.end() || !message->is_object())
-    fail("choices[0] has no `message` (a streaming or completions-API response?): ", show(choice));
+    fail("choices[0] has no `message` (a streaming or completions-API response?): ",
+         show_json(choice));
   ChatResponse r;
   if (auto content = message->find("content"); content != message->end()) {
     if (content->is_string()) {
       r.text = content->get<std::string>();
     } else if (!content->is_null()) {
-      fail("choices[0].message.content is not a string: ", show(*content));
+      fail("choices[0].message.content is not a string: ", show_json(*content));
     }
   }
   if (auto reason = choice.find("finish_reason"); reason != choice.end() && reason->is_string())
@@ -196,7 +160,7 @@ ChatResponse chat_response_from_json(const json& body) {
     auto count = [&](const char* key) -> uint64_t {
       auto it = usage->find(key);
       if (it == usage->end() || it->is_null()) return 0;
-      if (!it->is_number_unsigned()) fail("usage.", key, " is not a count: ", show(*it));
+      if (!it->is_number_unsigned()) fail("usage.", key, " is not a count: ", show_json(*it));
       return it->get<uint64_t>();
     };
     r.prompt_tokens = count("prompt_tokens");
@@ -224,20 +188,20 @@ json score_request_to_json(ScoreApi api, const std::string& model, const ScoreIn
 }
 
 std::vector<double> score_response_from_json(ScoreApi api, const json& body) {
-  if (!body.is_object()) fail("the response is not a JSON object: ", show(body));
+  if (!body.is_object()) fail("the response is not a JSON object: ", show_json(body));
   auto data = body.find("data");
   if (data == body.end() || !data->is_array() || data->empty())
-    fail("the response has no `data` array: ", show(body));
+    fail("the response has no `data` array: ", show_json(body));
   const char* field = api == ScoreApi::kPooling ? "data" : "probs";
   std::vector<std::pair<int64_t, double>> indexed;
   for (size_t i = 0; i < data->size(); ++i) {
     const json& item = (*data)[i];
-    if (!item.is_object()) fail("data[", i, "] is not an object: ", show(item));
+    if (!item.is_object()) fail("data[", i, "] is not an object: ", show_json(item));
     int64_t index = static_cast<int64_t>(i);
     if (auto it = item.find("index"); it != item.end() && it->is_number_integer())
       index = it->get<int64_t>();
     auto values = item.find(field);
-    if (values == item.end()) fail("data[", i, "] has no `", field, "`: ", show(item));
+    if (values == item.end()) fail("data[", i, "] has no `", field, "`: ", show_json(item));
     const json* v = &*values;
     // Token-level pooling ("reward", ALL): one row per token; the sequence's reward is the
     // last token's.
@@ -252,7 +216,7 @@ std::vector<double> score_response_from_json(ScoreApi api, const json& body) {
            " values; expo reads a reward model with one output (a single-label head), and "
            "this one has a head with several labels");
     } else {
-      fail("data[", i, "].", field, " is not a number or a list of one number: ", show(*v));
+      fail("data[", i, "].", field, " is not a number or a list of one number: ", show_json(*v));
     }
     indexed.emplace_back(index, score);
   }

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "core/interrupt.h"
 #include "http/http_server.h"
+#include "http/json_fields.h"
 
 namespace expo {
 
@@ -36,13 +37,6 @@ struct HttpError {
   std::string message;
   std::string code;
 };
-
-std::optional<bool> optional_bool(const json& body, const char* key) {
-  auto it = body.find(key);
-  if (it == body.end() || it->is_null()) return std::nullopt;
-  if (!it->is_boolean()) throw HttpError{400, str("field `", key, "` must be true or false"), ""};
-  return it->get<bool>();
-}
 
 // Cancels a generation unless it was answered in full: a handler that returns early (its
 // client went away, a write failed, an exception) frees the batch slot.
@@ -236,8 +230,8 @@ struct OpenAIServer::Impl {
       // vLLM's precedence: the deprecated names first, then use_activation.
       std::optional<bool> activation;
       for (const char* key : {"softmax", "activation", "use_activation"}) {
-        if (auto v = optional_bool(body, key)) {
-          activation = v;
+        if (find_field(body, key)) {
+          activation = bool_field(body, key, false);
           break;
         }
       }

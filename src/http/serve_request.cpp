@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "core/error.h"
+#include "http/json_fields.h"
 
 namespace expo {
 
@@ -11,43 +12,12 @@ using nlohmann::json;
 
 namespace {
 
-std::string show(const json& value) {
-  std::string text = value.dump(-1, ' ', false, json::error_handler_t::replace);
-  if (text.size() > 80) text = text.substr(0, 77) + "...";
-  return text;
-}
-
-const json* find(const json& object, const char* key) {
-  auto it = object.find(key);
-  if (it == object.end() || it->is_null()) return nullptr;
-  return &*it;
-}
-
-bool bool_field(const json& body, const char* key, bool fallback) {
-  const json* value = find(body, key);
-  if (!value) return fallback;
-  if (!value->is_boolean()) fail("field `", key, "` must be true or false, not ", show(*value));
-  return value->get<bool>();
-}
-
-std::optional<int64_t> integer_field(const json& body, const char* key) {
-  const json* value = find(body, key);
-  if (!value) return std::nullopt;
-  if (value->is_number_integer()) return value->get<int64_t>();
-  if (value->is_number_float()) {
-    const double v = value->get<double>();
-    if (std::isfinite(v) && v == std::floor(v) && std::fabs(v) < 9.0e18)
-      return static_cast<int64_t>(v);
-  }
-  fail("field `", key, "` must be an integer, not ", show(*value));
-}
-
 std::vector<int32_t> token_ids(const json& value, const char* field) {
   std::vector<int32_t> ids;
   for (size_t i = 0; i < value.size(); ++i) {
     const json& v = value[i];
     if (!v.is_number_integer() || v.get<int64_t>() < 0 || v.get<int64_t>() > INT32_MAX)
-      fail(field, "[", i, "] must be a token id (an integer >= 0), not ", show(v));
+      fail(field, "[", i, "] must be a token id (an integer >= 0), not ", show_json(v));
     ids.push_back(static_cast<int32_t>(v.get<int64_t>()));
   }
   return ids;
@@ -61,20 +31,20 @@ void refuse_unsupported(const json& body, ServeEndpoint endpoint) {
          "; expo serve makes one choice per request (send n = 1, or repeat the request)");
   if (auto best_of = integer_field(body, "best_of"); best_of && *best_of != 1)
     fail("field `best_of` is ", *best_of, "; expo serve does not rank several candidates");
-  if (const json* tools = find(body, "tools"); tools && !tools->empty())
+  if (const json* tools = find_field(body, "tools"); tools && !tools->empty())
     fail("field `tools` is not supported by expo serve (no tool calling)");
-  if (const json* functions = find(body, "functions"); functions && !functions->empty())
+  if (const json* functions = find_field(body, "functions"); functions && !functions->empty())
     fail("field `functions` is not supported by expo serve (no function calling)");
-  if (const json* bias = find(body, "logit_bias"); bias && !bias->empty())
+  if (const json* bias = find_field(body, "logit_bias"); bias && !bias->empty())
     fail("field `logit_bias` is not supported by expo serve");
-  if (const json* format = find(body, "response_format")) {
+  if (const json* format = find_field(body, "response_format")) {
     if (!format->is_object() || format->value("type", "") != "text")
-      fail("field `response_format` is ", show(*format),
+      fail("field `response_format` is ", show_json(*format),
            "; expo serve only produces free text ({\"type\": \"text\"})");
   }
   if (bool_field(body, "echo", false))
     fail("field `echo` is not supported by expo serve; the answer never repeats the prompt");
-  if (const json* suffix = find(body, "suffix");
+  if (const json* suffix = find_field(body, "suffix");
       suffix && !(suffix->is_string() && suffix->get<std::string>().empty()))
     fail("field `suffix` is not supported by expo serve (no insertion)");
   if (bool_field(body, "use_beam_search", false))
@@ -87,12 +57,12 @@ void refuse_unsupported(const json& body, ServeEndpoint endpoint) {
         "before a stop string");
   if (!bool_field(body, "skip_special_tokens", true))
     fail("field `skip_special_tokens`: expo serve always leaves special tokens out of the text");
-  if (const json* p = find(body, "prompt_logprobs"))
-    fail("field `prompt_logprobs` is not supported by expo serve (", show(*p), ")");
+  if (const json* p = find_field(body, "prompt_logprobs"))
+    fail("field `prompt_logprobs` is not supported by expo serve (", show_json(*p), ")");
   for (const char* key : {"guided_json", "guided_regex", "guided_choice", "guided_grammar",
                           "structured_outputs", "bad_words", "allowed_token_ids",
                           "truncate_prompt_tokens", "length_penalty", "logits_processors"})
-    if (const json* v = find(body, key); v && !(v->is_array() && v->empty()))
+    if (const json* v = find_field(body, key); v && !(v->is_array() && v->empty()))
       fail("field `", key, "` is not supported by expo serve");
   if (endpoint == ServeEndpoint::kChat) {
     if (!bool_field(body, "add_generation_prompt", true))
@@ -187,12 +157,12 @@ json parse_request_body(std::string_view text, size_t max_memory) {
   if (body.is_discarded())
     fail(text.empty() ? "the request has no body; send a JSON object"
                       : "the request body is not valid JSON");
-  if (!body.is_object()) fail("the request body must be a JSON object, not ", show(body));
+  if (!body.is_object()) fail("the request body must be a JSON object, not ", show_json(body));
   return body;
 }
 
 ServeRequest serve_request_from_json(const json& body, ServeEndpoint endpoint) {
-  if (!body.is_object()) fail("the request body must be a JSON object, not ", show(body));
+  if (!body.is_object()) fail("the request body must be a JSON object, not ", show_json(body));
   ServeRequest r;
   r.endpoint = endpoint;
   refuse_unsupported(body, endpoint);
@@ -200,7 +170,7 @@ ServeRequest serve_request_from_json(const json& body, ServeEndpoint endpoint) {
     r.generation = chat_request_from_json(body);
   } else {
     read_generation_fields(body, r.generation);
-    const json* prompt = find(body, "prompt");
+    const json* prompt = find_field(body, "prompt");
     if (!prompt) fail("missing field `prompt` (the text to continue)");
     if (prompt->is_string()) {
       r.prompt = prompt->get<std::string>();
@@ -216,7 +186,7 @@ ServeRequest serve_request_from_json(const json& body, ServeEndpoint endpoint) {
       fail("field `prompt` holds ", prompt->size(),
            " prompts; expo serve answers one prompt per request (send them separately)");
     } else {
-      fail("field `prompt` must be a string (or a list of token ids), not ", show(*prompt));
+      fail("field `prompt` must be a string (or a list of token ids), not ", show_json(*prompt));
     }
     if (!r.prompt_is_tokens && r.prompt.empty()) fail("field `prompt` is empty");
     if (r.prompt_is_tokens && r.prompt_tokens.empty()) fail("field `prompt` has no tokens");
@@ -224,10 +194,10 @@ ServeRequest serve_request_from_json(const json& body, ServeEndpoint endpoint) {
     if (r.generation.max_tokens == 0) r.generation.max_tokens = 16;
   }
   r.stream = bool_field(body, "stream", false);
-  if (const json* options = find(body, "stream_options")) {
+  if (const json* options = find_field(body, "stream_options")) {
     if (!r.stream) fail("field `stream_options` is only allowed with \"stream\": true");
     if (!options->is_object())
-      fail("field `stream_options` must be an object, not ", show(*options));
+      fail("field `stream_options` must be an object, not ", show_json(*options));
     r.include_usage = bool_field(*options, "include_usage", false);
   }
   if (endpoint == ServeEndpoint::kChat) {
@@ -247,7 +217,7 @@ ServeRequest serve_request_from_json(const json& body, ServeEndpoint endpoint) {
     r.logprobs = static_cast<int>(*k);
   }
   r.ignore_eos = bool_field(body, "ignore_eos", false);
-  if (const json* ids = find(body, "stop_token_ids")) {
+  if (const json* ids = find_field(body, "stop_token_ids")) {
     if (!ids->is_array()) fail("field `stop_token_ids` must be an array of token ids");
     r.stop_token_ids = token_ids(*ids, "stop_token_ids");
   }
