@@ -709,15 +709,8 @@ std::vector<Value> iterate(const Value& v) {
       std::vector<Value> chars;
       const std::string& s = v.str();
       for (size_t i = 0; i < s.size();) {
-        size_t n = 1;
-        const unsigned char c = static_cast<unsigned char>(s[i]);
-        if (c >= 0xF0)
-          n = 4;
-        else if (c >= 0xE0)
-          n = 3;
-        else if (c >= 0xC0)
-          n = 2;
-        n = std::min(n, s.size() - i);
+        const size_t n =
+            std::min(expo::utf8_length(static_cast<unsigned char>(s[i])), s.size() - i);
         chars.emplace_back(s.substr(i, n));
         i += n;
       }

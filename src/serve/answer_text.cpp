@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/utf8.h"
+
 namespace expo {
 
 namespace {
@@ -16,16 +18,8 @@ size_t complete_utf8(const std::string& text, size_t end) {
     --start;
   if (start == 0) return end;
   const unsigned char lead = static_cast<unsigned char>(text[start - 1]);
-  size_t need = 1;
-  if (lead >= 0xF0)
-    need = 4;
-  else if (lead >= 0xE0)
-    need = 3;
-  else if (lead >= 0xC0)
-    need = 2;
-  else
-    return end;  // ASCII (or a stray continuation run): nothing pending
-  return end - (start - 1) >= need ? end : start - 1;
+  if (lead < 0xC0) return end;  // ASCII (or a stray continuation run): nothing pending
+  return end - (start - 1) >= utf8_length(lead) ? end : start - 1;
 }
 
 }  // namespace
