@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <iterator>
 #include <random>
 #include <thread>
 
@@ -50,9 +51,33 @@ struct CancelUnlessDone {
 
 std::string sse(const json& chunk) { return "data: " + dump(chunk) + "\n\n"; }
 
-const char* kRoutes =
-    "expo serve answers GET /health, GET /v1/models, GET /metrics, POST /v1/chat/completions, "
-    "POST /v1/completions, POST /pooling and POST /classify";
+// Every route, for the 404/405 messages and the metrics' route label; Impl::route dispatches.
+struct Route {
+  const char* method;
+  const char* path;
+};
+constexpr Route kRouteTable[] = {{"GET", "/health"},          {"GET", "/v1/models"},
+                                 {"GET", "/metrics"},         {"POST", "/v1/chat/completions"},
+                                 {"POST", "/v1/completions"}, {"POST", "/pooling"},
+                                 {"POST", "/classify"}};
+
+bool known_path(const std::string& path) {
+  for (const Route& r : kRouteTable)
+    if (path == r.path) return true;
+  return false;
+}
+
+// "expo serve answers GET /health, ... and POST /classify"
+std::string routes_text() {
+  std::string text = "expo serve answers ";
+  const size_t n = std::size(kRouteTable);
+  for (size_t i = 0; i < n; ++i)
+    text += str(i == 0       ? ""
+                : i + 1 == n ? " and "
+                             : ", ",
+                kRouteTable[i].method, " ", kRouteTable[i].path);
+  return text;
+}
 
 }  // namespace
 
@@ -281,23 +306,20 @@ struct OpenAIServer::Impl {
       score(ScoreApi::kPooling, req, res);
     } else if (post && p == "/classify") {
       score(ScoreApi::kClassify, req, res);
-    } else if (p == "/health" || p == "/v1/models" || p == "/metrics" ||
-               p == "/v1/chat/completions" || p == "/v1/completions" || p == "/pooling" ||
-               p == "/classify") {
-      res.send(405, "application/json",
-               error_text(405, str("method ", req.method, " is not allowed on ", p, "; ", kRoutes),
-                          "method_not_allowed"));
+    } else if (known_path(p)) {
+      res.send(
+          405, "application/json",
+          error_text(405, str("method ", req.method, " is not allowed on ", p, "; ", routes_text()),
+                     "method_not_allowed"));
     } else {
-      res.send(404, "application/json",
-               error_text(404, str("no route ", req.method, " ", p, "; ", kRoutes), "not_found"));
+      res.send(
+          404, "application/json",
+          error_text(404, str("no route ", req.method, " ", p, "; ", routes_text()), "not_found"));
     }
   }
 
   static std::string route_label(const std::string& path) {
-    for (const char* known : {"/health", "/v1/models", "/metrics", "/v1/chat/completions",
-                              "/v1/completions", "/pooling", "/classify"})
-      if (path == known) return path;
-    return "other";
+    return known_path(path) ? path : "other";
   }
 };
 
