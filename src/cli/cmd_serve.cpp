@@ -11,7 +11,7 @@
 #include "core/units.h"
 #include "http/openai_server.h"
 #include "model/generator.h"
-#include "model/kv_cache.h"
+#include "pipeline/local_answers.h"
 #include "serve/engine_backend.h"
 
 namespace expo::cli {
@@ -31,18 +31,6 @@ struct ServeArgs {
   double header_timeout = 10, body_timeout = 30;
   bool quiet = false;
 };
-
-// What --batch-size sequences in flight need beyond the weights at most, for --max-memory: a
-// KV cache as long as the context each, the workspace of a step and a row of logits each.
-// (A KV cache takes memory only as its sequence grows: this is the worst case.)
-uint64_t working_memory(const ModelConfig& config, uint64_t context, uint64_t batch) {
-  const uint64_t step =
-      std::min<uint64_t>(GenerationOptions{}.step_tokens + batch, batch * context);
-  const uint64_t floats_per_token =
-      4 * config.hidden_size + 3 * config.intermediate_size + config.q_dim() + 2 * config.kv_dim();
-  return batch * KvCache::bytes_for(config, context) + step * floats_per_token * 4 +
-         batch * config.output_size() * 4;
-}
 
 void run(const ServeArgs& args) {
   const uint64_t max_body = parse_size(args.max_body_size, "--max-body-size");
@@ -66,7 +54,14 @@ void run(const ServeArgs& args) {
     const uint64_t model_context = model_context_length(config);
     const uint64_t context =
         args.max_context ? std::min(args.max_context, model_context) : model_context;
-    args.model.check_memory(options.model, working_memory(config, context, args.batch_size),
+    // The worst case: --batch-size sequences, each grown to the whole context (a KV cache
+    // takes memory only as its sequence grows).
+    GenerationOptions worst;
+    worst.max_batch = args.batch_size;
+    worst.context_length = context;
+    worst.max_new_tokens = context;
+    args.model.check_memory(options.model,
+                            generation_working_memory(config, worst, args.batch_size, 0),
                             "KV caches and activations");
     backend = std::make_unique<EngineBackend>(options);
   }  // a pair's checkpoints close here: the backend holds the extrapolated weights

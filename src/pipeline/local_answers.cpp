@@ -73,7 +73,7 @@ uint64_t generation_working_memory(const ModelConfig& config, const GenerationOp
              (4 * config.hidden_size + 3 * config.intermediate_size + config.q_dim() +
               2 * config.kv_dim()) *
              4 +
-         slots * config.vocab_size * 4;
+         slots * config.output_size() * 4;
 }
 
 }  // namespace expo

@@ -52,7 +52,8 @@ void generate_answers(Transformer& model, const PromptEncoder& encoder,
                       const AnswerHooks& hooks = {});
 
 // Memory a generation run needs beyond the weights (KV caches, activations, logits), for
-// --max-memory: `prompts` sequences of up to `longest_prompt` tokens.
+// --max-memory: `prompts` sequences of up to `longest_prompt` tokens (expo serve: --batch-size
+// sequences as long as the context).
 uint64_t generation_working_memory(const ModelConfig& config, const GenerationOptions& options,
                                    uint64_t prompts, uint64_t longest_prompt);
 
