@@ -77,18 +77,7 @@ check "diff" bash -c "'$expo' diff --sft $S --aligned $A | grep -q 'layer 3'"
 check "diff --json" bash -c "'$expo' diff --sft $S --aligned $A --json | grep -q '\"relative_delta\"'"
 
 # Ctrl-C in the middle of a run: exit 130, no output, no temporary folder.
-mkdir big
-/usr/bin/env python3 - <<'PY'
-import json, struct
-n = 160 * 1024 * 1024  # elements of BF16 zeros: slow enough to interrupt, sparse on disk
-for name in ("sft", "aligned"):
-    import os; os.makedirs("big/" + name, exist_ok=True)
-    h = json.dumps({"w": {"dtype": "BF16", "shape": [n], "data_offsets": [0, 2 * n]}}).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(f"big/{name}/model.safetensors", "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h)
-        f.truncate(8 + len(h) + 2 * n)
-PY
+write_sparse_pair big
 mkdir -p runs2
 "$expo" extrapolate --sft big/sft --aligned big/aligned --alpha 0.3 --output runs2/int >"$work/out" 2>"$work/err" &
 pid=$!

@@ -113,17 +113,7 @@ check "--help says when the penalties apply" bash -c "'$expo' generate --help | 
 
 # ---- temporaries of runs that died ------------------------------------------------------------
 # A model big enough that extrapolation takes a while (sparse zeros: little real disk).
-$py - <<'PY'
-import json, os, struct
-n = 160 * 1024 * 1024
-for name in ("sft", "aligned"):
-    os.makedirs("big/" + name, exist_ok=True)
-    h = json.dumps({"w": {"dtype": "BF16", "shape": [n], "data_offsets": [0, 2 * n]}}).encode()
-    h += b" " * ((8 - len(h) % 8) % 8)
-    with open(f"big/{name}/model.safetensors", "wb") as f:
-        f.write(struct.pack("<Q", len(h)) + h)
-        f.truncate(8 + len(h) + 2 * n)
-PY
+write_sparse_pair big
 mkdir -p outs
 wait_for() {  # wait_for PATTERN: until a path matching the glob exists (60 s at most)
   for _ in $(seq 600); do compgen -G "$1" >/dev/null && return 0; sleep 0.1; done

@@ -37,6 +37,21 @@ skipped() {  # skipped WHAT: a part that cannot run here; in CI (CI=true) that i
     echo "skipped: $1"
   fi
 }
+write_sparse_pair() {  # write_sparse_pair DIR: DIR/sft and DIR/aligned, one tensor of 160M BF16
+  # zeros each (320 MB, sparse on disk): an extrapolation slow enough to interrupt or kill
+  $py - "$1" <<'PY'
+import json, os, struct, sys
+n = 160 * 1024 * 1024
+for name in ("sft", "aligned"):
+    folder = os.path.join(sys.argv[1], name)
+    os.makedirs(folder, exist_ok=True)
+    h = json.dumps({"w": {"dtype": "BF16", "shape": [n], "data_offsets": [0, 2 * n]}}).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(os.path.join(folder, "model.safetensors"), "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h)
+        f.truncate(8 + len(h) + 2 * n)
+PY
+}
 finish() {  # prints the tally; exits non-zero on any failure
   echo "$passed passed, $failed failed"
   [ "$failed" -eq 0 ]
