@@ -2,8 +2,6 @@
 
 #include <algorithm>
 #include <chrono>
-#include <deque>
-#include <memory>
 
 #include "core/error.h"
 #include "core/interrupt.h"
