@@ -9,15 +9,18 @@
 #include "core/progress.h"
 #include "core/thread_pool.h"
 #include "core/units.h"
+#include "merge/expo_pair.h"
 #include "merge/extrapolate.h"
 
 namespace expo::cli {
 
 namespace {
 struct ExtrapolateArgs {
-  std::string sft, aligned, alpha, output, revision, sft_revision, aligned_revision;
+  std::string sft, aligned, base, alpha, output, revision, sft_revision, aligned_revision,
+      base_revision;
   std::string dtype, on_missing = "error", max_shard_size = "5GB";
   std::vector<std::string> rules;
+  bool output_adapter = false;
   bool dry_run = false, force = false, force_any = false, allow_nonfinite = false, progress = false,
        no_progress = false;
   size_t threads = 0;
@@ -56,21 +59,36 @@ void run(const ExtrapolateArgs& args, const std::string& invocation) {
   options.progress = args.progress || (!args.no_progress && StatusLine::stderr_is_terminal());
   options.command_line = invocation;
 
-  const auto sft =
-      Checkpoint::open(args.sft, args.sft_revision.empty() ? args.revision : args.sft_revision);
-  const auto aligned = Checkpoint::open(
-      args.aligned, args.aligned_revision.empty() ? args.revision : args.aligned_revision);
-  const Plan plan = make_plan(sft, aligned, plan_options);
+  PairSpec spec;
+  spec.sft = args.sft;
+  spec.aligned = args.aligned;
+  spec.base = args.base;
+  spec.sft_revision = args.sft_revision.empty() ? args.revision : args.sft_revision;
+  spec.aligned_revision = args.aligned_revision.empty() ? args.revision : args.aligned_revision;
+  spec.base_revision = args.base_revision.empty() ? args.revision : args.base_revision;
+  const auto pair = ExpoPair::open(spec);
+  if (pair->aligned_is_adapter() && plan_options.on_missing != OnMissing::kError)
+    usage_fail(
+        "--on-missing applies to two full checkpoints; an adapter's tensors must all "
+        "match the model");
+  if (args.output_adapter && args.max_shard_size != "5GB")
+    usage_fail(
+        "--max-shard-size does not apply to --output-adapter: PEFT reads one "
+        "adapter_model.safetensors");
+  for (const auto& w : pair->warnings()) std::fprintf(stderr, "expo: warning: %s\n", w.c_str());
+  const Plan plan =
+      args.output_adapter ? pair->adapter_output_plan(plan_options) : pair->plan(plan_options);
+  const OutputSources sources = pair->sources(args.output_adapter);
   for (const auto& w : plan.warnings) std::fprintf(stderr, "expo: warning: %s\n", w.c_str());
   if (args.dry_run) {
-    check_outputs(sft, aligned, options);
-    std::fputs(describe_plan(sft, aligned, plan, options).c_str(), stdout);
+    check_outputs(sources, options);
+    std::fputs(describe_plan(sources, plan, options).c_str(), stdout);
     return;
   }
   for (const auto& n : plan.notes) std::fprintf(stderr, "expo: note: %s\n", n.c_str());
   ThreadPool pool(args.threads);
   try {
-    extrapolate_checkpoints(sft, aligned, plan, options, pool);
+    extrapolate_checkpoints(sources, plan, options, pool);
   } catch (const Error& e) {
     // Outputs are staged and renamed only when complete: an interrupted run leaves nothing.
     if (interrupted()) fail(e.what(), "; nothing was written");
@@ -78,9 +96,14 @@ void run(const ExtrapolateArgs& args, const std::string& invocation) {
   }
   const auto shards = plan_output_shards(plan, options.max_shard_size);
   for (const auto& o : options.outputs)
-    std::printf("wrote %s: alpha %s, %zu tensors, %s in %zu shard(s)\n", o.dir.c_str(),
-                o.alpha.text.c_str(), plan.entries.size(), format_bytes(plan.out_bytes()).c_str(),
-                shards.size());
+    if (args.output_adapter)
+      std::printf("wrote %s: alpha %s, a PEFT adapter of %zu tensors, %s\n", o.dir.c_str(),
+                  o.alpha.text.c_str(), plan.entries.size(),
+                  format_bytes(plan.out_bytes()).c_str());
+    else
+      std::printf("wrote %s: alpha %s, %zu tensors, %s in %zu shard(s)\n", o.dir.c_str(),
+                  o.alpha.text.c_str(), plan.entries.size(), format_bytes(plan.out_bytes()).c_str(),
+                  shards.size());
 }
 }  // namespace
 
@@ -90,12 +113,22 @@ void add_extrapolate_command(CLI::App& app, const std::string& invocation) {
       "extrapolate",
       "Write theta1 + alpha * (theta1 - theta0): the ExPO model of an SFT/aligned pair.\n"
       "Example: expo extrapolate --sft ./mistral-7b-sft-beta --aligned ./zephyr-7b-beta "
-      "--alpha 0.3 --output ./zephyr-7b-beta-expo");
+      "--alpha 0.3 --output ./zephyr-7b-beta-expo\n"
+      "LoRA: expo extrapolate --sft ./sft --aligned ./dpo-lora-adapter --alpha 2 --output ./expo "
+      "[--output-adapter]");
   cmd->add_option("--sft", args->sft,
-                  "theta0, the SFT checkpoint: a folder, a .safetensors file or a cached repo id")
+                  "theta0, the SFT checkpoint: a folder, a .safetensors file or a cached repo id "
+                  "(with --base: the SFT LoRA adapter)")
       ->required();
-  cmd->add_option("--aligned", args->aligned, "theta1, the DPO/RLHF checkpoint (same forms)")
+  cmd->add_option("--aligned", args->aligned,
+                  "theta1, the DPO/RLHF checkpoint (same forms), or a PEFT LoRA adapter folder "
+                  "trained on --sft (theta1 = SFT + s B A)")
       ->required();
+  cmd->add_option("--base", args->base,
+                  "the model two LoRA adapters (--sft and --aligned) were trained on");
+  cmd->add_flag("--output-adapter", args->output_adapter,
+                "with an adapter as --aligned: write a PEFT adapter (lora_B scaled by 1 + alpha) "
+                "instead of a full model");
   cmd->add_option("--alpha", args->alpha, "extrapolation strength, or a list: 0.1,0.3,0.5")
       ->required();
   cmd->add_option("--output", args->output,
@@ -113,6 +146,7 @@ void add_extrapolate_command(CLI::App& app, const std::string& invocation) {
   cmd->add_option("--revision", args->revision, "revision of repo ids in the Hugging Face cache");
   cmd->add_option("--sft-revision", args->sft_revision, "revision of --sft only");
   cmd->add_option("--aligned-revision", args->aligned_revision, "revision of --aligned only");
+  cmd->add_option("--base-revision", args->base_revision, "revision of --base only");
   add_threads_option(*cmd, args->threads);
   cmd->add_flag("--dry-run", args->dry_run, "print the plan and write nothing");
   cmd->add_flag("--force", args->force,

@@ -72,6 +72,26 @@ void copy_auxiliary_files(const fs::path& folder, const fs::path& out, std::opti
   }
 }
 
+bool is_tokenizer_file(const std::string& name) {
+  static const char* const kNames[] = {
+      "tokenizer.json",  "tokenizer_config.json", "special_tokens_map.json",
+      "tokenizer.model", "added_tokens.json",     "vocab.json",
+      "merges.txt",      "chat_template.jinja",   "chat_template.json",
+  };
+  for (const char* n : kNames)
+    if (name == n) return true;
+  return false;
+}
+
+void copy_tokenizer_files(const fs::path& folder, const fs::path& out) {
+  for (const auto& file : auxiliary_files(folder))
+    if (is_tokenizer_file(file.filename().string())) {
+      std::error_code ignored;
+      fs::remove(out / file.filename(), ignored);
+      copy_file_contents(file, out / file.filename());
+    }
+}
+
 bool is_expo_model_folder(const std::filesystem::path& dir) {
   std::ifstream in(dir / "README.md", std::ios::binary);
   if (!in) return false;
@@ -88,22 +108,44 @@ std::string render_model_card(const ModelCard& card) {
   for (const auto& r : card.rules) rules += "\n  - `" + r + "`";
   std::string s;
   s += "---\n";
-  s += "base_model: " + card.aligned + "\n";
+  s += "base_model: " + (card.adapter_output ? card.sft : card.aligned) + "\n";
+  if (card.adapter_output) s += "library_name: peft\n";
   s += "tags:\n- expo\n- model-extrapolation\n";
   s += "---\n\n";
   s += "# ExPO model (alpha = " + card.alpha + ")\n\n";
-  s += "This model was made by **model extrapolation (ExPO)** from two checkpoints of the same "
-       "model, without any training:\n\n";
-  s += "    theta2 = theta1 + alpha * (theta1 - theta0)\n\n";
-  s += "- theta0, the SFT checkpoint: `" + card.sft + "`\n";
-  s += "- theta1, the aligned (DPO/RLHF) checkpoint: `" + card.aligned + "`\n";
+  if (card.adapter_output) {
+    s +=
+        "This PEFT LoRA adapter was made by **model extrapolation (ExPO)** from an SFT model and a "
+        "LoRA adapter trained on it (theta1 = theta0 + s B A), without any training: its lora_B "
+        "is the aligned adapter's times (1 + alpha), so that, applied to the SFT model,\n\n";
+    s += "    theta2 = theta1 + alpha * (theta1 - theta0) = theta0 + (1 + alpha) s B A\n\n";
+  } else {
+    s += "This model was made by **model extrapolation (ExPO)** from two checkpoints of the same "
+         "model, without any training:\n\n";
+    s += "    theta2 = theta1 + alpha * (theta1 - theta0)\n\n";
+  }
+  if (!card.base.empty())
+    s += "- the base model both LoRA adapters were trained on: `" + card.base + "`\n";
+  s += "- theta0, the SFT " + std::string(card.base.empty() ? "checkpoint" : "adapter") + ": `" +
+       card.sft + "`\n";
+  s += "- theta1, the aligned (DPO/RLHF) " +
+       std::string(card.aligned.ends_with("(PEFT adapter)") ? "adapter" : "checkpoint") + ": `" +
+       card.aligned + "`\n";
   s += "- alpha: " + card.alpha + "\n";
   if (!rules.empty()) s += "- per-tensor alpha rules (first match wins):" + rules + "\n";
   s +=
       "- weights: " + (card.dtype.empty() ? std::string("the aligned model's dtype") : card.dtype) +
       ", each value computed in float64 and rounded once to nearest-even\n\n";
-  s += "Every other file (config, tokenizer, chat template) is the aligned model's. Load it as you "
-       "would load the aligned model.\n\n";
+  if (card.adapter_output)
+    s += "adapter_config.json and the other files are the aligned adapter's. Load it as you would "
+         "load that adapter, on the SFT model (PEFT, or vLLM's --enable-lora).\n\n";
+  else if (card.aligned.ends_with("(PEFT adapter)"))
+    s += "config.json is the " + std::string(card.base.empty() ? "SFT" : "base") +
+         " model's, the tokenizer files the aligned adapter's when it ships them. Load it as you "
+         "would load the SFT model.\n\n";
+  else
+    s += "Every other file (config, tokenizer, chat template) is the aligned model's. Load it as "
+         "you would load the aligned model.\n\n";
   s += "Made with expo " + card.version + ":\n\n```\n" + card.command + "\n```\n\n";
   s += "Method: Zheng et al., \"Weak-to-Strong Extrapolation Expedites Alignment\" "
        "(arXiv:2404.16792). Too large an alpha breaks a model; compare candidates by reward "

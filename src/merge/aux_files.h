@@ -21,9 +21,16 @@ std::vector<std::filesystem::path> auxiliary_files(const std::filesystem::path& 
 void copy_auxiliary_files(const std::filesystem::path& folder, const std::filesystem::path& out,
                           std::optional<DType> dtype);
 
+// Copies the tokenizer files of `folder` (tokenizer.json, tokenizer_config.json, chat
+// templates, ...) into `out`, replacing those there: an adapter that ships its own tokenizer.
+void copy_tokenizer_files(const std::filesystem::path& folder, const std::filesystem::path& out);
+bool is_tokenizer_file(const std::string& file_name);
+
 struct ModelCard {
   std::string sft;
   std::string aligned;
+  std::string base;             // --base of two adapters
+  bool adapter_output = false;  // the folder is a scaled PEFT adapter
   std::string alpha;
   std::vector<std::string> rules;  // "REGEX=ALPHA"
   std::string dtype;               // empty: the aligned model's

@@ -25,14 +25,12 @@ namespace expo {
 
 namespace {
 
-std::map<std::string, std::string> output_metadata(const Checkpoint& sft, const Checkpoint& aligned,
+std::map<std::string, std::string> output_metadata(const OutputSources& sources,
                                                    const ExtrapolateOptions& options,
                                                    const OutputSpec& output) {
-  std::map<std::string, std::string> metadata{{"format", "pt"},
-                                              {"expo_version", EXPO_VERSION},
-                                              {"expo_sft", sft.spec()},
-                                              {"expo_aligned", aligned.spec()},
-                                              {"expo_alpha", output.alpha.text}};
+  std::map<std::string, std::string> metadata{
+      {"format", "pt"}, {"expo_version", EXPO_VERSION}, {"expo_alpha", output.alpha.text}};
+  for (const auto& in : sources.inputs) metadata["expo_" + in.role] = in.spec;
   std::string rules;
   for (const auto& r : options.rule_texts) rules += (rules.empty() ? "" : ";") + r;
   if (!rules.empty()) metadata["expo_rules"] = rules;
@@ -123,14 +121,28 @@ class EntryWriter final : public ChunkSink {
 
 }  // namespace
 
-void check_outputs(const Checkpoint& sft, const Checkpoint& aligned,
-                   const ExtrapolateOptions& options) {
+const OutputSources::Input* OutputSources::find(const std::string& role) const {
+  for (const auto& in : inputs)
+    if (in.role == role) return &in;
+  return nullptr;
+}
+
+OutputSources checkpoint_sources(const Checkpoint& sft, const Checkpoint& aligned) {
+  OutputSources s;
+  s.inputs.push_back({"sft", sft.spec(), &sft, sft.folder(), false});
+  s.inputs.push_back({"aligned", aligned.spec(), &aligned, aligned.folder(), false});
+  s.aux_folder = aligned.folder();
+  return s;
+}
+
+void check_outputs(const OutputSources& sources, const ExtrapolateOptions& options) {
   if (options.outputs.empty()) fail("no output given");
   std::set<fs::path> seen;
   std::vector<fs::path> inputs;
-  for (const Checkpoint* c : {&sft, &aligned}) {
-    if (!c->folder().empty()) inputs.push_back(canonical_or_absolute(c->folder()));
-    for (const auto& t : c->tensors()) inputs.push_back(canonical_or_absolute(t.file->path()));
+  for (const auto& in : sources.inputs) {
+    if (!in.folder.empty()) inputs.push_back(canonical_or_absolute(in.folder));
+    for (const auto& t : in.weights->tensors())
+      inputs.push_back(canonical_or_absolute(t.file->path()));
   }
   for (const auto& out : options.outputs) {
     const fs::path target = canonical_or_absolute(out.dir);
@@ -157,9 +169,10 @@ std::vector<std::vector<size_t>> plan_output_shards(const Plan& plan, uint64_t m
   return plan_shards(sizes, max_shard_size);
 }
 
-std::string describe_plan(const Checkpoint& sft, const Checkpoint& aligned, const Plan& plan,
+std::string describe_plan(const OutputSources& sources, const Plan& plan,
                           const ExtrapolateOptions& options) {
-  const auto shards = plan_output_shards(plan, options.max_shard_size);
+  const auto shards = sources.adapter_output ? std::vector<std::vector<size_t>>{{}}
+                                             : plan_output_shards(plan, options.max_shard_size);
   std::string s;
   auto line = [&](const std::string& text) { s += text + "\n"; };
   auto describe = [](const Checkpoint& c) {
@@ -167,18 +180,44 @@ std::string describe_plan(const Checkpoint& sft, const Checkpoint& aligned, cons
            format_bytes(c.total_bytes()) + " in " + std::to_string(c.num_files()) + " file(s))";
   };
   line("dry run: nothing is written");
-  line("sft:     " + describe(sft));
-  line("aligned: " + describe(aligned));
-  line("tensors: " + std::to_string(plan.count(Action::kExtrapolate)) + " extrapolated, " +
-       std::to_string(plan.count(Action::kExtrapolateRows)) + " extrapolated on shared rows, " +
-       std::to_string(plan.count(Action::kCopyAligned)) + " copied from aligned");
+  for (const auto& in : sources.inputs) {
+    std::string label = in.role + ":";
+    label.resize(std::max<size_t>(label.size() + 1, 9), ' ');
+    line(label + describe(*in.weights) + (in.adapter ? " [PEFT adapter]" : ""));
+  }
+  const bool lora = plan.count(Action::kLora) + plan.count(Action::kScale) > 0 ||
+                    sources.find("base") || sources.adapter_output;
+  if (!lora)
+    line("tensors: " + std::to_string(plan.count(Action::kExtrapolate)) + " extrapolated, " +
+         std::to_string(plan.count(Action::kExtrapolateRows)) + " extrapolated on shared rows, " +
+         std::to_string(plan.count(Action::kCopyAligned)) + " copied from aligned");
+  else if (sources.adapter_output)
+    line("tensors: " + std::to_string(plan.count(Action::kScale)) +
+         " lora_B scaled by (1 + alpha), " + std::to_string(plan.count(Action::kExtrapolate)) +
+         " full tensors extrapolated, " + std::to_string(plan.count(Action::kCopyAligned)) +
+         " copied");
+  else
+    line("tensors: " + std::to_string(plan.count(Action::kLora)) + " LoRA-adapted, " +
+         std::to_string(plan.count(Action::kExtrapolate)) + " full tensors extrapolated, " +
+         std::to_string(plan.count(Action::kCopyAligned)) + " copied from " +
+         (sources.find("base") ? "base" : "sft"));
   for (const auto& e : plan.entries) {
     if (e.action == Action::kExtrapolateRows)
       line("  rows   " + e.name() + ": " + std::to_string(e.shared_rows) + " of " +
            std::to_string(e.shape()[0]) + " rows extrapolated, " +
            std::to_string(e.shape()[0] - e.shared_rows) + " copied");
-    else if (e.action == Action::kCopyAligned)
+    else if (e.action == Action::kCopyAligned && !lora)
       line("  copy   " + e.name() + " (" + std::string(dtype_name(e.aligned->info->dtype)) + ")");
+    else if (e.action == Action::kLora)
+      line("  lora   " + e.name() + " (" +
+           (e.aligned_lora ? "rank " + std::to_string(e.aligned_lora->rank) + ", s " +
+                                 format_double(e.aligned_lora->scale)
+                           : std::string("theta1 unadapted")) +
+           (e.lora_pair ? (e.sft_lora ? "; theta0 rank " + std::to_string(e.sft_lora->rank) +
+                                            ", s " + format_double(e.sft_lora->scale)
+                                      : std::string("; theta0 unadapted"))
+                        : "") +
+           ")");
     if (e.rule)
       line("  rule   " + e.name() + ": alpha " + e.rule->alpha.text + " (--rule " +
            e.rule->pattern + ")");
@@ -186,10 +225,14 @@ std::string describe_plan(const Checkpoint& sft, const Checkpoint& aligned, cons
   for (const auto& n : plan.notes) line("note: " + n);
   for (const auto& w : plan.warnings) line("warning: " + w);
   if (plan.output_tied) line("output ties its embeddings, as the aligned model does");
-  line("each output: " + std::to_string(shards.size()) + " shard(s), " +
-       format_bytes(plan.out_bytes()) + " (max shard size " + format_bytes(options.max_shard_size) +
-       ")");
-  for (size_t i = 0; i < shards.size(); ++i) {
+  if (sources.adapter_output)
+    line("each output: a PEFT adapter, adapter_model.safetensors, " +
+         format_bytes(plan.out_bytes()));
+  else
+    line("each output: " + std::to_string(shards.size()) + " shard(s), " +
+         format_bytes(plan.out_bytes()) + " (max shard size " +
+         format_bytes(options.max_shard_size) + ")");
+  for (size_t i = 0; i < shards.size() && !sources.adapter_output; ++i) {
     uint64_t bytes = 0;
     for (size_t t : shards[i]) bytes += plan.entries[t].out_bytes();
     line("  " + shard_file_name(i, shards.size()) + ": " + std::to_string(shards[i].size()) +
@@ -201,10 +244,16 @@ std::string describe_plan(const Checkpoint& sft, const Checkpoint& aligned, cons
   return s;
 }
 
-void extrapolate_checkpoints(const Checkpoint& sft, const Checkpoint& aligned, const Plan& plan,
+void extrapolate_checkpoints(const OutputSources& sources, const Plan& plan,
                              const ExtrapolateOptions& options, ThreadPool& pool) {
-  check_outputs(sft, aligned, options);
-  const auto shards = plan_output_shards(plan, options.max_shard_size);
+  check_outputs(sources, options);
+  std::vector<std::vector<size_t>> shards;
+  if (sources.adapter_output) {  // PEFT loads one adapter_model.safetensors
+    shards.emplace_back();
+    for (size_t i = 0; i < plan.entries.size(); ++i) shards[0].push_back(i);
+  } else {
+    shards = plan_output_shards(plan, options.max_shard_size);
+  }
   const size_t num_outputs = options.outputs.size();
 
   std::vector<std::unique_ptr<StagingDir>> staging;
@@ -225,12 +274,13 @@ void extrapolate_checkpoints(const Checkpoint& sft, const Checkpoint& aligned, c
       names.push_back(e.name());
       shard_of.push_back(shard);
     }
-    const std::string file_name = shard_file_name(shard, shards.size());
+    const std::string file_name = sources.adapter_output ? "adapter_model.safetensors"
+                                                         : shard_file_name(shard, shards.size());
     std::vector<OutputFile> files;
     files.reserve(num_outputs);
     for (size_t k = 0; k < num_outputs; ++k) {
       const auto layout =
-          layout_safetensors(layouts, output_metadata(sft, aligned, options, options.outputs[k]));
+          layout_safetensors(layouts, output_metadata(sources, options, options.outputs[k]));
       files.emplace_back(staging[k]->path() / file_name, /*direct=*/true);
       files.back().write(layout.header_bytes.data(), layout.header_bytes.size());
     }
@@ -254,10 +304,19 @@ void extrapolate_checkpoints(const Checkpoint& sft, const Checkpoint& aligned, c
       write_text_file(
           dir / "model.safetensors.index.json",
           make_shard_index(names, shard_of, shards.size(), plan.out_bytes()).dump(2) + "\n");
-    if (!aligned.folder().empty()) copy_auxiliary_files(aligned.folder(), dir, options.dtype);
+    if (!sources.aux_folder.empty())
+      copy_auxiliary_files(sources.aux_folder, dir,
+                           sources.adapter_output ? std::nullopt : options.dtype);
+    if (!sources.tokenizer_folder.empty()) copy_tokenizer_files(sources.tokenizer_folder, dir);
     ModelCard card;
-    card.sft = sft.spec();
-    card.aligned = aligned.spec();
+    for (const auto& in : sources.inputs) {
+      std::string& field = in.role == "sft"       ? card.sft
+                           : in.role == "aligned" ? card.aligned
+                                                  : card.base;
+      field = in.spec;
+      if (in.adapter) field += " (PEFT adapter)";
+    }
+    card.adapter_output = sources.adapter_output;
     card.alpha = options.outputs[k].alpha.text;
     card.rules = options.rule_texts;
     card.dtype = options.dtype ? std::string(dtype_name(*options.dtype)) : "";

@@ -1,12 +1,14 @@
 #include "merge/extrapolate_tensor.h"
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
 #include "core/interrupt.h"
 #include "core/units.h"
+#include "merge/lora_kernel.h"
 
 namespace expo {
 
@@ -49,6 +51,76 @@ std::string element_position(const std::vector<uint64_t>& shape, uint64_t flat) 
        dtype_name(entry.out_dtype), "; use a wider --dtype (f32) or a smaller alpha");
 }
 
+// Throws the error for a problem at element st.index of a kLora or kScale entry.
+[[noreturn]] void report_lora_problem(const PlanEntry& entry, const KernelStatus& st,
+                                      double alpha) {
+  const std::string where =
+      "tensor '" + entry.name() + "' element " + element_position(entry.shape(), st.index);
+  using Problem = KernelStatus::Problem;
+  const CheckpointTensor& a = *entry.aligned;
+  if (st.problem == Problem::kNonFiniteAligned || st.problem == Problem::kNonFiniteSft) {
+    const CheckpointTensor& t = st.problem == Problem::kNonFiniteSft ? *entry.sft : a;
+    fail(where, " is ", format_double(load_as_double(t.data(), t.info->dtype, st.index)), " in ",
+         t.file->path().string(), "; pass --allow-nonfinite to carry NaN/Inf through");
+  }
+  if (entry.action == Action::kScale)
+    fail(where, ": (1 + alpha) * ",
+         format_double(load_as_double(a.data(), a.info->dtype, st.index)),
+         " (alpha = ", format_double(alpha), ") overflows ", dtype_name(entry.out_dtype),
+         "; use a wider --dtype (f32) or a smaller alpha");
+  fail(where, ": the LoRA-extrapolated value (alpha = ", format_double(alpha), ") overflows ",
+       dtype_name(entry.out_dtype), "; use a wider --dtype (f32) or a smaller alpha");
+}
+
+// The kLora and kScale entries' chunk: computed by the LoRA kernels (merge/lora_kernel.h).
+void compute_lora_chunk(const PlanEntry& entry, const EntryChunk& chunk, const ChunkBuffers& buf,
+                        std::span<const double> alphas, const LoraUpdate* u1, const LoraUpdate* u0,
+                        bool allow_nonfinite, ThreadPool& pool) {
+  const size_t out_size = dtype_size(entry.out_dtype);
+  const size_t a_size = dtype_size(entry.aligned->info->dtype);
+  const bool own_sft = entry.lora_pair && entry.sft != entry.aligned;
+  const size_t s_size = own_sft ? dtype_size(entry.sft->info->dtype) : a_size;
+  const size_t tasks_per_output = (chunk.count + kTaskElements - 1) / kTaskElements;
+  std::vector<KernelStatus> statuses(alphas.size() * tasks_per_output);
+  pool.parallel_for(statuses.size(), [&](size_t task) {
+    const size_t k = task / tasks_per_output;
+    const uint64_t first = (task % tasks_per_output) * kTaskElements;
+    const uint64_t count = std::min<uint64_t>(kTaskElements, chunk.count - first);
+    void* out = buf.out[k] + first * out_size;
+    if (entry.action == Action::kScale) {
+      ScaleRun run;
+      run.b = buf.aligned + first * a_size;
+      run.b_dtype = entry.aligned->info->dtype;
+      run.count = count;
+      run.alpha = alphas[k];
+      run.out = out;
+      run.out_dtype = entry.out_dtype;
+      run.allow_nonfinite = allow_nonfinite;
+      statuses[task] = scale_fast(run);
+    } else {
+      LoraRun run;
+      run.w1 = buf.aligned + first * a_size;
+      run.w1_dtype = entry.aligned->info->dtype;
+      run.u1 = u1;
+      run.w0 = own_sft ? buf.sft + first * s_size : run.w1;
+      run.w0_dtype = own_sft ? entry.sft->info->dtype : run.w1_dtype;
+      run.u0 = u0;
+      run.pair = entry.lora_pair;
+      run.start = chunk.start + first;
+      run.count = count;
+      run.alpha = alphas[k];
+      run.out = out;
+      run.out_dtype = entry.out_dtype;
+      run.allow_nonfinite = allow_nonfinite;
+      statuses[task] = lora_fast(run);
+    }
+    statuses[task].index += chunk.start + first;
+  });
+  for (size_t task = 0; task < statuses.size(); ++task)
+    if (!statuses[task].ok())
+      report_lora_problem(entry, statuses[task], alphas[task / tasks_per_output]);
+}
+
 // Straight into the destination: a byte copy is read there, anything else is read into
 // scratch buffers and computed there.
 class MemorySink final : public ChunkSink {
@@ -60,7 +132,8 @@ class MemorySink final : public ChunkSink {
     dst_ = out_ + chunk.start * out_size_;
     if (chunk.byte_copy) return {dst_, nullptr, {}};
     aligned_.resize(chunk.count * dtype_size(entry_.aligned->info->dtype));
-    if (chunk.extrapolate) sft_.resize(chunk.count * dtype_size(entry_.sft->info->dtype));
+    if (chunk.extrapolate && entry_.sft)
+      sft_.resize(chunk.count * dtype_size(entry_.sft->info->dtype));
     return {aligned_.data(), sft_.data(), std::span<uint8_t* const>(&dst_, 1)};
   }
   void done(const EntryChunk&) override {}
@@ -89,6 +162,15 @@ void stream_entry(const PlanEntry& entry, std::span<const double> alphas, bool a
   std::vector<double> entry_alphas;
   for (double alpha : alphas) entry_alphas.push_back(entry.alpha_for(alpha));
   std::vector<KernelStatus> statuses;
+  const bool lora = entry.action == Action::kLora || entry.action == Action::kScale;
+  if (lora) extrapolated = n;
+  // A kLora entry's factors, read once; a pair's theta0 base is read when it is its own tensor.
+  std::optional<LoraUpdate> u1, u0;
+  if (entry.aligned_lora) u1.emplace(LoraUpdate::read(*entry.aligned_lora, allow_nonfinite));
+  if (entry.sft_lora) u0.emplace(LoraUpdate::read(*entry.sft_lora, allow_nonfinite));
+  const CheckpointTensor* lora_sft =
+      entry.action == Action::kLora && entry.lora_pair && entry.sft != entry.aligned ? entry.sft
+                                                                                     : nullptr;
 
   for (uint64_t start = 0; start < n;) {
     check_interrupted();
@@ -100,7 +182,7 @@ void stream_entry(const PlanEntry& entry, std::span<const double> alphas, bool a
     chunk.extrapolate = start < extrapolated;
     chunk.byte_copy = !chunk.extrapolate && entry.out_dtype == a_dtype;
     const uint64_t count = chunk.count;
-    const CheckpointTensor* s = chunk.extrapolate ? entry.sft : nullptr;
+    const CheckpointTensor* s = lora ? lora_sft : chunk.extrapolate ? entry.sft : nullptr;
     const size_t s_size = s ? dtype_size(s->info->dtype) : 0;
 
     const ChunkBuffers buf = sink.buffers(chunk);
@@ -111,7 +193,12 @@ void stream_entry(const PlanEntry& entry, std::span<const double> alphas, bool a
     a.file->will_need(*a.info, end * a_size, ahead * a_size);
     if (s) s->file->will_need(*s->info, end * s_size, ahead * s_size);
 
-    if (!chunk.byte_copy) {
+    if (lora) {
+      if (buf.out.size() != entry_alphas.size())
+        fail("internal: ", buf.out.size(), " output buffers for ", entry_alphas.size(), " alphas");
+      compute_lora_chunk(entry, chunk, buf, entry_alphas, u1 ? &*u1 : nullptr, u0 ? &*u0 : nullptr,
+                         allow_nonfinite, pool);
+    } else if (!chunk.byte_copy) {
       if (buf.out.size() != entry_alphas.size())
         fail("internal: ", buf.out.size(), " output buffers for ", entry_alphas.size(), " alphas");
       const size_t tasks_per_output = (count + kTaskElements - 1) / kTaskElements;

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "io/checkpoint.h"
+#include "io/peft_adapter.h"
 #include "merge/alpha_rules.h"
 
 namespace expo {
@@ -24,6 +25,12 @@ enum class Action {
   kExtrapolate,      // every element
   kExtrapolateRows,  // the first `shared_rows` rows; the aligned model's extra rows are copied
   kCopyAligned,      // copied from aligned (integer/bool tensors, or --on-missing copy-aligned)
+  // A LoRA-adapted tensor (merge/lora_plan.h), computed in float64 and rounded once:
+  //   W + ((1 + alpha) * s) * (B A)          one adapter (W = `aligned`, the SFT tensor)
+  //   t1 + alpha * (t1 - t0)                 lora_pair: t1 = aligned (+ s1 B1 A1),
+  //                                                     t0 = sft (+ s0 B0 A0)
+  kLora,
+  kScale,  // round((1 + alpha) * aligned): a scaled lora_B of an --output-adapter
 };
 
 struct PlanEntry {
@@ -33,8 +40,14 @@ struct PlanEntry {
   DType out_dtype;
   uint64_t shared_rows = 0;         // kExtrapolateRows only
   const AlphaRule* rule = nullptr;  // the --rule that sets this tensor's alpha, if any
+  // kLora: the LoRA terms of theta1 and (lora_pair) theta0, owned by their PeftAdapter.
+  const LoraModule* aligned_lora = nullptr;
+  const LoraModule* sft_lora = nullptr;
+  bool lora_pair = false;
+  // The output tensor's name when it is not aligned's (an adapter's full tensor in a model).
+  std::string output_name;
 
-  const std::string& name() const { return aligned->name(); }
+  const std::string& name() const { return output_name.empty() ? aligned->name() : output_name; }
   const std::vector<uint64_t>& shape() const { return aligned->info->shape; }
   uint64_t num_elements() const { return aligned->info->num_elements(); }
   uint64_t out_bytes() const { return num_elements() * dtype_size(out_dtype); }
