@@ -276,13 +276,9 @@ void run_text(GenerateArgs& args) {
           "KV cache and activations");
       args.g.gen.stop_ids = default_stop_ids(args.g.stop_ids, args.g.ignore_eos,
                                              config.eos_token_ids, encoder.stop_ids());
-      if (source.is_pair()) {
-        add_checkpoint_setting(settings, "--sft", *source.sft());
-        add_checkpoint_setting(settings, "--aligned", source.checkpoint());
-        settings.add("--alpha", setting_number(args.model.alpha_value()));
-      } else {
-        add_checkpoint_setting(settings, "--model", source.checkpoint());
-      }
+      for (const auto& [option, checkpoint] : source.inputs())
+        add_checkpoint_setting(settings, option, *checkpoint);
+      if (source.is_pair()) settings.add("--alpha", setting_number(args.model.alpha_value()));
       add_generation_settings(settings, args.g.gen);
       add_tokenizer_setting(settings, "--tokenizer", tokenizer_folder);
       settings.add("--chat-template", args.g.template_name);

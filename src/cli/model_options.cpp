@@ -11,7 +11,13 @@ namespace expo::cli {
 void ModelOptions::add_to(CLI::App& cmd) {
   cmd.add_option("--model", model, "model folder, .safetensors file or cached repo id");
   cmd.add_option("--sft", sft, "extrapolate on load: theta0, the SFT checkpoint");
-  cmd.add_option("--aligned", aligned, "extrapolate on load: theta1, the aligned checkpoint");
+  cmd.add_option("--aligned", aligned,
+                 "extrapolate on load: theta1, the aligned checkpoint or a PEFT LoRA adapter "
+                 "trained on --sft");
+  cmd.add_option("--base", base,
+                 "extrapolate on load: the model --sft and --aligned (both LoRA adapters) were "
+                 "trained on");
+  cmd.add_option("--adapter", adapter, "with --model: a PEFT LoRA adapter applied on load");
   cmd.add_option("--alpha", alpha, "extrapolate on load: theta1 + alpha * (theta1 - theta0)");
   cmd.add_flag("--allow-nonfinite", allow_nonfinite, "carry NaN/Inf weights through extrapolation");
   add_threads_option(cmd, threads);
@@ -20,9 +26,13 @@ void ModelOptions::add_to(CLI::App& cmd) {
 }
 
 void ModelOptions::check() const {
-  const bool any_extrapolation = !sft.empty() || !aligned.empty() || !alpha.empty();
+  const bool any_extrapolation =
+      !sft.empty() || !aligned.empty() || !alpha.empty() || !base.empty();
   if (!model.empty() && any_extrapolation)
     usage_fail("give either --model, or --sft, --aligned and --alpha, not both");
+  if (!adapter.empty() && model.empty())
+    usage_fail("--adapter applies a LoRA adapter to --model; to extrapolate one, give "
+               "--sft MODEL --aligned ADAPTER --alpha A");
   if (!model.empty()) return;
   if (!any_extrapolation)
     usage_fail("no model: give --model DIR, or --sft S --aligned A --alpha X");
@@ -33,8 +43,20 @@ void ModelOptions::check() const {
 
 ModelSource ModelOptions::open() const {
   check();
+  if (!model.empty() && !adapter.empty()) {
+    ModelSource source = ModelSource::with_adapter(model, adapter);
+    for (const auto& w : source.pair_warnings())
+      std::fprintf(stderr, "expo: warning: %s\n", w.c_str());
+    return source;
+  }
   if (!model.empty()) return ModelSource::open(model);
-  ModelSource source = ModelSource::open_pair(sft, aligned);
+  PairSpec spec;
+  spec.sft = sft;
+  spec.aligned = aligned;
+  spec.base = base;
+  ModelSource source = ModelSource::from_pair(ExpoPair::open(spec));
+  for (const auto& w : source.pair_warnings())
+    std::fprintf(stderr, "expo: warning: %s\n", w.c_str());
   for (const auto& w : source.plan()->warnings)
     std::fprintf(stderr, "expo: warning: %s\n", w.c_str());
   return source;

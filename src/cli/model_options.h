@@ -13,7 +13,7 @@
 namespace expo::cli {
 
 struct ModelOptions {
-  std::string model, sft, aligned, alpha;
+  std::string model, sft, aligned, alpha, adapter, base;
   bool allow_nonfinite = false;
   size_t threads = 0;
   std::string max_memory;

@@ -65,7 +65,61 @@ ModelSource ModelSource::pair(std::shared_ptr<const Checkpoint> sft,
   return s;
 }
 
+ModelSource ModelSource::from_pair(std::shared_ptr<const ExpoPair> pair,
+                                   std::shared_ptr<const Plan> plan) {
+  if (pair->form() == ExpoPair::Form::kCheckpoints) {
+    std::shared_ptr<const Checkpoint> sft(pair, pair->sft_checkpoint());
+    std::shared_ptr<const Checkpoint> aligned(pair, pair->aligned_checkpoint());
+    return ModelSource::pair(std::move(sft), std::move(aligned), std::move(plan));
+  }
+  ModelSource s;
+  s.checkpoint_ = pair->shared_model();
+  s.sft_ = pair->shared_model();
+  s.config_ = read_model_config(*s.checkpoint_);
+  check_model_tensors(s.config_, *s.checkpoint_,
+                      pair->form() == ExpoPair::Form::kAdapter ? "SFT model" : "base model");
+  s.plan_ = plan ? std::move(plan) : std::make_shared<const Plan>(pair->plan(PlanOptions{}));
+  s.folder_ = pair->tokenizer_folder();
+  s.pair_ = std::move(pair);
+  return s;
+}
+
+ModelSource ModelSource::with_adapter(const std::string& model, const std::string& adapter) {
+  if (!PeftAdapter::find(adapter))
+    fail("--adapter ", adapter, ": not a PEFT adapter folder (no adapter_config.json)");
+  PairSpec spec;
+  spec.sft = model;
+  spec.aligned = adapter;
+  ModelSource s = from_pair(ExpoPair::open(spec));
+  s.fixed_alpha_ = 0.0;
+  return s;
+}
+
+std::vector<std::pair<std::string, const Checkpoint*>> ModelSource::inputs() const {
+  if (!pair_) {
+    if (sft_) return {{"--sft", sft_.get()}, {"--aligned", checkpoint_.get()}};
+    return {{"--model", checkpoint_.get()}};
+  }
+  const ExpoPair& p = *pair_;
+  if (fixed_alpha_ && p.form() == ExpoPair::Form::kAdapter)
+    return {{"--model", p.sft_checkpoint()}, {"--adapter", &p.aligned_adapter()->weights()}};
+  if (p.form() == ExpoPair::Form::kAdapter)
+    return {{"--sft", p.sft_checkpoint()}, {"--aligned", &p.aligned_adapter()->weights()}};
+  return {{"--base", &p.model()},
+          {"--sft", &p.sft_adapter()->weights()},
+          {"--aligned", &p.aligned_adapter()->weights()}};
+}
+
+std::string ModelSource::display_spec() const {
+  return pair_ ? pair_->spec().aligned : checkpoint_->spec();
+}
+
 ModelSource ModelSource::aligned_only() const {
+  if (pair_) {  // theta1 is the adapter applied on load
+    ModelSource s = *this;
+    s.fixed_alpha_ = 0.0;
+    return s;
+  }
   ModelSource s;
   s.checkpoint_ = checkpoint_;
   s.config_ = config_;

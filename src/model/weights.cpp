@@ -162,11 +162,12 @@ std::unique_ptr<LoadedModel> LoadedModel::load(const ModelSource& source, double
   if (source.empty()) fail("internal: no model to load");
   if (!source.is_pair() && alpha != 0)
     fail("internal: alpha ", alpha, " for ", source.checkpoint().spec(), ", which is not a pair");
+  if (source.fixed_alpha()) alpha = *source.fixed_alpha();
   auto model = std::make_unique<LoadedModel>();
   model->config_ = source.config();
   model->folder_ = source.folder();
   const auto specs = for_each_weight(model->config_, model->weights_);
-  if (!source.is_pair()) {
+  if (!source.computed()) {
     model->checkpoint_ = source.shared_checkpoint();
     const Checkpoint& ck = *model->checkpoint_;
     for (const auto& s : specs) {

@@ -39,8 +39,9 @@ EngineBackend::EngineBackend(const EngineBackendOptions& options) : options_(opt
   if (options.model.empty()) fail("internal: the engine backend needs an opened model");
   const Checkpoint& checkpoint = options.model.checkpoint();  // the model, or the aligned one
   name_ = !options.model_name.empty() ? options.model_name
-          : options.model.is_pair()   ? default_model_name(checkpoint.spec(), options.alpha)
-                                      : default_model_name(checkpoint.spec());
+          : options.model.is_pair()
+              ? default_model_name(options.model.display_spec(), options.alpha)
+              : default_model_name(options.model.display_spec());
   fs::path tokenizer = options.tokenizer;
   if (tokenizer.empty()) {
     tokenizer = options.model.folder();
