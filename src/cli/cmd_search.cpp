@@ -162,6 +162,7 @@ SearchOutcome run_search_command(SearchArgs& args) {
   SearchPipelineOptions& o = run.pipeline;
   o.sft = args.sft;
   o.aligned = args.aligned;
+  o.base = args.base;
   o.reward_model = args.reward_model;
   o.out_dir = dir;
   o.prompts = args.g.read_prompts();
@@ -198,7 +199,8 @@ SearchOutcome run_search_command(SearchArgs& args) {
       remote ? (args.serve.empty() ? "openai endpoints" : "a server per candidate (--serve)")
              : "built-in engine";
   run.report_details = {
-      str("SFT (theta0): `", args.sft, "`; aligned (theta1): `", args.aligned, "`"),
+      str(args.base.empty() ? "" : "base: `" + args.base + "`; ", "SFT (theta0): `", args.sft,
+          "`; aligned (theta1): `", args.aligned, "`"),
       str("reward model: `", args.reward_model, "`"),
       str("prompts: `", prompt_path, "` (", prompt_format, ", ", prompt_count, " prompts)"),
       str("sampling: temperature ", args.g.gen.sampling.temperature, ", top_p ",
@@ -256,8 +258,12 @@ void add_search_command(CLI::App& app, const std::string& invocation) {
       "              --alphas 0,0.1,0.2,0.3,0.5 --output-dir runs/search\n"
       "          expo search ... --auto --write-best ./expo-best\n"
       "          expo search ... --backend openai --serve 'vllm serve {model} --port {port}'");
-  cmd->add_option("--sft", args->sft, "theta0: the SFT checkpoint");
-  cmd->add_option("--aligned", args->aligned, "theta1: the aligned (DPO/RLHF) checkpoint");
+  cmd->add_option("--sft", args->sft, "theta0: the SFT checkpoint (with --base: an adapter)");
+  cmd->add_option("--aligned", args->aligned,
+                  "theta1: the aligned (DPO/RLHF) checkpoint, or a PEFT LoRA adapter trained on "
+                  "--sft");
+  cmd->add_option("--base", args->base,
+                  "the model --sft and --aligned (both LoRA adapters) were trained on");
   cmd->add_option("--reward-model", args->reward_model,
                   "reward model folder (*ForSequenceClassification), or its served name with "
                   "--reward-endpoint");
@@ -283,7 +289,10 @@ void add_search_command(CLI::App& app, const std::string& invocation) {
   cmd->add_option("--serve", args->serve,
                   "openai: command that serves a candidate; {model} is its folder, {port} a free "
                   "port, {host} 127.0.0.1, {alpha} the alpha. Example: 'vllm serve {model} --port "
-                  "{port}' or 'expo serve --model {model} --port {port}'");
+                  "{port}' or 'expo serve --model {model} --port {port}'. With a LoRA adapter as "
+                  "--aligned, {model} is the SFT folder and {adapter} the candidate written as a "
+                  "scaled adapter: 'vllm serve {model} --enable-lora --lora-modules "
+                  "expo={adapter} --port {port}' with --model-name expo");
   cmd->add_option("--serve-timeout", args->serve_timeout,
                   "seconds to wait for a started server to answer /health or /v1/models")
       ->capture_default_str()

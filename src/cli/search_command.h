@@ -12,6 +12,7 @@ namespace expo::cli {
 struct SearchArgs {
   // Required: sft, aligned, reward_model, g.prompts_file, output_dir; alphas or --auto.
   std::string sft, aligned, reward_model, output_dir, alphas, write_best;
+  std::string base;  // --base: with --sft and --aligned both LoRA adapters over it
   bool auto_search = false, resume = false, keep = false;
   AutoSearchOptions auto_options;
   GenerationArgs g;

@@ -99,6 +99,20 @@ OutputSources ExpoPair::sources(bool adapter_output) const {
   return s;
 }
 
+std::vector<std::pair<std::string, const Checkpoint*>> ExpoPair::inputs() const {
+  switch (form_) {
+    case Form::kCheckpoints:
+      return {{"--sft", sft_.get()}, {"--aligned", aligned_.get()}};
+    case Form::kAdapter:
+      return {{"--sft", sft_.get()}, {"--aligned", &aligned_adapter_->weights()}};
+    case Form::kTwoAdapters:
+      break;
+  }
+  return {{"--base", base_.get()},
+          {"--sft", &sft_adapter_->weights()},
+          {"--aligned", &aligned_adapter_->weights()}};
+}
+
 fs::path ExpoPair::tokenizer_folder() const {
   if (aligned_adapter_ && fs::exists(aligned_adapter_->folder() / "tokenizer.json"))
     return aligned_adapter_->folder();

@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "io/checkpoint.h"
@@ -51,6 +52,9 @@ class ExpoPair {
   const PeftAdapter* sft_adapter() const { return sft_adapter_.get(); }
   const PeftAdapter* aligned_adapter() const { return aligned_adapter_.get(); }
   const PairSpec& spec() const { return spec_; }
+  // The checkpoints read, by the option that names them ("--base", "--sft", "--aligned"; an
+  // adapter by its adapter_model.safetensors), for fingerprints.
+  std::vector<std::pair<std::string, const Checkpoint*>> inputs() const;
   // base_model_name_or_path naming another model than the one an adapter is applied to.
   const std::vector<std::string>& warnings() const { return warnings_; }
 

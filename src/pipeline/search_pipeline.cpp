@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <map>
 #include <optional>
 
 #include "core/error.h"
@@ -10,6 +11,7 @@
 #include "eval/report.h"
 #include "io/checkpoint.h"
 #include "merge/alpha_rules.h"
+#include "merge/expo_pair.h"
 #include "merge/extrapolate.h"
 #include "merge/plan.h"
 #include "model/model_source.h"
@@ -29,14 +31,17 @@ namespace fs = std::filesystem;
 struct SearchPipeline::Impl {
   SearchPipelineOptions o;
   ThreadPool pool;
-  // The pair and how its tensors match, read once (the plan points into the checkpoints).
-  std::shared_ptr<const Checkpoint> sft, aligned;
+  // The pair and how its tensors match, read once (the plans point into the pair).
+  std::shared_ptr<const ExpoPair> pair;
   std::shared_ptr<const Plan> plan;
+  // With an adapter as aligned and --serve: the candidates are scaled adapters.
+  std::shared_ptr<const Plan> adapter_plan;
   // The same, checked for the built-in engine (local generation only): the candidates are
   // loaded from it, alpha 0 from its aligned model alone.
   ModelSource policy, aligned_policy;
   ModelConfig policy_config;
-  fs::path aligned_folder;
+  fs::path aligned_folder;    // the aligned model's, or adapter's, folder
+  fs::path tokenizer_folder;  // the policy's tokenizer (ExpoPair::tokenizer_folder)
   std::unique_ptr<PromptEncoder> policy_encoder;
   // Reward model on the built-in engine...
   std::unique_ptr<LocalRewardModel> reward_model;
@@ -62,15 +67,32 @@ SearchPipeline::SearchPipeline(SearchPipelineOptions options)
   if (o.prompts.prompts.empty()) fail(o.prompts.path.string(), ": no prompts");
   if (!o.endpoints.empty() && !o.serve_command.empty())
     fail("give --endpoint (servers already running) or --serve (a server per candidate), not both");
-  m.aligned = std::make_shared<const Checkpoint>(Checkpoint::open(o.aligned));
-  m.sft = std::make_shared<const Checkpoint>(Checkpoint::open(o.sft));
-  if (m.sft->architecture() != m.aligned->architecture())
-    fail("--sft ", o.sft, " is ", m.sft->architecture(), " but --aligned ", o.aligned, " is ",
-         m.aligned->architecture());
+  PairSpec spec;
+  spec.sft = o.sft;
+  spec.aligned = o.aligned;
+  spec.base = o.base;
+  m.pair = ExpoPair::open(spec);
+  for (const auto& w : m.pair->warnings()) m.warnings.push_back(w);
+  if (m.pair->form() == ExpoPair::Form::kCheckpoints &&
+      m.pair->sft_checkpoint()->architecture() != m.pair->aligned_checkpoint()->architecture())
+    fail("--sft ", o.sft, " is ", m.pair->sft_checkpoint()->architecture(), " but --aligned ",
+         o.aligned, " is ", m.pair->aligned_checkpoint()->architecture());
   // Every tensor pairs up (names, shapes, dtypes) before any alpha is evaluated.
-  m.plan = std::make_shared<const Plan>(make_plan(*m.sft, *m.aligned, PlanOptions{}));
-  m.aligned_folder = m.aligned->folder();
-  m.policy_config = read_model_config(*m.aligned);
+  m.plan = std::make_shared<const Plan>(m.pair->plan(PlanOptions{}));
+  const bool serve_adapters = m.pair->form() == ExpoPair::Form::kAdapter;
+  if (!o.serve_command.empty()) {
+    if (serve_adapters)
+      m.adapter_plan = std::make_shared<const Plan>(m.pair->adapter_output_plan(PlanOptions{}));
+    else if (o.serve_command.find("{adapter}") != std::string::npos)
+      fail("--serve: {adapter} needs --aligned to be a PEFT LoRA adapter over --sft",
+           m.pair->form() == ExpoPair::Form::kTwoAdapters
+               ? " (with --base, each candidate is a full model: use {model})"
+               : "");
+  }
+  m.aligned_folder = m.pair->aligned_adapter() ? m.pair->aligned_adapter()->folder()
+                                               : m.pair->model().folder();
+  m.tokenizer_folder = m.pair->tokenizer_folder();
+  m.policy_config = read_model_config(m.pair->model());
   if (m.policy_config.is_reward_model)
     fail(o.aligned, ": ", m.policy_config.architecture,
          " is a reward model; --sft and --aligned must be generative (*ForCausalLM) models");
@@ -79,10 +101,10 @@ SearchPipeline::SearchPipeline(SearchPipelineOptions options)
          "; a search needs two different models: the SFT checkpoint as --sft and the aligned "
          "(DPO/RLHF) one as --aligned");
   if (m.local_generation()) {
-    m.policy = ModelSource::pair(m.sft, m.aligned, m.plan);
+    m.policy = ModelSource::from_pair(m.pair, m.plan);
     m.aligned_policy = m.policy.aligned_only();
   }
-  const fs::path tokenizer = o.tokenizer.empty() ? m.aligned_folder : fs::path(o.tokenizer);
+  const fs::path tokenizer = o.tokenizer.empty() ? m.tokenizer_folder : fs::path(o.tokenizer);
   if (tokenizer.empty())
     fail(
         "the aligned model is a lone .safetensors file: give --tokenizer DIR (a folder with "
@@ -110,8 +132,8 @@ SearchPipeline::SearchPipeline(SearchPipelineOptions options)
 
   Fingerprint& f = m.fingerprint;
   add_version_setting(f);
-  add_checkpoint_setting(f, "--sft", *m.sft);
-  add_checkpoint_setting(f, "--aligned", *m.aligned);
+  for (const auto& [option, checkpoint] : m.pair->inputs())
+    add_checkpoint_setting(f, option, *checkpoint);
   add_prompt_settings(f, o.prompts);
   add_generation_settings(f, o.gen);
   add_tokenizer_setting(f, "--tokenizer", tokenizer);
@@ -170,7 +192,17 @@ void SearchPipeline::write_model(double alpha, const fs::path& dir,
   options.outputs.push_back({dir, AlphaValue{alpha, format_alpha(alpha)}});
   options.allow_nonfinite = m.o.allow_nonfinite;
   options.command_line = command_line;
-  extrapolate_checkpoints(*m.sft, *m.aligned, *m.plan, options, m.pool);
+  extrapolate_checkpoints(m.pair->sources(false), *m.plan, options, m.pool);
+}
+
+void SearchPipeline::write_adapter(double alpha, const fs::path& dir,
+                                   const std::string& command_line) {
+  Impl& m = *impl_;
+  ExtrapolateOptions options;
+  options.outputs.push_back({dir, AlphaValue{alpha, format_alpha(alpha)}});
+  options.allow_nonfinite = m.o.allow_nonfinite;
+  options.command_line = command_line;
+  extrapolate_checkpoints(m.pair->sources(true), *m.adapter_plan, options, m.pool);
 }
 
 namespace {
@@ -250,21 +282,33 @@ AlphaResult SearchPipeline::evaluate(double alpha) {
     std::vector<Endpoint> endpoints = o.endpoints;
     fs::path candidate;
     if (!o.serve_command.empty()) {
-      std::string model_folder = m.aligned_folder.string();
+      // With an adapter as aligned, the server keeps the SFT model and loads each candidate
+      // as a LoRA adapter; otherwise each candidate is a model folder.
+      const bool adapters = m.adapter_plan != nullptr;
+      std::string model_folder =
+          adapters ? m.pair->model().folder().string() : m.aligned_folder.string();
+      std::string adapter_folder = adapters ? m.aligned_folder.string() : "";
       if (alpha != 0) {
         m.report(alpha, "extrapolating", 0, "");
         candidate = o.out_dir / "candidates" / ("alpha-" + format_alpha(alpha));
         if (fs::exists(candidate)) fs::remove_all(candidate);  // left by an interrupted run
         fs::create_directories(candidate.parent_path());
-        write_model(alpha, candidate, "expo search (candidate alpha " + format_alpha(alpha) + ")");
-        model_folder = candidate.string();
+        const std::string card = "expo search (candidate alpha " + format_alpha(alpha) + ")";
+        if (adapters) {
+          write_adapter(alpha, candidate, card);
+          adapter_folder = candidate.string();
+        } else {
+          write_model(alpha, candidate, card);
+          model_folder = candidate.string();
+        }
       }
       const int port = free_loopback_port();
-      const std::string command =
-          expand_command_template(o.serve_command, {{"model", model_folder},
-                                                    {"port", std::to_string(port)},
-                                                    {"host", "127.0.0.1"},
-                                                    {"alpha", format_alpha(alpha)}});
+      std::map<std::string, std::string> values{{"model", model_folder},
+                                                {"port", std::to_string(port)},
+                                                {"host", "127.0.0.1"},
+                                                {"alpha", format_alpha(alpha)}};
+      if (adapters) values["adapter"] = adapter_folder;
+      const std::string command = expand_command_template(o.serve_command, values);
       m.report(alpha, "starting server", 0.05, command);
       server = std::make_unique<ServerProcess>(command, dir / "server.log");
       const std::string url = "http://127.0.0.1:" + std::to_string(port);

@@ -37,6 +37,7 @@ namespace expo {
 
 struct SearchPipelineOptions {
   std::string sft, aligned;  // checkpoint specs
+  std::string base;          // --base: the model two adapters (--sft, --aligned) were trained on
   std::string reward_model;  // folder (built-in engine), or the served name with reward endpoints
   std::filesystem::path out_dir;
   PromptSet prompts;
@@ -54,7 +55,9 @@ struct SearchPipelineOptions {
 
   // Generation backend: local unless endpoints or serve_command are given.
   std::vector<Endpoint> endpoints;  // --backend openai --endpoint
-  std::string serve_command;        // --serve template ({model}, {port}, {host}, {alpha})
+  // --serve template ({model}, {port}, {host}, {alpha}; {adapter} with an adapter as aligned:
+  // {model} is then the SFT folder and {adapter} the candidate, written as a scaled adapter).
+  std::string serve_command;
   // --model-name, {alpha} replaced by the candidate's alpha; default: the first model of
   // GET /v1/models (--serve only).
   std::string served_model_name;
@@ -89,6 +92,9 @@ class SearchPipeline {
   // Writes the model of `alpha` into `dir` with the extrapolation pass of `expo extrapolate`
   // (the candidates of --serve, and --write-best); `command_line` goes into its model card.
   void write_model(double alpha, const std::filesystem::path& dir, const std::string& command_line);
+  // Writes the scaled PEFT adapter of `alpha` (an adapter as aligned, --serve candidates).
+  void write_adapter(double alpha, const std::filesystem::path& dir,
+                     const std::string& command_line);
   // Folder of an alpha's files.
   std::filesystem::path alpha_dir(double alpha) const;
 
