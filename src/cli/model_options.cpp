@@ -31,8 +31,9 @@ void ModelOptions::check() const {
   if (!model.empty() && any_extrapolation)
     usage_fail("give either --model, or --sft, --aligned and --alpha, not both");
   if (!adapter.empty() && model.empty())
-    usage_fail("--adapter applies a LoRA adapter to --model; to extrapolate one, give "
-               "--sft MODEL --aligned ADAPTER --alpha A");
+    usage_fail(
+        "--adapter applies a LoRA adapter to --model; to extrapolate one, give "
+        "--sft MODEL --aligned ADAPTER --alpha A");
   if (!model.empty()) return;
   if (!any_extrapolation)
     usage_fail("no model: give --model DIR, or --sft S --aligned A --alpha X");

@@ -89,8 +89,8 @@ SearchPipeline::SearchPipeline(SearchPipelineOptions options)
                ? " (with --base, each candidate is a full model: use {model})"
                : "");
   }
-  m.aligned_folder = m.pair->aligned_adapter() ? m.pair->aligned_adapter()->folder()
-                                               : m.pair->model().folder();
+  m.aligned_folder =
+      m.pair->aligned_adapter() ? m.pair->aligned_adapter()->folder() : m.pair->model().folder();
   m.tokenizer_folder = m.pair->tokenizer_folder();
   m.policy_config = read_model_config(m.pair->model());
   if (m.policy_config.is_reward_model)
