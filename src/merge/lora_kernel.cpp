@@ -1,5 +1,67 @@
+// The LoRA kernels. The product's inner loops (a row of p over a run of columns) are compiled
+// by Highway's foreach_target.h once per CPU target and dispatched to the best one, as the
+// ExPO kernel is (merge/extrapolate_kernel.cpp): plain loops the compiler vectorizes with the
+// target's instruction set, the same IEEE operations per element on every target (multiply,
+// then add, in ascending k; no FMA under -ffp-contract=off). Nothing in the target namespaces
+// instantiates standard-library templates. The rest is ordinary code below HWY_ONCE.
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/highway_config.h"  // before Highway
 #include "merge/lora_kernel.h"
 
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "merge/lora_kernel.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+HWY_BEFORE_NAMESPACE();
+namespace expo {
+namespace lora_simd {
+namespace HWY_NAMESPACE {
+
+// p[j] = sum_k l[k] * right[k * cols + col + j] for j < n, ascending k from the first product.
+// Tiles of kTile columns keep their sums in registers over all k.
+void RowProduct(const double* HWY_RESTRICT l, const double* HWY_RESTRICT right, uint64_t cols,
+                uint64_t rank, uint64_t col, uint64_t n, double* HWY_RESTRICT out) {
+  constexpr uint64_t kTile = 32;
+  uint64_t j = 0;
+  for (; j + kTile <= n; j += kTile) {
+    double acc[kTile];
+    const double* r0 = right + col + j;
+    const double l0 = l[0];
+    for (uint64_t t = 0; t < kTile; ++t) acc[t] = l0 * r0[t];
+    for (uint64_t k = 1; k < rank; ++k) {
+      const double lk = l[k];
+      const double* rk = right + k * cols + col + j;
+      for (uint64_t t = 0; t < kTile; ++t) {
+        const double term = lk * rk[t];
+        acc[t] = acc[t] + term;
+      }
+    }
+    for (uint64_t t = 0; t < kTile; ++t) out[j + t] = acc[t];
+  }
+  const uint64_t rest = n - j;
+  if (rest == 0) return;
+  double* o = out + j;
+  const double* r0 = right + col + j;
+  for (uint64_t t = 0; t < rest; ++t) o[t] = l[0] * r0[t];
+  for (uint64_t k = 1; k < rank; ++k) {
+    const double lk = l[k];
+    const double* rk = right + k * cols + col + j;
+    for (uint64_t t = 0; t < rest; ++t) {
+      const double term = lk * rk[t];
+      o[t] = o[t] + term;
+    }
+  }
+}
+
+}  // namespace HWY_NAMESPACE
+}  // namespace lora_simd
+}  // namespace expo
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
 #include <algorithm>
 #include <cmath>
 
@@ -7,6 +69,10 @@
 #include "core/units.h"
 
 namespace expo {
+
+namespace lora_simd {
+HWY_EXPORT(RowProduct);
+}  // namespace lora_simd
 
 using Problem = KernelStatus::Problem;
 
@@ -67,26 +133,15 @@ double LoraUpdate::product_reference(uint64_t row, uint64_t col) const {
 }
 
 void LoraUpdate::product(uint64_t start, uint64_t count, double* p) const {
-  // Row by row, over the columns of the run within the row: p[j] = L[i][0] * R[0][j], then
-  // p[j] = p[j] + L[i][k] * R[k][j] for each k; the inner loops vectorize over j.
+  // Row by row, over the columns of the run within the row (merge/lora_kernel.cpp's
+  // per-target RowProduct).
   uint64_t done = 0;
   while (done < count) {
     const uint64_t flat = start + done;
     const uint64_t row = flat / cols_, col = flat % cols_;
     const uint64_t n = std::min(cols_ - col, count - done);
-    double* out = p + done;
-    const double* l = left_.data() + row * rank_;
-    const double* r0 = right_.data() + col;
-    const double l0 = l[0];
-    for (uint64_t j = 0; j < n; ++j) out[j] = l0 * r0[j];
-    for (uint64_t k = 1; k < rank_; ++k) {
-      const double lk = l[k];
-      const double* rk = right_.data() + k * cols_ + col;
-      for (uint64_t j = 0; j < n; ++j) {
-        const double term = lk * rk[j];
-        out[j] = out[j] + term;
-      }
-    }
+    HWY_DYNAMIC_DISPATCH(lora_simd::RowProduct)
+    (left_.data() + row * rank_, right_.data(), cols_, rank_, col, n, p + done);
     done += n;
   }
 }
@@ -253,3 +308,4 @@ KernelStatus scale_fast(const ScaleRun& run) {
 }
 
 }  // namespace expo
+#endif  // HWY_ONCE
