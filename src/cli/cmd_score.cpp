@@ -25,7 +25,7 @@ namespace expo::cli {
 namespace {
 
 struct ScoreArgs {
-  std::string reward_model, answers, output, prompts, summary, tokenizer;
+  std::string reward_model, adapter, answers, output, prompts, summary, tokenizer;
   BackendArgs backend;
   size_t threads = 0;
   bool progress = false, no_progress = false;
@@ -64,6 +64,10 @@ void run(const ScoreArgs& args) {
     counter = std::make_unique<Tokenizer>(Tokenizer::load(args.tokenizer));
   if (remote) {
     if (args.backend.endpoints.empty()) usage_fail("--backend openai needs --endpoint URL");
+    if (!args.adapter.empty())
+      usage_fail(
+          "--adapter applies a LoRA adapter to the built-in engine's --reward-model; a "
+          "server loads its own adapters");
     OpenAIClient client(args.backend.endpoint_list(), args.backend.client_options(0));
     Progress progress("score", set.answers.size(), 0, show, "answers");
     rewards = score_answers_remote(client, args.reward_model, set.answers,
@@ -71,7 +75,12 @@ void run(const ScoreArgs& args) {
     progress.finish();
   } else {
     ThreadPool pool(args.threads);
-    LocalRewardModel rm = LocalRewardModel::load(ModelSource::open(args.reward_model), pool);
+    ModelSource source = args.adapter.empty()
+                             ? ModelSource::open(args.reward_model)
+                             : ModelSource::with_adapter(args.reward_model, args.adapter);
+    for (const auto& w : source.pair_warnings())
+      std::fprintf(stderr, "expo: warning: %s\n", w.c_str());
+    LocalRewardModel rm = LocalRewardModel::load(std::move(source), pool);
     Progress progress("score", set.answers.size(), 0, show, "answers");
     size_t last = 0;
     rewards = score_answers_local(rm, set.answers, pool, warnings, [&](size_t done) {
@@ -120,6 +129,9 @@ void add_score_command(CLI::App& app) {
       "              --answers model_outputs.json --output rewards.jsonl");
   cmd->add_option("--reward-model", args->reward_model,
                   "reward model folder (local), or its served name (--backend openai)");
+  cmd->add_option("--adapter", args->adapter,
+                  "a PEFT LoRA adapter of the reward model (e.g. task_type SEQ_CLS, its score "
+                  "head in modules_to_save), applied on load");
   cmd->add_option("--answers", args->answers,
                   "answers: expo JSONL, AlpacaEval model_outputs.json or MT-Bench answer JSONL");
   cmd->add_option("--output", args->output, "rewards file (JSONL, one line per answer)");

@@ -92,6 +92,17 @@ expect_error "{adapter} needs an adapter" "\{adapter\} needs --aligned to be a P
   "$expo" search --sft $S --aligned demo/aligned --reward-model $R --prompts $P --alphas 2 \
   --output-dir s3 --backend openai --serve "x {model} {adapter} {port}"
 
+# A reward model's adapter (its score head in modules_to_save), applied by expo score.
+check "reward adapter" $py "$layout" adapter rad --model $R --rank 4 --targets q_proj,v_proj --modules-to-save score --seed 3
+check "score --adapter" "$expo" score --reward-model $R --adapter rad --answers g0.jsonl --output r1.jsonl
+check "the reward model with its adapter merged" "$expo" extrapolate --sft $R --aligned rad --alpha 0 --output rm0
+check "score on it" "$expo" score --reward-model rm0 --answers g0.jsonl --output r2.jsonl
+check "same rewards" $py -c "
+import json
+a = [json.loads(l)['reward'] for l in open('r1.jsonl')]
+b = [json.loads(l)['reward'] for l in open('r2.jsonl')]
+assert a == b and len(a) > 0"
+
 # An adapter in the Hugging Face cache, by repo id.
 hub="$work/hub/models--org--lora"
 mkdir -p "$hub/blobs" "$hub/snapshots/c0ffee" "$hub/refs"
