@@ -278,6 +278,7 @@ void run_text(GenerateArgs& args) {
                                              config.eos_token_ids, encoder.stop_ids());
       for (const auto& [option, checkpoint] : source.inputs())
         add_checkpoint_setting(settings, option, *checkpoint);
+      if (source.expo_pair()) add_adapter_settings(settings, *source.expo_pair());
       if (source.is_pair()) settings.add("--alpha", setting_number(args.model.alpha_value()));
       add_generation_settings(settings, args.g.gen);
       add_tokenizer_setting(settings, "--tokenizer", tokenizer_folder);

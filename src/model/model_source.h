@@ -74,6 +74,8 @@ class ModelSource {
   // What names the model in answers and /v1/models: the aligned side of a pair (an adapter's
   // folder), the adapter applied with --adapter, else the model.
   std::string display_spec() const;
+  // The pair in any form behind a computed source (adapters), or null.
+  const ExpoPair* expo_pair() const { return pair_.get(); }
   // base_model_name_or_path warnings of the adapters of the pair.
   std::vector<std::string> pair_warnings() const {
     return pair_ ? pair_->warnings() : std::vector<std::string>{};

@@ -62,4 +62,11 @@ void add_checkpoint_setting(Fingerprint& f, const std::string& name, const Check
   f.add(name, checkpoint_identity(checkpoint));
 }
 
+void add_adapter_settings(Fingerprint& f, const ExpoPair& pair) {
+  if (const PeftAdapter* a = pair.sft_adapter())
+    f.add("--sft adapter_config.json", read_text_file(a->config_path()));
+  if (const PeftAdapter* a = pair.aligned_adapter())
+    f.add("--aligned adapter_config.json", read_text_file(a->config_path()));
+}
+
 }  // namespace expo

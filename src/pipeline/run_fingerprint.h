@@ -14,6 +14,7 @@
 #include "core/fingerprint.h"
 #include "eval/prompt_set.h"
 #include "io/checkpoint.h"
+#include "merge/expo_pair.h"
 #include "model/generator.h"
 
 namespace expo {
@@ -29,6 +30,9 @@ void add_tokenizer_setting(Fingerprint& f, const std::string& name,
                            const std::filesystem::path& folder);
 // `name` ("--sft"): checkpoint_identity().
 void add_checkpoint_setting(Fingerprint& f, const std::string& name, const Checkpoint& checkpoint);
+// The adapter_config.json of each adapter of `pair` (its scale and patterns change the model
+// as much as its weights do).
+void add_adapter_settings(Fingerprint& f, const ExpoPair& pair);
 
 // A number as its shortest round-trip decimal ("0.7", "42").
 std::string setting_number(double value);

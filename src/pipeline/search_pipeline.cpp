@@ -134,6 +134,7 @@ SearchPipeline::SearchPipeline(SearchPipelineOptions options)
   add_version_setting(f);
   for (const auto& [option, checkpoint] : m.pair->inputs())
     add_checkpoint_setting(f, option, *checkpoint);
+  add_adapter_settings(f, *m.pair);
   add_prompt_settings(f, o.prompts);
   add_generation_settings(f, o.gen);
   add_tokenizer_setting(f, "--tokenizer", tokenizer);
