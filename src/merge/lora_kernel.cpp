@@ -72,6 +72,11 @@ namespace expo {
 
 namespace lora_simd {
 HWY_EXPORT(RowProduct);
+
+void row_product(const double* l, const double* right, uint64_t cols, uint64_t rank, uint64_t col,
+                 uint64_t n, double* out) {
+  HWY_DYNAMIC_DISPATCH(RowProduct)(l, right, cols, rank, col, n, out);
+}
 }  // namespace lora_simd
 
 using Problem = KernelStatus::Problem;
@@ -140,8 +145,8 @@ void LoraUpdate::product(uint64_t start, uint64_t count, double* p) const {
     const uint64_t flat = start + done;
     const uint64_t row = flat / cols_, col = flat % cols_;
     const uint64_t n = std::min(cols_ - col, count - done);
-    HWY_DYNAMIC_DISPATCH(lora_simd::RowProduct)
-    (left_.data() + row * rank_, right_.data(), cols_, rank_, col, n, p + done);
+    lora_simd::row_product(left_.data() + row * rank_, right_.data(), cols_, rank_, col, n,
+                           p + done);
     done += n;
   }
 }
