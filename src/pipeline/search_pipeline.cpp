@@ -55,6 +55,15 @@ struct SearchPipeline::Impl {
 
   bool local_generation() const { return o.endpoints.empty() && o.serve_command.empty(); }
 
+  // The model (or, for --serve with an adapter, the scaled adapter) of `alpha` into `dir`.
+  void write(double alpha, const fs::path& dir, const std::string& command_line, bool adapter) {
+    ExtrapolateOptions options;
+    options.outputs.push_back({dir, AlphaValue{alpha, format_alpha(alpha)}});
+    options.allow_nonfinite = o.allow_nonfinite;
+    options.command_line = command_line;
+    extrapolate_checkpoints(pair->sources(adapter), adapter ? *adapter_plan : *plan, options, pool);
+  }
+
   void report(double alpha, const std::string& stage, double fraction, const std::string& detail) {
     if (on_progress) on_progress({alpha, stage, fraction, detail});
   }
@@ -188,22 +197,12 @@ fs::path SearchPipeline::alpha_dir(double alpha) const {
 
 void SearchPipeline::write_model(double alpha, const fs::path& dir,
                                  const std::string& command_line) {
-  Impl& m = *impl_;
-  ExtrapolateOptions options;
-  options.outputs.push_back({dir, AlphaValue{alpha, format_alpha(alpha)}});
-  options.allow_nonfinite = m.o.allow_nonfinite;
-  options.command_line = command_line;
-  extrapolate_checkpoints(m.pair->sources(false), *m.plan, options, m.pool);
+  impl_->write(alpha, dir, command_line, false);
 }
 
 void SearchPipeline::write_adapter(double alpha, const fs::path& dir,
                                    const std::string& command_line) {
-  Impl& m = *impl_;
-  ExtrapolateOptions options;
-  options.outputs.push_back({dir, AlphaValue{alpha, format_alpha(alpha)}});
-  options.allow_nonfinite = m.o.allow_nonfinite;
-  options.command_line = command_line;
-  extrapolate_checkpoints(m.pair->sources(true), *m.adapter_plan, options, m.pool);
+  impl_->write(alpha, dir, command_line, true);
 }
 
 namespace {
