@@ -24,13 +24,13 @@ mkdir -p $w
 shape=(--hidden 768 --intermediate 2048 --heads 12 --kv-heads 4 --vocab 259 --bos 256 --eos 258 --dtype bf16)
 if [ ! -f $w/reward/model.safetensors ]; then
   rm -rf $w/demo
-  "$expo" demo --dir $w/demo --prompts "$PROMPTS" --alphas 0 --max-new-tokens 1 >/dev/null 2>&1
+  "$expo" demo --planted --dir $w/demo --prompts "$PROMPTS" --alphas 0 --max-new-tokens 1 >/dev/null 2>&1
   /usr/bin/python3 bench/make_model.py --out $w/sft "${shape[@]}" --layers 16 --seed 5
   /usr/bin/python3 bench/make_model.py --out $w/aligned "${shape[@]}" --layers 16 --seed 5 --perturb 0.002
   /usr/bin/python3 bench/make_model.py --out $w/reward "${shape[@]}" --layers 8 --seed 9 --reward
   for m in sft aligned reward; do cp $w/demo/aligned/tokenizer*.json $w/demo/aligned/special_tokens_map.json $w/$m/; done
 fi
-rm -rf $w/demo2 && "$expo" demo --dir $w/demo2 --prompts "$PROMPTS" --alphas 0 --max-new-tokens 1 >/dev/null 2>&1
+rm -rf $w/demo2 && "$expo" demo --planted --dir $w/demo2 --prompts "$PROMPTS" --alphas 0 --max-new-tokens 1 >/dev/null 2>&1
 prompts=$w/prompts.jsonl && cp $w/demo2/prompts.jsonl $prompts && rm -rf $w/demo2
 common=(--sft $w/sft --aligned $w/aligned --reward-model $w/reward --prompts $prompts
         --max-new-tokens "$TOKENS" --ignore-eos --no-progress)

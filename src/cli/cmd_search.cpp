@@ -230,6 +230,7 @@ SearchOutcome run_search_command(SearchArgs& args) {
   const SearchRunResult result = run_search(std::move(run), events);
   const SearchOutcome& outcome = result.outcome;
 
+  if (args.quiet) return outcome;
   std::printf("%s\n", format_table(outcome.summaries, outcome.best_alpha).c_str());
   std::printf(
       "best alpha: %s (%s search, %zu alphas, %zu evaluated now, %zu from results.jsonl; %s)\n",

@@ -23,6 +23,7 @@ struct SearchArgs {
   bool allow_nonfinite = false;
   size_t threads = 0;
   std::string invocation;  // the command line, for the model card of --write-best
+  bool quiet = false;      // print nothing on stdout (the demo's comparison run)
 };
 
 // Checks the options and runs the search (pipeline/search_run.h), printing progress on stderr

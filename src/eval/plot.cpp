@@ -101,19 +101,18 @@ class Svg {
   std::string body_;
 };
 
-constexpr double kWidth = 760, kHeight = 600;
+constexpr double kWidth = 760;
 constexpr double kLeft = 90, kRight = 730;
 
-void draw_panel(Svg& svg, const XAxis& x, const std::vector<AlphaSummary>& rows, double top,
-                double bottom, bool reward_panel, const std::string& y_label, double best_alpha) {
+void draw_panel(Svg& svg, const XAxis& x, const PlotSeries& series, double top, double bottom,
+                double best_alpha) {
   // y range over the values (and error bars) that exist
   double lo = INFINITY, hi = -INFINITY;
-  for (const AlphaSummary& s : rows) {
-    const double v = reward_panel ? s.mean_reward : s.mean_answer_tokens;
-    if (!std::isfinite(v)) continue;
-    const double e = reward_panel && std::isfinite(s.reward_se) ? s.reward_se : 0;
-    lo = std::min(lo, v - e);
-    hi = std::max(hi, v + e);
+  for (const PlotPoint& p : series.points) {
+    if (!std::isfinite(p.value)) continue;
+    const double e = std::isfinite(p.se) ? p.se : 0;
+    lo = std::min(lo, p.value - e);
+    hi = std::max(hi, p.value + e);
   }
   if (!std::isfinite(lo)) lo = 0, hi = 1;
   if (hi - lo < 1e-12) lo -= 0.5, hi += 0.5;
@@ -129,61 +128,86 @@ void draw_panel(Svg& svg, const XAxis& x, const std::vector<AlphaSummary>& rows,
     svg.text(kLeft - 8, py + 4, tick_label(t), "text-anchor=\"end\"");
   }
   svg.add(str("<text transform=\"translate(", kLeft - 60, ",", Svg::px((top + bottom) / 2),
-              ") rotate(-90)\" text-anchor=\"middle\">", xml_escape(y_label), "</text>"));
+              ") rotate(-90)\" text-anchor=\"middle\">", xml_escape(series.label), "</text>"));
 
   // best alpha: a dashed vertical line
   const double bx = x.map(best_alpha);
   svg.line(bx, top, bx, bottom, "stroke=\"#d62728\" stroke-dasharray=\"5,4\"");
 
-  const std::string color = reward_panel ? "#1f77b4" : "#2ca02c";
+  const std::string& color = series.color;
+  std::vector<PlotPoint> points = series.points;
+  std::stable_sort(points.begin(), points.end(),
+                   [](const PlotPoint& a, const PlotPoint& b) { return a.alpha < b.alpha; });
   // A line through the points; on a log axis the step from alpha 0 across the break is dashed.
-  std::string points;
+  std::string line;
   bool first_point = true;
-  for (const AlphaSummary& s : rows) {
-    const double v = reward_panel ? s.mean_reward : s.mean_answer_tokens;
-    if (!std::isfinite(v)) continue;
-    const std::string point = str(Svg::px(x.map(s.alpha)), ",", Svg::px(y.map(v)), " ");
-    if (x.log && s.alpha == 0) {
-      points = point;
+  for (const PlotPoint& p : points) {
+    if (!std::isfinite(p.value)) continue;
+    const std::string point = str(Svg::px(x.map(p.alpha)), ",", Svg::px(y.map(p.value)), " ");
+    if (x.log && p.alpha == 0) {
+      line = point;
       continue;
     }
-    if (x.log && first_point && !points.empty()) {
-      svg.add(str("<polyline points=\"", points, point, "\" fill=\"none\" stroke=\"", color,
+    if (x.log && first_point && !line.empty()) {
+      svg.add(str("<polyline points=\"", line, point, "\" fill=\"none\" stroke=\"", color,
                   "\" stroke-width=\"1\" stroke-dasharray=\"3,3\"/>"));
-      points.clear();
+      line.clear();
     }
     first_point = false;
-    points += point;
+    line += point;
   }
-  if (!points.empty())
-    svg.add(str("<polyline points=\"", points, "\" fill=\"none\" stroke=\"", color,
+  if (!line.empty())
+    svg.add(str("<polyline points=\"", line, "\" fill=\"none\" stroke=\"", color,
                 "\" stroke-width=\"1.5\"/>"));
-  for (const AlphaSummary& s : rows) {
-    const double v = reward_panel ? s.mean_reward : s.mean_answer_tokens;
-    if (!std::isfinite(v)) continue;
-    const double px = x.map(s.alpha), py = y.map(v);
-    if (reward_panel && std::isfinite(s.reward_se)) {
-      const double y1 = y.map(v - s.reward_se), y2 = y.map(v + s.reward_se);
+  for (const PlotPoint& p : points) {
+    if (!std::isfinite(p.value)) continue;
+    const double px = x.map(p.alpha), py = y.map(p.value);
+    if (std::isfinite(p.se)) {
+      const double y1 = y.map(p.value - p.se), y2 = y.map(p.value + p.se);
       svg.line(px, y1, px, y2, str("stroke=\"", color, "\""));
       svg.line(px - 4, y1, px + 4, y1, str("stroke=\"", color, "\""));
       svg.line(px - 4, y2, px + 4, y2, str("stroke=\"", color, "\""));
     }
-    const bool best = s.alpha == best_alpha;
+    const bool best = p.alpha == best_alpha;
     svg.add(str("<circle cx=\"", Svg::px(px), "\" cy=\"", Svg::px(py), "\" r=\"", best ? 5.5 : 3.5,
                 "\" fill=\"", best ? "#d62728" : color, "\"/>"));
+  }
+  // reference lines: dotted, labelled at the right end
+  for (const PlotReference& r : series.references) {
+    if (!std::isfinite(r.value) || r.value < y.lo || r.value > y.hi) continue;
+    const double py = y.map(r.value);
+    svg.line(kLeft, py, kRight, py, str("stroke=\"", color, "\" stroke-dasharray=\"1,3\""));
+    svg.text(kRight - 4, py - 4, r.label, str("fill=\"", color, "\" text-anchor=\"end\""));
   }
 }
 
 }  // namespace
 
 std::string render_svg(std::span<const AlphaSummary> summaries, double best_alpha,
-                       const std::string& title) {
-  const std::vector<AlphaSummary> rows = sorted_by_alpha(summaries);
-  double min_positive = INFINITY, max_alpha = 0;
-  for (const AlphaSummary& s : rows) {
-    if (s.alpha > 0) min_positive = std::min(min_positive, s.alpha);
-    max_alpha = std::max(max_alpha, s.alpha);
+                       const std::string& title, std::span<const PlotSeries> extra_panels) {
+  // Panels, top to bottom: reward, the extra ones, answer length.
+  std::vector<PlotSeries> panels;
+  PlotSeries reward{"mean reward (± s.e.)", "#1f77b4", {}, {}};
+  PlotSeries length{"mean answer length (tokens)", "#2ca02c", {}, {}};
+  for (const AlphaSummary& s : sorted_by_alpha(summaries)) {
+    reward.points.push_back({s.alpha, s.mean_reward, s.reward_se});
+    length.points.push_back({s.alpha, s.mean_answer_tokens, AlphaSummary::kNaN});
   }
+  panels.push_back(reward);
+  panels.insert(panels.end(), extra_panels.begin(), extra_panels.end());
+  panels.push_back(length);
+  return render_plot(panels, best_alpha, title);
+}
+
+std::string render_plot(std::span<const PlotSeries> panels, double best_alpha,
+                        const std::string& title) {
+  if (panels.empty()) fail("plot: no panels");
+  double min_positive = INFINITY, max_alpha = 0;
+  for (const PlotSeries& panel : panels)
+    for (const PlotPoint& p : panel.points) {
+      if (p.alpha > 0) min_positive = std::min(min_positive, p.alpha);
+      max_alpha = std::max(max_alpha, p.alpha);
+    }
   XAxis x;
   x.log = std::isfinite(min_positive) && max_alpha / min_positive >= 10;
   std::vector<std::pair<double, std::string>> ticks;  // alpha, label
@@ -208,18 +232,28 @@ std::string render_svg(std::span<const AlphaSummary> summaries, double best_alph
     for (double t : nice_ticks(0, hi, 6)) ticks.push_back({t, tick_label(t)});
   }
 
+  // the first panel 260 px high, the others 190, 30 px between them
+  std::vector<std::pair<double, double>> spans;
+  double y = 45;
+  for (size_t i = 0; i < panels.size(); ++i) {
+    const double h = i == 0 ? 260 : 190;
+    spans.push_back({y, y + h});
+    y += h + 30;
+  }
+  const double last_bottom = spans.back().second;
+  const double height = last_bottom + 75;
+
   Svg svg;
   svg.add("<rect width=\"100%\" height=\"100%\" fill=\"white\"/>");
   svg.text(kWidth / 2, 24, title, "text-anchor=\"middle\" font-size=\"16\"");
-  const double top1 = 45, bottom1 = 305, top2 = 335, bottom2 = 525;
-  draw_panel(svg, x, rows, top1, bottom1, true, "mean reward (± s.e.)", best_alpha);
-  draw_panel(svg, x, rows, top2, bottom2, false, "mean answer length (tokens)", best_alpha);
+  for (size_t i = 0; i < panels.size(); ++i)
+    draw_panel(svg, x, panels[i], spans[i].first, spans[i].second, best_alpha);
 
-  for (double bottom : {bottom1, bottom2}) {
+  for (const auto& [top, bottom] : spans) {
     for (const auto& [alpha, label] : ticks) {
       const double px = x.map(alpha);
       svg.line(px, bottom, px, bottom + 5, "stroke=\"#444\"");
-      if (bottom == bottom2) svg.text(px, bottom + 18, label, "text-anchor=\"middle\"");
+      if (bottom == last_bottom) svg.text(px, bottom + 18, label, "text-anchor=\"middle\"");
     }
     if (x.log) {  // the axis break between alpha 0 and the log range
       svg.add(str("<rect x=\"", x.break_x - 5, "\" y=\"", bottom - 6,
@@ -229,17 +263,18 @@ std::string render_svg(std::span<const AlphaSummary> summaries, double best_alph
       svg.line(x.break_x + 2, bottom + 6, x.break_x + 6, bottom - 6, "stroke=\"#444\"");
     }
   }
-  svg.text((kLeft + kRight) / 2, bottom2 + 40,
+  svg.text((kLeft + kRight) / 2, last_bottom + 40,
            x.log ? "alpha (log scale; 0 = the aligned model, left of the break)"
                  : "alpha (0 = the aligned model)",
            "text-anchor=\"middle\"");
   const double bx = x.map(best_alpha);
+  const double top1 = spans.front().first;
   svg.text(std::min(bx + 6, kRight - 4), top1 + 16, str("best alpha = ", format_alpha(best_alpha)),
            str("fill=\"#d62728\" text-anchor=\"", bx + 120 > kRight ? "end" : "start", "\""));
 
   return str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n",
-             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"", kWidth, "\" height=\"", kHeight,
-             "\" viewBox=\"0 0 ", kWidth, " ", kHeight,
+             "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"", kWidth, "\" height=\"", height,
+             "\" viewBox=\"0 0 ", kWidth, " ", height,
              "\" font-family=\"sans-serif\" font-size=\"12\">\n", svg.body(), "</svg>\n");
 }
 

@@ -16,9 +16,9 @@ check "extrapolate --help" bash -c "'$expo' extrapolate --help | grep -q -- --ma
 expect_error "no command" "required|subcommand" "$expo"
 expect_error "unknown flag" "--bogus" "$expo" inspect . --bogus
 
-check "demo" "$expo" demo --dir demo
+check "demo" "$expo" demo --planted --dir demo
 check "demo output" test -f demo/expo-best/model.safetensors -a -f demo/expo-best/README.md -a -f demo/expo-best/config.json -a -f demo/search/report.md
-expect_error "demo twice" "--force" "$expo" demo --dir demo
+expect_error "demo twice" "--force" "$expo" demo --planted --dir demo
 
 mkdir runs
 S=demo/sft A=demo/aligned
@@ -68,7 +68,7 @@ expect_error "invalid JSON header" "model-00001-of-00002.safetensors.*not valid 
 check "nothing written after failures" nothing_beside "f32 m-0.1 m-0.5 rule sharded x "
 
 # Mismatched models: every tensor is listed.
-mkdir -p other && "$expo" demo --dir other/d >/dev/null 2>&1
+mkdir -p other && "$expo" demo --planted --dir other/d >/dev/null 2>&1
 expect_error "mismatch lists tensors" "tensor 'model.layers.3.mlp.down_proj.weight'.*only in the SFT model" "$expo" extrapolate --sft other/d/sft --aligned runs/sharded/model-00001-of-00004.safetensors --alpha 0.3 --output runs/q
 
 check "inspect" bash -c "'$expo' inspect $A | grep -q 'architecture: LlamaForCausalLM'"

@@ -7,7 +7,7 @@ here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 source "$here/lib.sh" "${1:-build/expo}"
 
 cd "$work"
-"$expo" demo --dir demo >/dev/null 2>&1 || { echo "FAIL: demo models"; exit 1; }
+"$expo" demo --planted --dir demo >/dev/null 2>&1 || { echo "FAIL: demo models"; exit 1; }
 M=demo/aligned
 
 check "forward" "$expo" forward --model $M --tokens 1,2,3,4 --output logits.npy

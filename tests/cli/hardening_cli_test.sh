@@ -34,7 +34,7 @@ expect_status() {
 }
 
 cd "$work"
-"$expo" demo --dir demo >/dev/null 2>&1 || { echo "FAIL: demo models"; exit 1; }
+"$expo" demo --planted --dir demo >/dev/null 2>&1 || { echo "FAIL: demo models"; exit 1; }
 S=demo/sft A=demo/aligned
 
 # ---- usage errors: exit 2, "expo: error:", a suggestion --------------------------------------
@@ -79,7 +79,7 @@ expect_usage "--max-evals 1" "--max-evals: expected a whole number from 2 to 100
 expect_usage "--tol -1" "--tol: expected a number in \(0, 100\]" "$expo" search --tol -1
 expect_usage "serve --port 70000" "--port: expected a whole number from 0 to 65535" "$expo" serve --model $A --port 70000
 expect_usage "serve --max-new-tokens -1" "--max-new-tokens: expected" "$expo" serve --model $A --max-new-tokens -1
-expect_usage "demo --prompts -1" "--prompts: expected a whole number from 1 to" "$expo" demo --dir d2 --prompts -1
+expect_usage "demo --prompts -1" "--prompts: expected a whole number from 1 to" "$expo" demo --planted --dir d2 --prompts -1
 check "nothing written by refused commands" bash -c "test ! -e o -a ! -e s -a ! -e a.jsonl -a ! -e l.npy -a ! -e d2"
 
 # A thread the system refuses is a clear error, never a hang: 1024 threads' stacks do not fit
@@ -188,7 +188,7 @@ check "--force over an empty folder" "$expo" extrapolate --sft $S --aligned $A -
 check "--force-any-folder replaces it anyway" "$expo" extrapolate --sft $S --aligned $A --alpha 0.3 --output precious --force --force-any-folder
 check "replaced" bash -c "test ! -e precious/notes.txt && test -f precious/model.safetensors -o -f precious/model.safetensors.index.json"
 mkdir -p notdemo && echo keep > notdemo/thesis.tex
-expect_usage "demo --force over a folder it did not write" "notdemo: --force replaces only a folder expo demo wrote" "$expo" demo --dir notdemo --force
+expect_usage "demo --force over a folder it did not write" "notdemo: --force replaces only a folder expo demo wrote" "$expo" demo --planted --dir notdemo --force
 check "demo left it alone" test -f notdemo/thesis.tex
 
 # Outputs that cannot be written are refused before any work.

@@ -13,7 +13,7 @@ cd "$work"
 
 # The demo's models (a Llama SFT model with a tokenizer and chat template, a reward model,
 # prompts) and LoRA adapters over its SFT model, written as PEFT writes them.
-check "demo models" "$expo" demo --dir demo
+check "demo models" "$expo" demo --planted --dir demo
 S=demo/sft R=demo/reward P=demo/prompts.jsonl
 check "adapter" $py "$layout" adapter ad --model $S --rank 8 --targets q_proj,v_proj,down_proj --seed 1
 check "adapter 0 (for --base)" $py "$layout" adapter ad0 --model $S --rank 4 --targets q_proj,o_proj --seed 2

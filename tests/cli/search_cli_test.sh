@@ -10,13 +10,13 @@ cd "$work"
 
 # The demo: the whole pipeline, well under a minute.
 start=$(date +%s)
-check "demo" "$expo" demo --dir demo
+check "demo" "$expo" demo --planted --dir demo
 took=$(( $(date +%s) - start ))
 cp "$work/last.out" demo.out
 check "demo under a minute ($took s)" test "$took" -lt 60
 check "demo prints the table and the plot" bash -c "grep -q '| alpha | mean reward' demo.out && grep -q 'plot: *demo/search/reward_vs_alpha.svg' demo.out && grep -q '^best alpha: ' demo.out"
 check "demo files" test -f demo/search/report.md -a -f demo/search/reward_vs_alpha.svg -a -f demo/search/results.jsonl -a -f demo/expo-best/config.json -a -f demo/expo-best/tokenizer.json
-expect_error "demo twice" "--force" "$expo" demo --dir demo
+expect_error "demo twice" "--force" "$expo" demo --planted --dir demo
 S=demo/sft A=demo/aligned R=demo/reward P=demo/prompts.jsonl
 common=(--sft $S --aligned $A --reward-model $R --max-new-tokens 12)
 

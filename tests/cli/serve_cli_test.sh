@@ -38,7 +38,7 @@ assert e['type'] and re.search(sys.argv[2], e['message']), e" "$work/body.json" 
 
 cd "$work"
 # The demo's models: a random Llama pair and reward model with a byte-level tokenizer.
-"$expo" demo --dir demo --alphas 0 --prompts 1 --max-new-tokens 1 >/dev/null 2>&1 &&
+"$expo" demo --planted --dir demo --alphas 0 --prompts 1 --max-new-tokens 1 >/dev/null 2>&1 &&
   cp -r demo/sft chat && cp -r demo/aligned chat2 && cp -r demo/reward rm || { echo "FAIL: tiny models"; exit 1; }
 
 # A causal LM.

@@ -121,7 +121,7 @@ class HealthWatch:
 
 
 def run(work):
-    subprocess.run([EXPO, "demo", "--dir", os.path.join(work, "demo"), "--alphas", "0",
+    subprocess.run([EXPO, "demo", "--planted", "--dir", os.path.join(work, "demo"), "--alphas", "0",
                     "--prompts", "1", "--max-new-tokens", "1"], check=True,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     chat_dir = os.path.join(work, "demo", "sft")
