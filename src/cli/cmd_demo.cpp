@@ -26,6 +26,7 @@
 #include "merge/alpha_rules.h"
 #include "merge/diff.h"
 #include "merge/plan.h"
+#include "pipeline/search_pipeline.h"
 
 #ifndef EXPO_DEMO_MODELS_DIR
 #define EXPO_DEMO_MODELS_DIR "demo/models"
@@ -129,8 +130,9 @@ void run_planted(const DemoArgs& args, const std::string& invocation) {
 
 // ---- the trained demo ----
 
+// The search's answers to the demo's prompts (a JSONL prompt set: answers in JSONL).
 fs::path answers_file(const fs::path& search_dir, double alpha) {
-  return search_dir / ("alpha-" + format_alpha(alpha)) / "answers.jsonl";
+  return search_alpha_dir(search_dir, alpha) / default_answer_file_name(AnswerFormat::kJsonl, "");
 }
 
 void check_models(const fs::path& models) {

@@ -7,21 +7,6 @@
 
 namespace expo {
 
-namespace {
-
-size_t word_count(const std::string& text) {
-  size_t words = 0;
-  bool in_word = false;
-  for (char c : text) {
-    const bool space = c == ' ' || (c >= '\t' && c <= '\r');
-    if (!space && !in_word) ++words;
-    in_word = !space;
-  }
-  return words;
-}
-
-}  // namespace
-
 AlphaResult GoldRow::as_result() const {
   AlphaResult r;
   r.alpha = alpha;

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/units.h"
+#include "eval/report.h"
 #include "merge/alpha_rules.h"
 
 namespace expo {
@@ -20,40 +21,33 @@ std::string fmt(const char* format, Args... args) {
   return out;
 }
 
-std::string num(const char* format, double v) {
-  return std::isfinite(v) ? format_printf(format, v) : "n/a";
-}
-
 std::string row_text(const std::string& label, const AlphaSummary& r, const GoldSummary& g,
                      const std::string& mark) {
   return fmt("%-16s %8s ± %-6s  %6s ± %-6s  %5.0f%%  %5.0f%%  %5.0f%%  %6.1f  %s\n", label.c_str(),
-             num("%.3f", r.mean_reward).c_str(), num("%.3f", r.reward_se).c_str(),
-             num("%.3f", g.mean).c_str(), num("%.3f", g.se).c_str(), 100 * g.correct,
-             100 * g.polite, 100 * g.concise, g.words, mark.c_str());
+             number_or_na("%.3f", r.mean_reward).c_str(), number_or_na("%.3f", r.reward_se).c_str(),
+             number_or_na("%.3f", g.mean).c_str(), number_or_na("%.3f", g.se).c_str(),
+             100 * g.correct, 100 * g.polite, 100 * g.concise, g.words, mark.c_str());
 }
 
 nlohmann::ordered_json row_json(const AlphaSummary& r, const GoldSummary& g) {
-  auto value = [](double v) -> nlohmann::ordered_json {
-    return std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json(nullptr);
-  };
   return {{"alpha", r.alpha},
-          {"reward", value(r.mean_reward)},
-          {"reward_se", value(r.reward_se)},
-          {"gold", value(g.mean)},
-          {"gold_se", value(g.se)},
+          {"reward", nan_as_null(r.mean_reward)},
+          {"reward_se", nan_as_null(r.reward_se)},
+          {"gold", nan_as_null(g.mean)},
+          {"gold_se", nan_as_null(g.se)},
           {"correct", g.correct},
           {"polite", g.polite},
           {"concise", g.concise},
           {"words", g.words},
-          {"answer_tokens", value(r.mean_answer_tokens)}};
+          {"answer_tokens", nan_as_null(r.mean_answer_tokens)}};
 }
 
 nlohmann::ordered_json difference_json(const PairedDifference& d) {
   const double z = d.se > 0 ? d.mean / d.se : AlphaSummary::kNaN;
-  auto value = [](double v) -> nlohmann::ordered_json {
-    return std::isfinite(v) ? nlohmann::ordered_json(v) : nlohmann::ordered_json(nullptr);
-  };
-  return {{"mean", value(d.mean)}, {"se", value(d.se)}, {"z", value(z)}, {"prompts", d.n}};
+  return {{"mean", nan_as_null(d.mean)},
+          {"se", nan_as_null(d.se)},
+          {"z", nan_as_null(z)},
+          {"prompts", d.n}};
 }
 
 std::string one_line(const std::string& text) {
@@ -96,14 +90,14 @@ std::string format_demo_table(const DemoReport& report) {
   const PairedDifference gain = gold_gain(report);
   out += fmt(
       "\ngold at the chosen alpha %s minus alpha 0: %s ± %s (paired over %zu prompts, z = %s)\n",
-      format_alpha(report.best_alpha).c_str(), num("%+.3f", gain.mean).c_str(),
-      num("%.3f", gain.se).c_str(), gain.n,
-      num("%.1f", gain.se > 0 ? gain.mean / gain.se : AlphaSummary::kNaN).c_str());
+      format_alpha(report.best_alpha).c_str(), number_or_na("%+.3f", gain.mean).c_str(),
+      number_or_na("%.3f", gain.se).c_str(), gain.n,
+      number_or_na("%.1f", gain.se > 0 ? gain.mean / gain.se : AlphaSummary::kNaN).c_str());
   if (const auto vs = gold_vs_reference(report))
     out += fmt("gold at the chosen alpha %s minus %s: %s ± %s (z = %s)\n",
                format_alpha(report.best_alpha).c_str(), report.reference.c_str(),
-               num("%+.3f", vs->mean).c_str(), num("%.3f", vs->se).c_str(),
-               num("%.1f", vs->se > 0 ? vs->mean / vs->se : AlphaSummary::kNaN).c_str());
+               number_or_na("%+.3f", vs->mean).c_str(), number_or_na("%.3f", vs->se).c_str(),
+               number_or_na("%.1f", vs->se > 0 ? vs->mean / vs->se : AlphaSummary::kNaN).c_str());
   return out;
 }
 

@@ -33,4 +33,7 @@ inline constexpr std::string_view kRudeWords[] = {"ugh",       "dumb",   "whatev
 
 GoldScore gold_score(std::string_view text, const GoldTruth& truth);
 
+// Words as the concise rule counts them: runs of characters other than ASCII whitespace.
+size_t word_count(std::string_view text);
+
 }  // namespace expo

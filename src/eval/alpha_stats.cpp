@@ -42,11 +42,11 @@ double mean_where_scored(const std::vector<double>& values, const std::vector<do
   return n ? sum / static_cast<double>(n) : AlphaSummary::kNaN;
 }
 
+}  // namespace
+
 ordered_json nan_as_null(double v) {
   return std::isfinite(v) ? ordered_json(v) : ordered_json(nullptr);
 }
-
-}  // namespace
 
 AlphaSummary summarize(const AlphaResult& r, const AlphaResult* baseline) {
   AlphaSummary s;

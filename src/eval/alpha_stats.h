@@ -63,6 +63,9 @@ nlohmann::ordered_json result_to_json(const AlphaResult& result, const AlphaSumm
 AlphaResult result_from_json(const nlohmann::json& object, const std::string& where);
 nlohmann::ordered_json summary_to_json(const AlphaSummary& summary);
 
+// A number for JSON: null when it is NaN or infinite (JSON has neither).
+nlohmann::ordered_json nan_as_null(double v);
+
 // The summaries in increasing alpha (stable for equal alphas).
 std::vector<AlphaSummary> sorted_by_alpha(std::span<const AlphaSummary> summaries);
 

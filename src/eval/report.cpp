@@ -12,13 +12,9 @@ namespace expo {
 
 namespace fs = std::filesystem;
 
-namespace {
-
 std::string number_or_na(const char* format, double value) {
   return std::isfinite(value) ? format_printf(format, value) : "n/a";
 }
-
-}  // namespace
 
 std::string format_table(std::span<const AlphaSummary> summaries, double best_alpha) {
   std::string out =

@@ -12,6 +12,9 @@
 
 namespace expo {
 
+// printf of one number ("%.4f"), or "n/a" when it is NaN or infinite.
+std::string number_or_na(const char* format, double value);
+
 // Rows sorted by alpha: alpha (the best in bold, marked "best"), mean reward ± s.e., paired
 // win rate against alpha 0, mean answer length in tokens and characters, failed, truncated.
 std::string format_table(std::span<const AlphaSummary> summaries, double best_alpha);

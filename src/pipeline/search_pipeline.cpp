@@ -191,8 +191,12 @@ void SearchPipeline::set_progress(std::function<void(const PipelineProgress&)> o
 
 const std::vector<std::string>& SearchPipeline::warnings() const { return impl_->warnings; }
 
+fs::path search_alpha_dir(const fs::path& out_dir, double alpha) {
+  return out_dir / ("alpha-" + format_alpha(alpha));
+}
+
 fs::path SearchPipeline::alpha_dir(double alpha) const {
-  return impl_->o.out_dir / ("alpha-" + format_alpha(alpha));
+  return search_alpha_dir(impl_->o.out_dir, alpha);
 }
 
 void SearchPipeline::write_model(double alpha, const fs::path& dir,

@@ -78,6 +78,9 @@ struct PipelineProgress {
   std::string detail;   // "12/32 prompts, 1234 tokens, 130 tok/s"
 };
 
+// Where a search writes an alpha's answers and rewards: out_dir/alpha-<alpha>.
+std::filesystem::path search_alpha_dir(const std::filesystem::path& out_dir, double alpha);
+
 class SearchPipeline {
  public:
   // Opens the pair and the reward model once, and checks what can be checked before any model
@@ -95,7 +98,7 @@ class SearchPipeline {
   // Writes the scaled PEFT adapter of `alpha` (an adapter as aligned, --serve candidates).
   void write_adapter(double alpha, const std::filesystem::path& dir,
                      const std::string& command_line);
-  // Folder of an alpha's files.
+  // Folder of an alpha's files: search_alpha_dir(out_dir, alpha).
   std::filesystem::path alpha_dir(double alpha) const;
 
   void set_progress(std::function<void(const PipelineProgress&)> on_progress);
