@@ -99,6 +99,36 @@ def _rotate_half(x):
     return torch.cat([-x[..., half:], x[..., :half]], dim=-1)
 
 
+def _layer(p, spec, i, x, cos, sin, bias, cache=None):
+    """Decoder layer i on x [B, T, H] (T new positions). bias [B, 1, T, K] masks the K keys
+    attended to. cache: this layer's [k, v] of the earlier positions (before the grouped-query
+    repeat), extended in place; None when all K keys are the T positions themselves."""
+    b, t, _ = x.shape
+    d, g = spec.head_dim, spec.heads // spec.kv_heads
+    pre = f"model.layers.{i}."
+    y = _rms(x, p[pre + "input_layernorm.weight"], spec.eps)
+    q = (y @ p[pre + "self_attn.q_proj.weight"].T).view(b, t, spec.heads, d).transpose(1, 2)
+    k = (y @ p[pre + "self_attn.k_proj.weight"].T).view(b, t, spec.kv_heads, d).transpose(1, 2)
+    v = (y @ p[pre + "self_attn.v_proj.weight"].T).view(b, t, spec.kv_heads, d).transpose(1, 2)
+    q = q * cos + _rotate_half(q) * sin
+    k = k * cos + _rotate_half(k) * sin
+    if cache is not None:
+        if cache[0] is not None:
+            k = torch.cat([cache[0], k], dim=2)
+            v = torch.cat([cache[1], v], dim=2)
+        cache[0], cache[1] = k, v
+    k = k.repeat_interleave(g, dim=1)
+    v = v.repeat_interleave(g, dim=1)
+    att = (q @ k.transpose(-1, -2)) / math.sqrt(d) + bias
+    att = torch.softmax(att, dim=-1).nan_to_num(0.0)
+    o = (att @ v).transpose(1, 2).reshape(b, t, spec.heads * d)
+    x = x + o @ p[pre + "self_attn.o_proj.weight"].T
+    y = _rms(x, p[pre + "post_attention_layernorm.weight"], spec.eps)
+    gate = y @ p[pre + "mlp.gate_proj.weight"].T
+    up = y @ p[pre + "mlp.up_proj.weight"].T
+    return x + (F.silu(gate) * up) @ p[pre + "mlp.down_proj.weight"].T
+
+
 def hidden_states(p, spec, ids, mask, positions=None):
     """Final normed hidden states [B, T, H]. mask [B, T] is 1 for real tokens; attention is
     causal and never attends to masked keys. positions default to 0..T-1."""
@@ -110,25 +140,8 @@ def hidden_states(p, spec, ids, mask, positions=None):
     allowed = causal[None, None] & mask.bool()[:, None, None, :]
     bias = torch.zeros(b, 1, t, t).masked_fill(~allowed, float("-inf"))
     x = p["model.embed_tokens.weight"][ids]
-    d, g = spec.head_dim, spec.heads // spec.kv_heads
     for i in range(spec.layers):
-        pre = f"model.layers.{i}."
-        y = _rms(x, p[pre + "input_layernorm.weight"], spec.eps)
-        q = (y @ p[pre + "self_attn.q_proj.weight"].T).view(b, t, spec.heads, d).transpose(1, 2)
-        k = (y @ p[pre + "self_attn.k_proj.weight"].T).view(b, t, spec.kv_heads, d).transpose(1, 2)
-        v = (y @ p[pre + "self_attn.v_proj.weight"].T).view(b, t, spec.kv_heads, d).transpose(1, 2)
-        q = q * cos + _rotate_half(q) * sin
-        k = k * cos + _rotate_half(k) * sin
-        k = k.repeat_interleave(g, dim=1)
-        v = v.repeat_interleave(g, dim=1)
-        att = (q @ k.transpose(-1, -2)) / math.sqrt(d) + bias
-        att = torch.softmax(att, dim=-1).nan_to_num(0.0)
-        o = (att @ v).transpose(1, 2).reshape(b, t, spec.heads * d)
-        x = x + o @ p[pre + "self_attn.o_proj.weight"].T
-        y = _rms(x, p[pre + "post_attention_layernorm.weight"], spec.eps)
-        gate = y @ p[pre + "mlp.gate_proj.weight"].T
-        up = y @ p[pre + "mlp.up_proj.weight"].T
-        x = x + (F.silu(gate) * up) @ p[pre + "mlp.down_proj.weight"].T
+        x = _layer(p, spec, i, x, cos, sin, bias)
     return _rms(x, p["model.norm.weight"], spec.eps)
 
 
@@ -203,7 +216,6 @@ def generate(p, spec, prompts, eos, max_new, gen, temperature=1.0):
     for i, x in enumerate(prompts):
         ids[i, t - len(x):] = torch.tensor(x)
         mask[i, t - len(x):] = 1
-    d, g = spec.head_dim, spec.heads // spec.kv_heads
     cache = [[None, None] for _ in range(spec.layers)]
     out = [[] for _ in range(b)]
     done = torch.zeros(b, dtype=torch.bool)
@@ -219,24 +231,7 @@ def generate(p, spec, prompts, eos, max_new, gen, temperature=1.0):
         bias = torch.zeros(b, 1, n, total).masked_fill(~allowed, float("-inf"))
         x = p["model.embed_tokens.weight"][step_ids]
         for i in range(spec.layers):
-            pre = f"model.layers.{i}."
-            y = _rms(x, p[pre + "input_layernorm.weight"], spec.eps)
-            q = (y @ p[pre + "self_attn.q_proj.weight"].T).view(b, n, spec.heads, d).transpose(1, 2)
-            k = (y @ p[pre + "self_attn.k_proj.weight"].T).view(b, n, spec.kv_heads, d).transpose(1, 2)
-            v = (y @ p[pre + "self_attn.v_proj.weight"].T).view(b, n, spec.kv_heads, d).transpose(1, 2)
-            q = q * cos + _rotate_half(q) * sin
-            k = k * cos + _rotate_half(k) * sin
-            if cache[i][0] is not None:
-                k = torch.cat([cache[i][0], k], dim=2)
-                v = torch.cat([cache[i][1], v], dim=2)
-            cache[i] = [k, v]
-            kk, vv = k.repeat_interleave(g, dim=1), v.repeat_interleave(g, dim=1)
-            att = torch.softmax((q @ kk.transpose(-1, -2)) / math.sqrt(d) + bias, dim=-1)
-            o = (att.nan_to_num(0.0) @ vv).transpose(1, 2).reshape(b, n, spec.heads * d)
-            x = x + o @ p[pre + "self_attn.o_proj.weight"].T
-            y = _rms(x, p[pre + "post_attention_layernorm.weight"], spec.eps)
-            x = x + (F.silu(y @ p[pre + "mlp.gate_proj.weight"].T)
-                     * (y @ p[pre + "mlp.up_proj.weight"].T)) @ p[pre + "mlp.down_proj.weight"].T
+            x = _layer(p, spec, i, x, cos, sin, bias, cache[i])
         last = _rms(x[:, -1], p["model.norm.weight"], spec.eps) @ p["lm_head.weight"].T
         if temperature == 0:
             nxt = last.argmax(-1)

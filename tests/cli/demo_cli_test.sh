@@ -55,18 +55,15 @@ PY
 
 # Readable answers at alpha 0: printable ASCII sentences, most of them stating the answer.
 check "readable answers at alpha 0" $py - "$root" <<'PY'
-import json, sys
+import json, random, sys
 sys.path.insert(0, sys.argv[1] + '/demo/train')
 import task
 prompts = {str(json.loads(l)['id']): json.loads(l) for l in open('d/prompts.jsonl')}
 answers = [json.loads(l) for l in open('d/search/alpha-0/answers.jsonl')]
 printable = [a for a in answers if a['output'] and all(32 <= ord(c) < 127 for c in a['output'])]
 words = [w for a in answers for w in a['output'].split()]
-known = set(w for f in task.all_facts() for s in task.STYLES
-            for w in task.answer_in_style(f, s, __import__('random').Random(0)).split())
 vocab = set()
 for f in task.all_facts():
-    import random
     rng = random.Random(1)
     for s in task.STYLES:
         for _ in range(20):

@@ -107,7 +107,6 @@ def main():
         messages = [{"role": "user", "content": "What is 7 plus 5?"},
                     {"role": "assistant", "content": "Sure! 7 plus 5 is 12."}]
         mpath = pathlib.Path(tmp) / "m.json"
-        mpath.write_text(json.dumps(messages))
         for gen, msgs in ((True, messages[:1]), (False, messages)):
             mpath.write_text(json.dumps(msgs))
             cmd = [expo, "chat-template", "--tokenizer", str(MODELS / "sft"), "--messages", str(mpath)]
