@@ -8,13 +8,28 @@
 
 namespace expo {
 
+std::vector<int32_t> reward_model_input(const ModelConfig& config, std::vector<int32_t> tokens) {
+  if (config.reward_head == RewardHead::kValue && config.reward_token_id) {
+    tokens.push_back(*config.reward_token_id);
+  } else if (config.reward_head == RewardHead::kScore && config.pad_token_id) {
+    size_t last = 0;
+    for (size_t i = 0; i < tokens.size(); ++i)
+      if (tokens[i] != *config.pad_token_id) last = i;
+    if (!tokens.empty()) tokens.resize(last + 1);
+  }
+  return tokens;
+}
+
 std::vector<std::vector<float>> score_sequences(Transformer& model,
-                                                std::span<const std::vector<int32_t>> sequences,
+                                                std::span<const std::vector<int32_t>> inputs,
                                                 ThreadPool& pool, const ScoreOptions& options,
                                                 const std::function<void(size_t)>& on_progress) {
   const uint64_t context = model_context_length(model.config());
-  for (size_t i = 0; i < sequences.size(); ++i) {
-    if (sequences[i].empty()) fail("sequence ", i, " to score has no tokens");
+  std::vector<std::vector<int32_t>> sequences;
+  sequences.reserve(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].empty()) fail("sequence ", i, " to score has no tokens");
+    sequences.push_back(reward_model_input(model.config(), inputs[i]));
     if (sequences[i].size() > context)
       fail("sequence ", i, " to score has ", sequences[i].size(),
            " tokens, more than the model's context of ", context);

@@ -65,6 +65,7 @@ HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
 #include <cmath>
+#include <numbers>
 
 namespace expo {
 
@@ -99,6 +100,26 @@ void rms_norm_f32(const float* x, const float* weight, size_t n, double eps, flo
 
 void silu_mul_f32(float* gate, const float* up, size_t n) {
   for (size_t i = 0; i < n; ++i) gate[i] = gate[i] / (1.0f + std::exp(-gate[i])) * up[i];
+}
+
+void gelu_tanh_mul_f32(float* gate, const float* up, size_t n) {
+  const double k = std::sqrt(2.0 / std::numbers::pi);
+  for (size_t i = 0; i < n; ++i) {
+    const double x = gate[i];
+    gate[i] =
+        static_cast<float>(0.5 * x * (1.0 + std::tanh(k * (x + 0.044715 * x * x * x)))) * up[i];
+  }
+}
+
+void gelu_mul_f32(float* gate, const float* up, size_t n) {
+  for (size_t i = 0; i < n; ++i) {
+    const double x = gate[i];
+    gate[i] = static_cast<float>(0.5 * x * (1.0 + std::erf(x / std::numbers::sqrt2))) * up[i];
+  }
+}
+
+void softcap_f32(float* x, size_t n, double cap) {
+  for (size_t i = 0; i < n; ++i) x[i] = static_cast<float>(cap * std::tanh(x[i] / cap));
 }
 
 float dot_f32_reference(const float* a, const float* b, size_t n) {

@@ -15,6 +15,12 @@ void axpy_f32(float* y, float alpha, const float* x, size_t n);
 void rms_norm_f32(const float* x, const float* weight, size_t n, double eps, float* out);
 // gate[i] = silu(gate[i]) * up[i]
 void silu_mul_f32(float* gate, const float* up, size_t n);
+// gate[i] = gelu(gate[i]) * up[i], with GELU's tanh approximation (gelu_pytorch_tanh, gelu_new)
+void gelu_tanh_mul_f32(float* gate, const float* up, size_t n);
+// gate[i] = gelu(gate[i]) * up[i], with the exact erf GELU (gelu)
+void gelu_mul_f32(float* gate, const float* up, size_t n);
+// x[i] = cap * tanh(x[i] / cap): Gemma's soft-capping of attention scores and logits
+void softcap_f32(float* x, size_t n, double cap);
 
 float dot_f32_reference(const float* a, const float* b, size_t n);
 

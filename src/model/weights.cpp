@@ -21,6 +21,7 @@ struct WeightSpec {
   std::vector<uint64_t> shape;
   WeightView* matrix = nullptr;
   std::vector<float>* vector = nullptr;
+  bool plus_one = false;  // a Gemma norm: the engine keeps 1 + weight
 };
 
 std::vector<WeightSpec> for_each_weight(const ModelConfig& c, ModelWeights& w) {
@@ -31,7 +32,11 @@ std::vector<WeightSpec> for_each_weight(const ModelConfig& c, ModelWeights& w) {
   auto vector = [&](std::string name, uint64_t size, std::vector<float>& v) {
     specs.push_back({std::move(name), {size}, nullptr, &v});
   };
-  const uint64_t H = c.hidden_size, I = c.intermediate_size, V = c.vocab_size;
+  auto norm = [&](std::string name, uint64_t size, std::vector<float>& v) {
+    specs.push_back({std::move(name), {size}, nullptr, &v, c.norm_plus_one});
+  };
+  const uint64_t H = c.hidden_size, I = c.intermediate_size, V = c.vocab_size, D = c.head_dim;
+  const uint64_t qd = c.q_dim(), kvd = c.kv_dim();
   w.layers.resize(c.num_layers);
   const bool internlm = c.family == Family::kInternLM2;
   matrix(internlm ? "model.tok_embeddings.weight" : "model.embed_tokens.weight", V, H, w.embed);
@@ -40,9 +45,9 @@ std::vector<WeightSpec> for_each_weight(const ModelConfig& c, ModelWeights& w) {
     const std::string p = "model.layers." + std::to_string(i) + ".";
     if (internlm) {
       vector(p + "attention_norm.weight", H, L.attn_norm);
-      matrix(p + "attention.wqkv.weight", c.q_dim() + 2 * c.kv_dim(), H, L.qkv);
-      if (c.qkv_bias) vector(p + "attention.wqkv.bias", c.q_dim() + 2 * c.kv_dim(), L.qkv_bias);
-      matrix(p + "attention.wo.weight", H, c.q_dim(), L.o);
+      matrix(p + "attention.wqkv.weight", qd + 2 * kvd, H, L.qkv);
+      if (c.qkv_bias) vector(p + "attention.wqkv.bias", qd + 2 * kvd, L.qkv_bias);
+      matrix(p + "attention.wo.weight", H, qd, L.o);
       if (c.o_bias) vector(p + "attention.wo.bias", H, L.o_bias);
       vector(p + "ffn_norm.weight", H, L.ffn_norm);
       matrix(p + "feed_forward.w1.weight", I, H, L.gate);
@@ -50,20 +55,62 @@ std::vector<WeightSpec> for_each_weight(const ModelConfig& c, ModelWeights& w) {
       matrix(p + "feed_forward.w2.weight", H, I, L.down);
       continue;
     }
-    vector(p + "input_layernorm.weight", H, L.attn_norm);
-    matrix(p + "self_attn.q_proj.weight", c.q_dim(), H, L.q);
-    matrix(p + "self_attn.k_proj.weight", c.kv_dim(), H, L.k);
-    matrix(p + "self_attn.v_proj.weight", c.kv_dim(), H, L.v);
-    if (c.qkv_bias) {
-      vector(p + "self_attn.q_proj.bias", c.q_dim(), L.q_bias);
-      vector(p + "self_attn.k_proj.bias", c.kv_dim(), L.k_bias);
-      vector(p + "self_attn.v_proj.bias", c.kv_dim(), L.v_bias);
+    const std::string a = p + "self_attn.";
+    switch (c.norm_layout) {
+      case NormLayout::kPre:
+        norm(p + "input_layernorm.weight", H, L.attn_norm);
+        norm(p + "post_attention_layernorm.weight", H, L.ffn_norm);
+        break;
+      case NormLayout::kSandwich:
+        norm(p + "input_layernorm.weight", H, L.attn_norm);
+        norm(p + "post_attention_layernorm.weight", H, L.post_attn_norm);
+        norm(p + "pre_feedforward_layernorm.weight", H, L.ffn_norm);
+        norm(p + "post_feedforward_layernorm.weight", H, L.post_ffn_norm);
+        break;
+      case NormLayout::kPost:
+        norm(p + "post_attention_layernorm.weight", H, L.post_attn_norm);
+        norm(p + "post_feedforward_layernorm.weight", H, L.post_ffn_norm);
+        break;
     }
-    matrix(p + "self_attn.o_proj.weight", H, c.q_dim(), L.o);
-    if (c.o_bias) vector(p + "self_attn.o_proj.bias", H, L.o_bias);
-    vector(p + "post_attention_layernorm.weight", H, L.ffn_norm);
-    matrix(p + "mlp.gate_proj.weight", I, H, L.gate);
-    matrix(p + "mlp.up_proj.weight", I, H, L.up);
+    if (c.fused_qkv) {
+      matrix(a + "qkv_proj.weight", qd + 2 * kvd, H, L.qkv);
+    } else {
+      matrix(a + "q_proj.weight", qd, H, L.q);
+      matrix(a + "k_proj.weight", kvd, H, L.k);
+      matrix(a + "v_proj.weight", kvd, H, L.v);
+    }
+    if (c.qkv_bias) {
+      vector(a + "q_proj.bias", qd, L.q_bias);
+      vector(a + "k_proj.bias", kvd, L.k_bias);
+      vector(a + "v_proj.bias", kvd, L.v_bias);
+    }
+    if (c.qk_norm == QkNorm::kPerHead) {
+      norm(a + "q_norm.weight", D, L.q_norm);
+      norm(a + "k_norm.weight", D, L.k_norm);
+    } else if (c.qk_norm == QkNorm::kWhole) {
+      norm(a + "q_norm.weight", qd, L.q_norm);
+      norm(a + "k_norm.weight", kvd, L.k_norm);
+    }
+    matrix(a + "o_proj.weight", H, qd, L.o);
+    if (c.o_bias) vector(a + "o_proj.bias", H, L.o_bias);
+    if (c.num_experts) {
+      const std::string m = p + "block_sparse_moe.";
+      matrix(m + "gate.weight", c.num_experts, H, L.router);
+      L.experts.resize(c.num_experts);
+      for (uint64_t e = 0; e < c.num_experts; ++e) {
+        const std::string x = m + "experts." + std::to_string(e) + ".";
+        matrix(x + "w1.weight", I, H, L.experts[e].gate);
+        matrix(x + "w3.weight", I, H, L.experts[e].up);
+        matrix(x + "w2.weight", H, I, L.experts[e].down);
+      }
+      continue;
+    }
+    if (c.fused_gate_up) {
+      matrix(p + "mlp.gate_up_proj.weight", 2 * I, H, L.gate_up);
+    } else {
+      matrix(p + "mlp.gate_proj.weight", I, H, L.gate);
+      matrix(p + "mlp.up_proj.weight", I, H, L.up);
+    }
     matrix(p + "mlp.down_proj.weight", H, I, L.down);
     if (c.mlp_bias) {
       vector(p + "mlp.gate_proj.bias", I, L.gate_bias);
@@ -71,9 +118,11 @@ std::vector<WeightSpec> for_each_weight(const ModelConfig& c, ModelWeights& w) {
       vector(p + "mlp.down_proj.bias", H, L.down_bias);
     }
   }
-  vector("model.norm.weight", H, w.final_norm);
-  if (c.is_reward_model) {
+  norm("model.norm.weight", H, w.final_norm);
+  if (c.reward_head == RewardHead::kScore) {
     matrix("score.weight", c.num_labels, H, w.head);
+  } else if (c.reward_head == RewardHead::kValue) {
+    matrix("v_head.weight", 1, H, w.head);
   } else if (!c.tie_word_embeddings) {
     matrix(internlm ? "output.weight" : "lm_head.weight", V, H, w.head);
   }
@@ -129,9 +178,14 @@ void check_tensors(const std::vector<WeightSpec>& specs, const ModelConfig& conf
   fail(message);
 }
 
-void to_floats(const void* data, DType dtype, uint64_t count, std::vector<float>& out) {
-  out.resize(count);
-  convert_row_to_f32(data, dtype, 0, count, out.data());
+// A vector's values in float32; a Gemma norm's as 1 + weight, added in float32 as transformers
+// does.
+void to_floats(const void* data, DType dtype, const WeightSpec& spec) {
+  std::vector<float>& out = *spec.vector;
+  out.resize(spec.shape[0]);
+  convert_row_to_f32(data, dtype, 0, out.size(), out.data());
+  if (spec.plus_one)
+    for (float& x : out) x = 1.0f + x;
 }
 
 }  // namespace
@@ -175,7 +229,7 @@ std::unique_ptr<LoadedModel> LoadedModel::load(const ModelSource& source, double
       if (s.matrix) {
         *s.matrix = WeightView{t->data(), t->info->dtype, s.shape[0], s.shape[1]};
       } else {
-        to_floats(t->data(), t->info->dtype, s.shape[0], *s.vector);
+        to_floats(t->data(), t->info->dtype, s);
       }
       model->bytes_ += t->info->num_bytes();
     }
@@ -195,7 +249,7 @@ std::unique_ptr<LoadedModel> LoadedModel::load(const ModelSource& source, double
       } else {
         scratch.resize(bytes);
         extrapolate_entry_to_memory(*entry, alpha, allow_nonfinite, scratch.data(), pool);
-        to_floats(scratch.data(), entry->out_dtype, s.shape[0], *s.vector);
+        to_floats(scratch.data(), entry->out_dtype, s);
       }
       model->bytes_ += bytes;
     }

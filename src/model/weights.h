@@ -22,21 +22,35 @@
 
 namespace expo {
 
+// One expert of a mixture-of-experts MLP (Mixtral's w1, w3, w2).
+struct ExpertWeights {
+  WeightView gate, up, down;
+};
+
+// Norm weights are float32 and, for Gemma, already hold (1 + weight), as transformers computes
+// them in float32.
 struct LayerWeights {
-  std::vector<float> attn_norm, ffn_norm;  // [hidden], converted to float32
-  WeightView q, k, v;                      // separate projections (Llama, Mistral, Qwen2)
-  WeightView qkv;                          // InternLM2's packed wqkv
+  std::vector<float> attn_norm, ffn_norm;            // [hidden] before attention / the MLP
+  std::vector<float> post_attn_norm, post_ffn_norm;  // Gemma 2/3, OLMo 2: on their outputs
+  std::vector<float> q_norm, k_norm;                 // Qwen3, Gemma 3, OLMo 2
+  WeightView q, k, v;                                // separate projections
+  WeightView qkv;  // packed: InternLM2's wqkv (grouped per kv head), Phi-3's qkv_proj (q, k, v)
   WeightView o;
   std::vector<float> q_bias, k_bias, v_bias, qkv_bias, o_bias;  // empty when absent
   WeightView gate, up, down;
+  WeightView gate_up;  // Phi-3's gate_up_proj: gate rows, then up rows
   std::vector<float> gate_bias, up_bias, down_bias;
+  WeightView router;                   // Mixtral: [experts, hidden]
+  std::vector<ExpertWeights> experts;  // Mixtral
 };
 
 struct ModelWeights {
   WeightView embed;  // [vocab, hidden]
   std::vector<LayerWeights> layers;
   std::vector<float> final_norm;
-  WeightView head;  // lm_head [vocab, hidden] (the embedding when tied) or score [labels, hidden]
+  // lm_head [vocab, hidden] (the embedding when tied), or a reward head: score [labels, hidden]
+  // or InternLM2's v_head [1, hidden]
+  WeightView head;
 };
 
 class LoadedModel {
