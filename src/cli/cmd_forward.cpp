@@ -62,7 +62,9 @@ void run(const ForwardArgs& args) {
   std::fprintf(
       stderr, "wrote %s: float32 [%zu, %llu] (%s)\n", args.output.c_str(), tokens.size(),
       static_cast<unsigned long long>(model.output_size()),
-      model.config().is_reward_model ? "reward model: the reward is the last row" : "logits");
+      model.config().is_reward_model
+          ? "reward model: one row per position; expo score reads the row transformers reads"
+          : "logits");
 }
 }  // namespace
 
@@ -71,7 +73,9 @@ void add_forward_command(CLI::App& app) {
   auto* cmd = app.add_subcommand(
       "forward",
       "Run the built-in engine over token ids and write the float32 logits [n_tokens, vocab] as "
-      ".npy (a reward model: [n_tokens, num_labels], the reward is the last row).\n"
+      ".npy (a reward model: [n_tokens, num_labels], one row per position; `expo score` reads the "
+      "last token that is not pad_token_id, or InternLM2ForRewardModel's appended "
+      "reward_token_id).\n"
       "Example: expo forward --model ./tiny --tokens 1,2,3 --output logits.npy");
   args->model.add_to(*cmd);
   cmd->add_option("--tokens", args->tokens, "comma-separated token ids, e.g. 1,2,3")->required();

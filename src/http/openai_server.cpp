@@ -221,7 +221,7 @@ struct OpenAIServer::Impl {
         throw HttpError{400,
                         str("model `", served, "` is not a reward model; ", path,
                             " needs one (serve a checkpoint with a reward head, e.g. "
-                            "*ForSequenceClassification)"),
+                            "*ForSequenceClassification or InternLM2ForRewardModel)"),
                         ""};
       const json body = parse_body(req);
       check_model(body, served);
