@@ -3,7 +3,8 @@
 
 Independent float64 reference implementation of the Hugging Face
 transformers semantics for Llama-family decoder models (Llama, Mistral,
-Qwen2, InternLM2, *ForSequenceClassification) and of expo's weight
+Qwen2, Qwen3, Gemma2, Gemma3 text, Olmo2, Phi3, Mixtral, InternLM2,
+*ForSequenceClassification, InternLM2ForRewardModel) and of expo's weight
 extrapolation theta2 = aligned + alpha * (aligned - sft).
 
 Usage:
@@ -30,7 +31,7 @@ OUT_DIR = os.path.dirname(os.path.abspath(__file__))
 
 # ---------------------------------------------------------------------------
 # Model dimensions shared by all cases (a case may override).
-# Chosen so that all 14 cases together stay under 3 MB.
+# Chosen so that all cases together stay under 8 MB.
 # ---------------------------------------------------------------------------
 HIDDEN = 64
 INTERMEDIATE = 48
