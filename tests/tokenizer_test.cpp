@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "jinja/chat_template.h"
 #include "test_util.h"
 #include "text/bpe_model.h"
 #include "text/regex.h"
@@ -37,9 +38,18 @@ class TokenizerGolden : public ::testing::TestWithParam<std::string> {
   // Loaded once per tokenizer for all the tests of the suite.
   static const Tokenizer& tokenizer(const json& golden, const fs::path& folder) {
     static std::map<std::string, Tokenizer> loaded;
-    static std::vector<std::unique_ptr<TempDir>> dirs;
     const std::string name = golden["tokenizer"];
     if (auto it = loaded.find(name); it != loaded.end()) return it->second;
+    return loaded.emplace(name, Tokenizer::load(tokenizer_folder(golden, folder))).first->second;
+  }
+
+  // The folder holding the golden's tokenizer.json and tokenizer_config.json: the package's, or
+  // a temporary one with the files derived from it.
+  static fs::path tokenizer_folder(const json& golden, const fs::path& folder) {
+    static std::map<std::string, fs::path> derived;
+    static std::vector<std::unique_ptr<TempDir>> dirs;
+    const std::string name = golden["tokenizer"];
+    if (auto it = derived.find(name); it != derived.end()) return it->second;
     fs::path dir = folder;
     const json post_processor = golden.value("post_processor", json());
     const json config_folder = golden.value("config_folder", json());
@@ -78,7 +88,7 @@ class TokenizerGolden : public ::testing::TestWithParam<std::string> {
       write_text_file(dir / "tokenizer.json", tj.dump());
       fs::copy_file(config, dir / "tokenizer_config.json");
     }
-    return loaded.emplace(name, Tokenizer::load(dir)).first->second;
+    return derived.emplace(name, dir).first->second;
   }
 };
 
@@ -114,6 +124,25 @@ TEST_P(TokenizerGolden, MatchesReference) {
         << "decode skipping special tokens " << show(ids);
   }
   EXPECT_GT(checked, 100u);
+  // The conversations of the chat goldens, rendered by expo's template engine from this
+  // tokenizer's chat template and encoded without special tokens (as apply_chat_template does):
+  // the ids the references give for jinja2's rendering.
+  if (golden.contains("chat_cases")) {
+    const nlohmann::ordered_json conversations =
+        nlohmann::ordered_json::parse(read_text_file(kTextGolden / "chat" / "goldens.json"))
+            .at("conversations");
+    const fs::path dir = tokenizer_folder(golden, folder);
+    for (const auto& c : golden["chat_cases"]) {
+      const auto& conversation = conversations.at(c["conversation"].get<std::string>());
+      const bool generation_prompt = c["add_generation_prompt"].get<bool>();
+      const std::string text =
+          render_for_folder(dir, conversation.at("messages"), generation_prompt, "default",
+                            conversation.value("extra", nlohmann::ordered_json::object()));
+      EXPECT_EQ(show(tok.encode(text, false)), show(c["ids"].get<std::vector<int32_t>>()))
+          << "chat " << c["conversation"] << (generation_prompt ? " + generation prompt" : "");
+    }
+    EXPECT_GT(golden["chat_cases"].size(), 10u);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(RealTokenizers, TokenizerGolden,

