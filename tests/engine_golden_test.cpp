@@ -104,11 +104,12 @@ TEST_P(EngineGolden, LogitsMatchReference) {
     EXPECT_LT(err / norm, tol) << "normalised MSE of the logits";
   }
   if (g.spec.contains("reward")) {
+    // The row transformers reads the reward from (the last token that is not pad).
     const auto reward = g.spec["reward"].get<std::vector<double>>();
     ASSERT_EQ(reward.size(), model.output_size());
-    const size_t last = (prompt.size() - 1) * model.output_size();
+    const size_t at = g.spec["reward_index"].get<size_t>() * model.output_size();
     for (size_t j = 0; j < reward.size(); ++j)
-      EXPECT_NEAR(logits[last + j], reward[j], 1e-4) << "reward label " << j;
+      EXPECT_NEAR(logits[at + j], reward[j], 1e-4) << "reward label " << j;
   }
 }
 
@@ -119,8 +120,18 @@ TEST_P(EngineGoldenReward, RewardOfPackedSequencesMatchesReference) {
   Transformer model(*loaded);
   const auto prompt = ids(g.spec["prompt"]);
   const auto reward = g.spec["reward"].get<std::vector<double>>();
-  // The golden prompt between two others, packed into one pass and one at a time.
-  std::vector<std::vector<int32_t>> seqs{{1, 5, 7}, prompt, {1, 2}};
+  // The golden prompt between two others, packed into one pass and one at a time. The scorer
+  // reads where transformers reads: the last token that is not pad, or, for
+  // InternLM2ForRewardModel, the reward_token_id it appends (the golden prompt ends with it:
+  // the conversation is the prompt without it).
+  std::vector<int32_t> conversation = prompt;
+  if (model.config().reward_head == RewardHead::kValue) {
+    ASSERT_EQ(conversation.back(), *model.config().reward_token_id);
+    conversation.pop_back();
+  }
+  EXPECT_EQ(reward_model_input(model.config(), conversation).size(),
+            g.spec["reward_index"].get<size_t>() + 1);
+  std::vector<std::vector<int32_t>> seqs{{1, 5, 7}, conversation, {1, 2}};
   for (uint64_t budget : {uint64_t{4096}, uint64_t{1}}) {
     const auto rows = score_sequences(model, seqs, pool, ScoreOptions{budget});
     ASSERT_EQ(rows.size(), 3u);
