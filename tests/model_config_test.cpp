@@ -147,6 +147,9 @@ TEST(ModelConfig, FieldsTheEngineDoesNotImplementAreRefusedByName) {
   j = base("Olmo2ForCausalLM");
   j["clip_qkv"] = 8.0;
   EXPECT_ERROR(parse(j), "clip_qkv is not supported");
+  j = base("Gemma3ForCausalLM");
+  j["use_bidirectional_attention"] = true;
+  EXPECT_ERROR(parse(j), "use_bidirectional_attention is not supported");
   j = base("Olmo2ForCausalLM");
   j["sliding_window"] = 8;
   EXPECT_ERROR(parse(j), "sliding-window attention is not part of the Olmo2ForCausalLM");

@@ -390,6 +390,8 @@ ModelConfig parse_model_config(const json& config, const std::string& source) {
     c.qk_norm = QkNorm::kWhole;
   }
   if (read.has("clip_qkv")) fail(source, ": clip_qkv is not supported");
+  if (read.boolean_or("use_bidirectional_attention", false))
+    fail(source, ": use_bidirectional_attention is not supported (the engine is causal)");
   if (f == Family::kPhi3) c.fused_qkv = c.fused_gate_up = true;
   if (f == Family::kMixtral) {
     c.num_experts = read.positive_or("num_local_experts", 8);
