@@ -16,12 +16,8 @@ namespace {
 using nlohmann::json;
 
 json base(const std::string& arch) {
-  return json{{"architectures", {arch}},
-              {"hidden_size", 64},
-              {"intermediate_size", 96},
-              {"num_hidden_layers", 4},
-              {"num_attention_heads", 4},
-              {"num_key_value_heads", 2},
+  return json{{"architectures", {arch}}, {"hidden_size", 64},        {"intermediate_size", 96},
+              {"num_hidden_layers", 4},  {"num_attention_heads", 4}, {"num_key_value_heads", 2},
               {"vocab_size", 100}};
 }
 

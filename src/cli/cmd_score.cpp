@@ -45,7 +45,8 @@ void run(const ScoreArgs& args) {
   const bool remote = args.backend.remote();
   if (args.reward_model.empty())
     fail(remote ? "give --reward-model NAME (the reward model's name on the server)"
-                : "give --reward-model DIR (a *ForSequenceClassification or InternLM2ForRewardModel folder)");
+                : "give --reward-model DIR (a *ForSequenceClassification or "
+                  "InternLM2ForRewardModel folder)");
   check_output_target(args.output, true);
   if (!args.summary.empty()) check_output_target(args.summary, true);
 

@@ -266,7 +266,8 @@ void add_search_command(CLI::App& app, const std::string& invocation) {
   cmd->add_option("--base", args->base,
                   "the model --sft and --aligned (both LoRA adapters) were trained on");
   cmd->add_option("--reward-model", args->reward_model,
-                  "reward model folder (*ForSequenceClassification or InternLM2ForRewardModel), or its served name with "
+                  "reward model folder (*ForSequenceClassification or InternLM2ForRewardModel), or "
+                  "its served name with "
                   "--reward-endpoint");
   cmd->add_option("--output-dir", args->output_dir, "folder for results, answers and the report");
   cmd->add_option("--alphas", args->alphas,

@@ -34,7 +34,8 @@ LocalRewardModel LocalRewardModel::load(const ModelSource& source, ThreadPool& p
   const ModelConfig& config = source.config();
   if (!config.is_reward_model)
     fail("--reward-model ", spec, ": ", config.architecture,
-         " is not a reward model (expected a *ForSequenceClassification or InternLM2ForRewardModel)");
+         " is not a reward model (expected a *ForSequenceClassification or "
+         "InternLM2ForRewardModel)");
   LocalRewardModel rm;
   rm.encoder = std::make_unique<PromptEncoder>(source.folder());
   if (!rm.encoder->has_chat_template())
