@@ -43,11 +43,8 @@ void run(const ForwardArgs& args) {
   {
     // KV cache for the tokens plus the activations of one pass.
     const ModelConfig& c = source.config();
-    const uint64_t extra =
-        KvCache::bytes_for(c, tokens.size()) + tokens.size() *
-                                                   (4 * c.hidden_size + 3 * c.intermediate_size +
-                                                    c.q_dim() + 2 * c.kv_dim() + c.output_size()) *
-                                                   4;
+    const uint64_t extra = KvCache::bytes_for(c, tokens.size()) +
+                           tokens.size() * (activation_bytes_per_token(c) + c.output_size() * 4);
     args.model.check_memory(source, extra, "KV cache and activations");
   }
   const auto loaded = args.model.load(source, pool);

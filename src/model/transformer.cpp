@@ -46,6 +46,18 @@ void norm_rows(float* x, uint64_t T, uint64_t width, const std::vector<float>& w
 
 }  // namespace
 
+uint64_t activation_bytes_per_token(const ModelConfig& c) {
+  const uint64_t H = c.hidden_size, I = c.intermediate_size;
+  // x, xn, tmp and the final norm's row; q, k, v, attention output; packed qkv.
+  uint64_t floats = 4 * H + 2 * c.q_dim() + 2 * c.kv_dim() + (c.q_dim() + 2 * c.kv_dim());
+  if (c.num_experts) {  // per token: router logits, and k copies of input, gate, up and output
+    floats += c.num_experts + c.experts_per_token * (2 * H + 2 * I);
+  } else {
+    floats += (c.fused_gate_up ? 4 : 2) * I;
+  }
+  return floats * sizeof(float);
+}
+
 Transformer::Transformer(const LoadedModel& model) : config_(model.config()), w_(model.weights()) {}
 
 const std::vector<float>& Transformer::forward(std::span<const ForwardItem> items,

@@ -25,6 +25,10 @@ struct ForwardItem {
   bool all_logits = false;          // one output row per token, else only the last token's
 };
 
+// The workspace bytes a forward pass needs per token it runs (activations, not the KV cache
+// nor the output rows): what memory checks add per token of a step.
+uint64_t activation_bytes_per_token(const ModelConfig& config);
+
 class Transformer {
  public:
   explicit Transformer(const LoadedModel& model);

@@ -68,11 +68,7 @@ uint64_t generation_working_memory(const ModelConfig& config, const GenerationOp
   const uint64_t context = std::min(limit, longest_prompt + gen.max_new_tokens);
   const uint64_t slots = std::min<uint64_t>(gen.max_batch, prompts);
   const uint64_t step = std::min<uint64_t>(gen.step_tokens + slots, slots * context);
-  return slots * KvCache::bytes_for(config, context) +
-         step *
-             (4 * config.hidden_size + 3 * config.intermediate_size + config.q_dim() +
-              2 * config.kv_dim()) *
-             4 +
+  return slots * KvCache::bytes_for(config, context) + step * activation_bytes_per_token(config) +
          slots * config.output_size() * 4;
 }
 
