@@ -84,11 +84,15 @@ const llama = await getLlama({
   logger: (level, message) => log.push(`${level}: ${message.trimEnd()}`),
 });
 
+// llama.cpp's log reaches the logger through the event loop, after the call that wrote it.
+const settleLog = () => new Promise((resolve) => setTimeout(resolve, 200));
+
 let model;
 try {
   model = await llama.loadModel({ modelPath: path.resolve(options.model), gpuLayers: 0, useMmap: true });
 } catch (e) {
   process.stderr.write(`llama_cpp_ref: llama.cpp failed to load ${options.model}: ${e.message}\n`);
+  await settleLog();
   for (const line of log) process.stderr.write(`  ${line}\n`);
   process.exit(1);
 }
@@ -320,6 +324,7 @@ let result;
 if (modes[0] === 'tokenize') result = await tokenizeMode();
 else if (modes[0] === 'greedy') result = await greedyMode();
 else result = await benchMode();
+await settleLog();
 const warnings = log.filter((line) => !line.startsWith('info') && !line.startsWith('debug'));
 process.stdout.write(`${JSON.stringify({ build: buildInfo(), ...result, llama_log: warnings })}\n`);
 await model.dispose();
