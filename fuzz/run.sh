@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang, AddressSanitizer and UndefinedBehaviorSanitizer, and
 # runs each on a copy of its seed corpus (fuzz/corpus/<target>/) for its share of SECONDS
-# (default 72: 10 s for each of the 7 targets, at least 5 s each).
+# (default 72: 9 s for each of the 8 targets, at least 5 s each).
 #   safetensors_header  the safetensors header parser          (expo_io)
+#   gguf                the GGUF reader and its metadata        (expo_io)
 #   chat_template       Jinja parsing and rendering             (expo_jinja)
 #   tokenizer           tokenizer.json loading and encoding     (expo_text)
 #   model_config        config.json as the engine reads it      (expo_model)
@@ -17,7 +18,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds="${1:-72}"
 shift || true
-all=(safetensors_header chat_template tokenizer model_config prompt_answers openai_request
+all=(safetensors_header gguf chat_template tokenizer model_config prompt_answers openai_request
   http_request_head)
 targets=("$@")
 [ "${#targets[@]}" -eq 0 ] && targets=("${all[@]}")

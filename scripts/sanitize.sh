@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The GoogleTest suite built with clang under AddressSanitizer and UndefinedBehaviorSanitizer
-# (in build-fuzz/, shared with the fuzzers), then the seven libFuzzer targets of fuzz/run.sh for
+# (in build-fuzz/, shared with the fuzzers), then the eight libFuzzer targets of fuzz/run.sh for
 # FUZZ_SECONDS in all (default 72).
 #
 # The suite runs with the widest SIMD target this CPU supports disabled

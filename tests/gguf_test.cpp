@@ -583,6 +583,18 @@ TEST(GgufMalformed, TensorInfos) {
   EXPECT_EQ(c.tensors[0].offset, 64u);
 }
 
+TEST(GgufMalformed, FilesOnDisk) {
+  testing::TempDir dir;
+  write_text_file(dir / "empty.gguf", "");
+  EXPECT_ERROR(GgufFile(dir / "empty.gguf"), "empty.gguf: truncated");
+  EXPECT_FALSE(is_gguf_file(dir / "empty.gguf"));
+  EXPECT_FALSE(is_gguf_file(dir / "missing.gguf"));
+  EXPECT_FALSE(is_gguf_file(dir.path()));
+  write_text_file(dir / "x.bin", Bytes().header(0, 0).s);
+  EXPECT_TRUE(is_gguf_file(dir / "x.bin"));
+  EXPECT_EQ(GgufFile(dir / "x.bin").metadata().size(), 0u);
+}
+
 // ---- an independent reader ------------------------------------------------------------------
 
 TEST(Gguf, PlainPythonReaderAgrees) {

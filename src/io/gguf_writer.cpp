@@ -80,8 +80,7 @@ void GgufWriter::add_metadata(std::string key, GgufValue value) {
   metadata_.add(std::move(key), std::move(value));
 }
 
-const GgufTensorInfo& GgufWriter::add_tensor(std::string name, GgmlType type,
-                                             std::vector<uint64_t> shape) {
+void GgufWriter::add_tensor(std::string name, GgmlType type, std::vector<uint64_t> shape) {
   if (frozen_) fail("GGUF writer: tensor ", name, " declared after the header was laid out");
   check_identifier(name, "tensor name", kGgufMaxNameBytes);
   if (names_.count(name)) fail("GGUF writer: tensor ", name, " is declared twice");
@@ -105,7 +104,6 @@ const GgufTensorInfo& GgufWriter::add_tensor(std::string name, GgmlType type,
   t.num_bytes = *bytes;
   names_.emplace(t.name, tensors_.size());
   tensors_.push_back(std::move(t));
-  return tensors_.back();
 }
 
 void GgufWriter::freeze() {

@@ -43,7 +43,7 @@ class GgufWriter {
   // reversed as GGUF dims. Throws on a name that is empty, not UTF-8, longer than 63 bytes or
   // taken, on 0 or more than 4 dims, a zero dim, a last dim (GGUF's ne[0]) that is not a whole
   // number of the type's blocks, or a size that overflows. Only before start().
-  const GgufTensorInfo& add_tensor(std::string name, GgmlType type, std::vector<uint64_t> shape);
+  void add_tensor(std::string name, GgmlType type, std::vector<uint64_t> shape);
 
   uint32_t alignment() const { return alignment_; }
   const GgufMetadata& metadata() const { return metadata_; }
