@@ -22,9 +22,11 @@ struct ConvertArgs {
 };
 
 void run(const ConvertArgs& args) {
+  if (!args.output.ends_with(".gguf"))
+    usage_fail("--output ", args.output, ": a GGUF output is one file named *.gguf");
   GgufExportOptions o;
   o.output = args.output;
-  if (!args.gguf_type.empty()) o.type = parse_gguf_out_type(args.gguf_type);
+  if (!args.gguf_type.empty()) o.type = gguf_type_option(args.gguf_type);
   o.force = args.force;
   o.name = args.name;
   o.sources.push_back({"model", args.model});

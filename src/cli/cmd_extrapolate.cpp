@@ -50,7 +50,7 @@ void run_gguf(const ExtrapolateArgs& args, const std::vector<AlphaValue>& alphas
     for (size_t at; (at = path.find("{alpha}")) != std::string::npos;)
       path.replace(at, 7, alpha.text);
     o.output = path;
-    if (!args.gguf_type.empty()) o.type = parse_gguf_out_type(args.gguf_type);
+    if (!args.gguf_type.empty()) o.type = gguf_type_option(args.gguf_type);
     o.force = args.force;
     o.allow_nonfinite = args.allow_nonfinite;
     o.alpha_text = alpha.text;

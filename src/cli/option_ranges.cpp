@@ -52,4 +52,12 @@ CLI::Option* add_threads_option(CLI::App& cmd, size_t& threads) {
       ->check(count_in(0, kMaxThreads));
 }
 
+GgmlType gguf_type_option(const std::string& text) {
+  const auto t = parse_ggml_type(text);
+  if (!t ||
+      (*t != GgmlType::F32 && *t != GgmlType::F16 && *t != GgmlType::BF16 && *t != GgmlType::Q8_0))
+    usage_fail("--gguf-type: '", text, "' is not one of f32, f16, bf16, q8_0");
+  return *t;
+}
+
 }  // namespace expo::cli

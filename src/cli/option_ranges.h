@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <string>
 
+#include "io/ggml_type.h"
+
 namespace expo::cli {
 
 // A whole number in [lo, hi], written in decimal digits.
@@ -27,5 +29,8 @@ constexpr uint64_t kMaxThreads = 1024;
 
 // --threads, as every command adds it: 0 (all cores) to kMaxThreads.
 CLI::Option* add_threads_option(CLI::App& cmd, size_t& threads);
+
+// --gguf-type: f32, f16, bf16 or q8_0 (a usage error otherwise).
+GgmlType gguf_type_option(const std::string& text);
 
 }  // namespace expo::cli

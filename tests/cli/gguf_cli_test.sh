@@ -45,4 +45,30 @@ open("bigendian.gguf", "wb").write(data)
 PY
 expect_error "big-endian" "bigendian.gguf: .*big-endian GGUF is not supported" "$expo" inspect bigendian.gguf
 expect_error "--revision" "--revision applies to a cached repo id" "$expo" inspect model.gguf --revision main
+# GGUF output: expo convert and expo extrapolate --format gguf on the demo's trained models.
+demo="$here/../../demo/models"
+check "convert the demo's SFT model" "$expo" convert --model "$demo/sft" --output sft.gguf
+check "the converted file is a llama GGUF" bash -c "'$expo' inspect sft.gguf | grep -qE '^general.architecture +string +\"llama\"$'"
+check "extrapolate --format gguf q8_0" "$expo" extrapolate --sft "$demo/sft" --aligned "$demo/dpo-10" --alpha 4 --format gguf --gguf-type q8_0 --output expo-4.gguf
+check "provenance and Q8_0 tensors" bash -c "'$expo' inspect expo-4.gguf | grep -qE '^expo.alpha +string +\"4\"$' && '$expo' inspect expo-4.gguf | grep -qE '^blk.0.ffn_up.weight +Q8_0 '"
+check "several alphas" "$expo" extrapolate --sft "$demo/sft" --aligned "$demo/dpo-10" --alpha 1,2 --output 'expo-{alpha}.gguf'
+check "one file per alpha" test -f expo-1.gguf -a -f expo-2.gguf
+expect_error "an existing output needs --force" "expo-4.gguf" "$expo" extrapolate --sft "$demo/sft" --aligned "$demo/dpo-10" --alpha 4 --format gguf --output expo-4.gguf
+check "--force replaces it" "$expo" extrapolate --sft "$demo/sft" --aligned "$demo/dpo-10" --alpha 4 --format gguf --output expo-4.gguf --force
+expect_error "a reward model is refused" "LlamaForSequenceClassification: a reward model" "$expo" convert --model "$demo/reward" --output reward.gguf
+check "nothing written for it" test ! -e reward.gguf
+check "no staging folder left" bash -c "! ls -A | grep -q expo-tmp"
+usage() {  # usage NAME PATTERN COMMAND...: exit 2 with PATTERN
+  local name="$1" pattern="$2"; shift 2
+  "$@" >"$work/out" 2>"$work/err"
+  local status=$?
+  if [ $status -eq 2 ] && grep -qE -- "$pattern" "$work/err"; then passed=$((passed + 1)); else
+    failed=$((failed + 1)); echo "FAIL: $name (exit $status)"; sed 's/^/  | /' "$work/err" | head -5; fi
+}
+usage "--gguf-type q4_k" "--gguf-type: 'q4_k' is not one of f32, f16, bf16, q8_0" "$expo" convert --model "$demo/sft" --output x.gguf --gguf-type q4_k
+usage "convert to a folder name" "a GGUF output is one file named \*.gguf" "$expo" convert --model "$demo/sft" --output x
+usage "--gguf-type without gguf" "--gguf-type needs --format gguf" "$expo" extrapolate --sft "$demo/sft" --aligned "$demo/dpo-10" --alpha 1 --output out --gguf-type q8_0
+usage "--dtype with gguf" "--dtype is for safetensors" "$expo" extrapolate --sft "$demo/sft" --aligned "$demo/dpo-10" --alpha 1 --output out.gguf --dtype bf16
+usage "several alphas need {alpha}" "need \{alpha\}" "$expo" extrapolate --sft "$demo/sft" --aligned "$demo/dpo-10" --alpha 1,2 --output out.gguf
+usage "--format xml" "--format: 'xml' is not safetensors or gguf" "$expo" extrapolate --sft "$demo/sft" --aligned "$demo/dpo-10" --alpha 1 --output out --format xml
 finish
