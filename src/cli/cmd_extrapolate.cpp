@@ -9,8 +9,10 @@
 #include "core/progress.h"
 #include "core/thread_pool.h"
 #include "core/units.h"
+#include "gguf/gguf_export.h"
 #include "merge/expo_pair.h"
 #include "merge/extrapolate.h"
+#include "model/model_source.h"
 
 namespace expo::cli {
 
@@ -18,7 +20,7 @@ namespace {
 struct ExtrapolateArgs {
   std::string sft, aligned, base, alpha, output, revision, sft_revision, aligned_revision,
       base_revision;
-  std::string dtype, on_missing = "error", max_shard_size = "5GB";
+  std::string dtype, on_missing = "error", max_shard_size = "5GB", format, gguf_type;
   std::vector<std::string> rules;
   bool output_adapter = false;
   bool dry_run = false, force = false, force_any = false, allow_nonfinite = false, progress = false,
@@ -26,7 +28,74 @@ struct ExtrapolateArgs {
   size_t threads = 0;
 };
 
+// --format gguf: each alpha as one GGUF file for llama.cpp.
+void run_gguf(const ExtrapolateArgs& args, const std::vector<AlphaValue>& alphas) {
+  if (args.output_adapter) usage_fail("--output-adapter writes a PEFT adapter, not GGUF");
+  if (!args.dtype.empty()) usage_fail("--dtype is for safetensors; GGUF output takes --gguf-type");
+  if (!args.rules.empty()) usage_fail("--rule is not supported with --format gguf yet");
+  if (args.max_shard_size != "5GB") usage_fail("--max-shard-size does not apply to GGUF");
+  if (args.on_missing != "error") usage_fail("--on-missing does not apply to GGUF");
+  PairSpec spec;
+  spec.sft = args.sft;
+  spec.aligned = args.aligned;
+  spec.base = args.base;
+  spec.sft_revision = args.sft_revision.empty() ? args.revision : args.sft_revision;
+  spec.aligned_revision = args.aligned_revision.empty() ? args.revision : args.aligned_revision;
+  spec.base_revision = args.base_revision.empty() ? args.revision : args.base_revision;
+  std::vector<GgufExportOptions> outputs;
+  for (const auto& alpha : alphas) {
+    GgufExportOptions o;
+    o.output = args.output;
+    std::string path = args.output;
+    for (size_t at; (at = path.find("{alpha}")) != std::string::npos;)
+      path.replace(at, 7, alpha.text);
+    o.output = path;
+    if (!args.gguf_type.empty()) o.type = parse_gguf_out_type(args.gguf_type);
+    o.force = args.force;
+    o.allow_nonfinite = args.allow_nonfinite;
+    o.alpha_text = alpha.text;
+    if (!args.base.empty()) o.sources.push_back({"base", args.base});
+    o.sources.push_back({"sft", args.sft});
+    o.sources.push_back({"aligned", args.aligned});
+    check_gguf_output(o);
+    outputs.push_back(o);
+  }
+  const auto pair = ExpoPair::open(spec);
+  for (const auto& w : pair->warnings()) std::fprintf(stderr, "expo: warning: %s\n", w.c_str());
+  const Plan plan = pair->plan(PlanOptions{});
+  for (const auto& w : plan.warnings) std::fprintf(stderr, "expo: warning: %s\n", w.c_str());
+  const ModelConfig config = read_model_config(pair->model());
+  ThreadPool pool(args.threads);
+  for (size_t k = 0; k < outputs.size(); ++k) {
+    GgufExportResult r;
+    try {
+      r = write_gguf(plan, alphas[k].value, config, pair->tokenizer_folder(), outputs[k], pool);
+    } catch (const Error& e) {
+      if (interrupted()) fail(e.what(), "; nothing was written");
+      throw;
+    }
+    for (const auto& n : r.notes) std::fprintf(stderr, "expo: note: %s\n", n.c_str());
+    std::printf("wrote %s: alpha %s, %llu tensors, %s, GGUF %s\n", outputs[k].output.c_str(),
+                alphas[k].text.c_str(), static_cast<unsigned long long>(r.tensors),
+                format_bytes(r.bytes).c_str(), std::string(ggml_type_name(r.type)).c_str());
+  }
+}
+
 void run(const ExtrapolateArgs& args, const std::string& invocation) {
+  const bool gguf =
+      args.format == "gguf" || (args.format.empty() && args.output.ends_with(".gguf"));
+  if (!args.format.empty() && args.format != "gguf" && args.format != "safetensors")
+    usage_fail("--format: '", args.format, "' is not safetensors or gguf");
+  if (!gguf && !args.gguf_type.empty()) usage_fail("--gguf-type needs --format gguf");
+  if (gguf) {
+    const auto alphas = parse_alpha_list(args.alpha);
+    if (alphas.size() > 1 && args.output.find("{alpha}") == std::string::npos)
+      usage_fail(
+          "--output: several alphas need {alpha} in the output name, e.g. "
+          "'model-expo-{alpha}.gguf'");
+    run_gguf(args, alphas);
+    return;
+  }
   PlanOptions plan_options;
   ExtrapolateOptions options;
   if (!args.dtype.empty()) {
@@ -134,6 +203,11 @@ void add_extrapolate_command(CLI::App& app, const std::string& invocation) {
   cmd->add_option("--output", args->output,
                   "output folder; with several alphas it must contain {alpha}")
       ->required();
+  cmd->add_option("--format", args->format,
+                  "safetensors (a Hugging Face folder, the default) or gguf (one file for "
+                  "llama.cpp; the default when --output ends in .gguf)");
+  cmd->add_option("--gguf-type", args->gguf_type,
+                  "GGUF tensor type: f32, f16, bf16 or q8_0 (default: the source's 16-bit type)");
   cmd->add_option("--dtype", args->dtype,
                   "output dtype of floating tensors: bf16, f16, f32 or f64 (default: aligned's)");
   cmd->add_option("--rule", args->rules,

@@ -10,6 +10,7 @@ namespace expo::cli {
 // record it in the model card.
 void add_extrapolate_command(CLI::App& app, const std::string& invocation);
 void add_inspect_command(CLI::App& app);
+void add_convert_command(CLI::App& app);
 void add_diff_command(CLI::App& app);
 void add_demo_command(CLI::App& app, const std::string& invocation);
 void add_forward_command(CLI::App& app);

@@ -43,6 +43,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   expo::cli::add_extrapolate_command(app, invocation);
   expo::cli::add_inspect_command(app);
+  expo::cli::add_convert_command(app);
   expo::cli::add_diff_command(app);
   expo::cli::add_forward_command(app);
   expo::cli::add_generate_command(app);

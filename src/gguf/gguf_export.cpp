@@ -1,0 +1,248 @@
+#include "gguf/gguf_export.h"
+
+#include <expo/version.h>
+
+#include <algorithm>
+#include <cstring>
+#include <map>
+#include <set>
+
+#include "core/error.h"
+#include "core/fs.h"
+#include "core/interrupt.h"
+#include "core/staging_dir.h"
+#include "gguf/gguf_arch.h"
+#include "gguf/gguf_vocab.h"
+#include "io/gguf_writer.h"
+#include "merge/extrapolate_tensor.h"
+
+namespace expo {
+
+namespace {
+
+// llama.cpp's general.file_type (enum llama_ftype) of an output type.
+uint32_t file_type(GgmlType t) {
+  switch (t) {
+    case GgmlType::F32:
+      return 0;
+    case GgmlType::F16:
+      return 1;
+    case GgmlType::Q8_0:
+      return 7;
+    case GgmlType::BF16:
+      return 32;
+    default:
+      fail("internal: GGUF output type ", ggml_type_name(t));
+  }
+}
+
+// A plan entry's output as float64, chunk by chunk, handed to `on_chunk(values, start, count)`.
+class Float64Sink : public ChunkSink {
+ public:
+  using Fn = std::function<void(const double*, uint64_t, uint64_t)>;
+  Float64Sink(const PlanEntry& entry, Fn on_chunk)
+      : entry_(entry), on_chunk_(std::move(on_chunk)) {}
+  ChunkBuffers buffers(const EntryChunk& chunk) override {
+    out_.resize(chunk.count);
+    out_ptr_ = reinterpret_cast<uint8_t*>(out_.data());
+    if (chunk.byte_copy) return {out_ptr_, nullptr, {}};  // an F64 source: read as it is
+    aligned_.resize(chunk.count * dtype_size(entry_.aligned->info->dtype));
+    const DType s = entry_.sft ? entry_.sft->info->dtype : DType::F64;
+    sft_.resize(chunk.count * dtype_size(s));
+    return {aligned_.data(), sft_.data(), std::span<uint8_t* const>(&out_ptr_, 1)};
+  }
+  void done(const EntryChunk& chunk) override { on_chunk_(out_.data(), chunk.start, chunk.count); }
+
+ private:
+  const PlanEntry& entry_;
+  Fn on_chunk_;
+  std::vector<uint8_t> aligned_, sft_;
+  std::vector<double> out_;
+  uint8_t* out_ptr_ = nullptr;
+};
+
+PlanEntry as_float64(const PlanEntry& entry) {
+  PlanEntry e = entry;
+  e.out_dtype = DType::F64;
+  return e;
+}
+
+bool ignorable(const std::string& name) { return name.ends_with(".rotary_emb.inv_freq"); }
+
+}  // namespace
+
+GgmlType parse_gguf_out_type(const std::string& text) {
+  const auto t = parse_ggml_type(text);
+  if (!t ||
+      (*t != GgmlType::F32 && *t != GgmlType::F16 && *t != GgmlType::BF16 && *t != GgmlType::Q8_0))
+    fail("--gguf-type: '", text, "' is not one of f32, f16, bf16, q8_0");
+  return *t;
+}
+
+void check_gguf_output(const GgufExportOptions& options) {
+  if (options.output.extension() != ".gguf")
+    fail("--output ", options.output.string(), ": a GGUF output is one file named *.gguf");
+  if (std::filesystem::is_directory(options.output))
+    fail("--output ", options.output.string(), " is a folder; a GGUF output is one file");
+  check_output_target(options.output, options.force);
+  check_can_create(options.output, "--output");
+}
+
+Plan copy_plan(const Checkpoint& checkpoint) {
+  Plan plan;
+  for (const auto& t : checkpoint.tensors()) {
+    PlanEntry e;
+    e.aligned = &t;
+    e.action = Action::kCopyAligned;
+    e.out_dtype = t.info->dtype;
+    plan.entries.push_back(e);
+  }
+  return plan;
+}
+
+GgufExportResult write_gguf(const Plan& plan, double alpha, const ModelConfig& config,
+                            const std::filesystem::path& tokenizer_folder,
+                            const GgufExportOptions& options, ThreadPool& pool) {
+  check_gguf_output(options);
+  std::map<std::string, const PlanEntry*> entries;
+  std::vector<std::string> names;
+  for (const auto& e : plan.entries) {
+    entries[e.name()] = &e;
+    names.push_back(e.name());
+  }
+  GgufModelRecipe recipe = gguf_recipe(config, names);
+  GgufVocab vocab =
+      gguf_vocab(tokenizer_folder, config.vocab_size, config.bos_token_id, config.eos_token_ids);
+
+  // Every tensor of the model is used, and each source has the shape the recipe expects.
+  std::set<std::string> used;
+  for (const auto& t : recipe.tensors) {
+    const uint64_t cols = t.shape.back();
+    for (const auto& s : t.sources) {
+      used.insert(s);
+      const auto& shape = entries.at(s)->shape();
+      if (shape.empty() || shape.back() != cols)
+        fail("GGUF: tensor '", s, "' has shape ", TensorInfo{"", DType::F32, shape}.shape_string(),
+             "; ", config.architecture, " needs ", cols, " columns for ", t.name);
+    }
+    uint64_t rows = 0, want = 1;
+    for (const auto& s : t.sources) rows += entries.at(s)->num_elements() / cols;
+    for (size_t i = 0; i + 1 < t.shape.size(); ++i) want *= t.shape[i];
+    if (t.sources.empty()) continue;
+    if (t.rows.empty() ? rows != want : *std::max_element(t.rows.begin(), t.rows.end()) >= rows)
+      fail("GGUF: the tensors of ", t.name, " (", t.sources.front(), "...) hold ", rows,
+           " rows; config.json implies ", t.rows.empty() ? want : t.rows.size());
+  }
+  std::vector<std::string> unused;
+  for (const auto& n : names)
+    if (!used.count(n) && !ignorable(n) &&
+        !(config.tie_word_embeddings && (n == "lm_head.weight" || n == "output.weight")))
+      unused.push_back(n);
+  if (!unused.empty())
+    fail("GGUF: ", config.architecture, " has no tensor named '", unused.front(), "' (",
+         unused.size(), " such tensor(s)); nothing in llama.cpp's ", recipe.arch, " reads it");
+
+  // The output type: asked for, else the source's 16-bit type (F16 for F32 sources).
+  GgmlType type = GgmlType::F16;
+  if (options.type) {
+    type = *options.type;
+  } else {
+    for (const auto& e : plan.entries)
+      if (e.shape().size() == 2) {
+        type = e.aligned->info->dtype == DType::BF16 ? GgmlType::BF16 : GgmlType::F16;
+        break;
+      }
+  }
+  GgufExportResult result;
+  result.type = type;
+  result.notes = recipe.notes;
+  for (const auto& n : vocab.notes) result.notes.push_back(n);
+
+  GgufWriter writer;
+  for (const auto& entry : recipe.metadata.entries()) {
+    writer.add_metadata(entry.key, entry.value);
+    if (entry.key == "general.architecture") {
+      writer.add_metadata(
+          "general.name",
+          GgufValue(options.name.empty() ? options.output.stem().string() : options.name));
+      writer.add_metadata("general.file_type", GgufValue(file_type(type)));
+      if (type == GgmlType::Q8_0) writer.add_metadata("general.quantization_version", uint32_t{2});
+      writer.add_metadata("expo.version", GgufValue(std::string(EXPO_VERSION)));
+      if (!options.alpha_text.empty())
+        writer.add_metadata("expo.alpha", GgufValue(options.alpha_text));
+      for (const auto& [role, spec] : options.sources)
+        writer.add_metadata("expo.source." + role, GgufValue(spec));
+    }
+  }
+  for (const auto& entry : vocab.metadata.entries()) writer.add_metadata(entry.key, entry.value);
+  std::vector<GgmlType> types;
+  for (const auto& t : recipe.tensors) {
+    GgmlType tt = t.always_f32 ? GgmlType::F32 : type;
+    if (tt == GgmlType::Q8_0 && t.shape.back() % 32 != 0) {
+      tt = GgmlType::F16;
+      result.notes.push_back(t.name + " has rows of " + std::to_string(t.shape.back()) +
+                             " values, not a multiple of Q8_0's 32: written as F16");
+    }
+    types.push_back(tt);
+    writer.add_tensor(t.name, tt, t.shape);
+  }
+
+  StagingDir staging(options.output);
+  const auto temp = staging.path() / options.output.filename();
+  OutputFile out(temp);
+  writer.start(out);
+  std::vector<uint8_t> encoded;
+  std::vector<double> whole;
+  for (size_t i = 0; i < recipe.tensors.size(); ++i) {
+    check_interrupted();
+    const GgufTensorRecipe& t = recipe.tensors[i];
+    const GgmlType tt = types[i];
+    const uint64_t cols = t.shape.back();
+    auto emit = [&](const double* values, uint64_t count, uint64_t first) {
+      const auto bytes = ggml_tensor_bytes(tt, {count});
+      encoded.resize(*bytes);
+      if (t.add != 0) {
+        std::vector<double> shifted(values, values + count);
+        for (double& v : shifted) v += t.add;
+        encode_from_double(tt, shifted.data(), count, encoded.data(), t.name, first);
+      } else {
+        encode_from_double(tt, values, count, encoded.data(), t.name, first);
+      }
+      writer.write(encoded.data(), encoded.size());
+    };
+    writer.begin_tensor(t.name);
+    if (t.sources.empty()) {
+      emit(t.values.data(), t.values.size(), 0);
+    } else if (t.rows.empty()) {
+      // Streamed: the sources one after the other, chunk by chunk.
+      uint64_t offset = 0;
+      for (const auto& s : t.sources) {
+        const PlanEntry e = as_float64(*entries.at(s));
+        Float64Sink sink(e, [&](const double* v, uint64_t start, uint64_t count) {
+          emit(v, count, offset + start);
+        });
+        stream_entry(e, std::span<const double>(&alpha, 1), options.allow_nonfinite, sink, pool);
+        offset += e.num_elements();
+      }
+    } else {
+      // Rows rearranged: the source whole, then its rows in the recipe's order.
+      const PlanEntry e = as_float64(*entries.at(t.sources.front()));
+      whole.resize(e.num_elements());
+      extrapolate_entry_to_memory(e, alpha, options.allow_nonfinite, whole.data(), pool);
+      std::vector<double> rows(t.rows.size() * cols);
+      for (size_t r = 0; r < t.rows.size(); ++r)
+        std::memcpy(&rows[r * cols], &whole[t.rows[r] * cols], cols * sizeof(double));
+      emit(rows.data(), rows.size(), 0);
+    }
+    writer.end_tensor();
+    result.bytes += writer.tensors()[i].num_bytes;
+  }
+  writer.finish();
+  out.close();
+  std::filesystem::rename(temp, options.output);
+  sync_folder(options.output.has_parent_path() ? options.output.parent_path() : ".");
+  result.tensors = recipe.tensors.size();
+  return result;
+}
+
+}  // namespace expo
