@@ -223,7 +223,7 @@ def check_tokenizer(expo, folder, gguf, work, name):
     by_text = {r["text"]: r for r in lc["results"]}
     forced = {}
     for line in lc.get("llama_log", []):
-        m = re.search(r"control-looking token: (\d+) '(.*)' was not control-type", line)
+        m = re.search(r"control-looking token:\s*(\d+) '(.*)' was not control-type", line)
         if m:
             forced[int(m.group(1))] = m.group(2)
     specials = control_tokens(folder)
