@@ -41,6 +41,7 @@ TOKENIZERS = {
     "gemma3": "tokenizer-gemma3",
     "llama2": "tokenizer-llama2",
     "olmo2": "tokenizer-gpt35turbo",  # + tests/golden/text/olmo2
+    "phi3": "tokenizer-llama2",  # + Phi-3's added tokens
     "demo": None,  # demo/models/sft
 }
 
@@ -55,6 +56,20 @@ def tokenizer_files(name):
         tok = json.load(f)
     with open(os.path.join(folder, "tokenizer_config.json"), encoding="utf-8") as f:
         cfg = json.load(f)
+    if name == "phi3":
+        # Phi-3's vocabulary is Llama 2's with its chat tokens at 32000-32010 (llama.cpp's phi3
+        # looks up <|end|> when it loads the vocabulary).
+        names = ["<|endoftext|>", "<|assistant|>", "<|placeholder1|>", "<|placeholder2|>",
+                 "<|placeholder3|>", "<|placeholder4|>", "<|system|>", "<|end|>",
+                 "<|placeholder5|>", "<|placeholder6|>", "<|user|>"]
+        for i, content in enumerate(names):
+            tok["added_tokens"].append({"id": 32000 + i, "content": content, "single_word": False,
+                                        "lstrip": False, "rstrip": True, "normalized": False,
+                                        "special": True})
+        # and its </s> strips the whitespace after it (llama.cpp's phi3 vocabulary does too).
+        for a in tok["added_tokens"]:
+            if a["content"] == "</s>":
+                a["rstrip"] = True
     if name == "olmo2":
         # make_goldens.mjs deriveTokenizer: OLMo 2's tokenizer_config.json, its added tokens
         # entered in the vocab at their ids, its post-processor (ByteLevel, adds nothing).
@@ -140,9 +155,12 @@ MODELS = {
     "olmo2": ("olmo2", "BF16",
               cfg_llama("Olmo2ForCausalLM", "olmo2", rope_theta=500000.0, rms_norm_eps=1e-6,
                         attention_bias=False), ["f32"]),
-    "phi3": ("llama2", "F32",
+    "phi3": ("phi3", "F32",
              cfg_llama("Phi3ForCausalLM", "phi3", "F32", partial_rotary_factor=0.5,
-                       max_position_embeddings=256, original_max_position_embeddings=64,
+                       # Phi-3-128k's context lengths: llama.cpp picks the short factors for a
+                       # context of at most 4096 (it pads any context to 256 or more), as
+                       # transformers does for sequences of at most 4096 tokens.
+                       max_position_embeddings=131072, original_max_position_embeddings=4096,
                        sliding_window=None,
                        rope_scaling={"type": "longrope", "short_factor": mg.LONGROPE_SHORT,
                                      "long_factor": mg.LONGROPE_LONG},
