@@ -4,15 +4,19 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <set>
 
 #include "core/dtype.h"
+#include "core/fs.h"
 #include "gguf/gguf_arch.h"
 #include "gguf/gguf_export.h"
+#include "gguf/gguf_pair.h"
 #include "io/checkpoint.h"
 #include "io/ggml_type.h"
 #include "io/gguf.h"
+#include "io/gguf_writer.h"
 #include "model/model_source.h"
 #include "test_util.h"
 
@@ -178,6 +182,99 @@ TEST(GgufExport, ExtrapolatedTensorsAreRoundedOnceFromFloat64) {
     }
     EXPECT_GT(changed, a.size() / 4) << hf;
   }
+}
+
+// A GGUF pair converted from the same BF16 models gives the GGUF the Hugging Face pair gives:
+// dequantized exactly, the same float64 arithmetic, the same rounding. From Q8_0 files: each
+// value is the extrapolation of the dequantized values, re-quantized.
+TEST(GgufPair, ExtrapolatesLikeTheHuggingFacePath) {
+  TempDir dir;
+  ThreadPool pool(2);
+  const Checkpoint sft = Checkpoint::open((kDemoModels / "sft").string());
+  const Checkpoint dpo = Checkpoint::open((kDemoModels / "dpo-10").string());
+  const ModelConfig config = read_model_config(dpo);
+  auto convert = [&](const Checkpoint& ck, const fs::path& folder, const std::string& name,
+                     GgmlType type) {
+    GgufExportOptions o;
+    o.output = dir / name;
+    o.type = type;
+    write_gguf(copy_plan(ck), 0.0, config, folder, o, pool);
+    return o.output;
+  };
+  const auto s16 = convert(sft, kDemoModels / "sft", "s16.gguf", GgmlType::BF16);
+  const auto a16 = convert(dpo, kDemoModels / "dpo-10", "a16.gguf", GgmlType::BF16);
+  GgufExportOptions o;
+  o.output = dir / "pair.gguf";
+  o.alpha_text = "3";
+  extrapolate_gguf_pair(s16, a16, 3.0, o);
+  GgufExportOptions h;
+  h.output = dir / "hf.gguf";
+  h.type = GgmlType::BF16;
+  write_gguf(make_plan(sft, dpo, PlanOptions{}), 3.0, config, kDemoModels / "dpo-10", h, pool);
+  const GgufFile pair(o.output), hf(h.output);
+  ASSERT_EQ(pair.tensors().size(), hf.tensors().size());
+  for (const auto& t : hf.tensors()) {
+    const GgufTensorInfo* p = pair.find(t.name);
+    ASSERT_NE(p, nullptr) << t.name;
+    ASSERT_EQ(p->type, t.type) << t.name;
+    ASSERT_EQ(0, std::memcmp(pair.data(*p), hf.data(t), t.num_bytes)) << t.name;
+  }
+  EXPECT_EQ(pair.metadata().get("tokenizer.ggml.tokens"),
+            hf.metadata().get("tokenizer.ggml.tokens"));
+  EXPECT_EQ(pair.metadata().get_string("expo.alpha"), "3");
+
+  // Q8_0 sides, F32 output: the float64 extrapolation of the dequantized values.
+  const auto s8 = convert(sft, kDemoModels / "sft", "s8.gguf", GgmlType::Q8_0);
+  const auto a8 = convert(dpo, kDemoModels / "dpo-10", "a8.gguf", GgmlType::Q8_0);
+  o.output = dir / "pair8.gguf";
+  o.type = GgmlType::F32;
+  extrapolate_gguf_pair(s8, a8, 3.0, o);
+  const GgufFile s8f(s8), a8f(a8), out(o.output);
+  for (const char* name : {"blk.1.ffn_gate.weight", "token_embd.weight"}) {
+    const auto s = gguf_values(s8f, name), a = gguf_values(a8f, name), r = gguf_values(out, name);
+    ASSERT_EQ(r.size(), a.size());
+    for (size_t i = 0; i < a.size(); ++i) {
+      const double d = a[i] - s[i], m = 3.0 * d;
+      ASSERT_EQ(r[i], static_cast<double>(static_cast<float>(a[i] + m))) << name << " " << i;
+    }
+  }
+}
+
+TEST(GgufPair, MismatchesAndKQuantsAreRefusedByName) {
+  TempDir dir;
+  ThreadPool pool(2);
+  const Checkpoint sft = Checkpoint::open((kDemoModels / "sft").string());
+  const Checkpoint reward = Checkpoint::open((kDemoModels / "dpo-10").string());
+  const ModelConfig config = read_model_config(sft);
+  GgufExportOptions c;
+  c.output = dir / "s.gguf";
+  write_gguf(copy_plan(sft), 0.0, config, kDemoModels / "sft", c, pool);
+  // The same model with another name for one token.
+  std::string bytes = read_text_file(c.output);
+  const std::string from = "<|im_start|>", to = "<|im_begin|";
+  const size_t at = bytes.find(from);
+  ASSERT_NE(at, std::string::npos);
+  bytes.replace(at, to.size(), to);
+  write_text_file(dir / "t.gguf", bytes);
+  GgufExportOptions o;
+  o.output = dir / "out.gguf";
+  EXPECT_ERROR(extrapolate_gguf_pair(c.output, dir / "t.gguf", 1.0, o),
+               "differ in tokenizer.ggml.tokens", "<|im_start|>");
+  EXPECT_FALSE(fs::exists(o.output));
+  // A K-quant tensor is refused with the reason.
+  GgufWriter w;
+  w.add_metadata("general.architecture", GgufValue("llama"));
+  w.add_tensor("blk.0.ffn_down.weight", GgmlType::Q4_K, {1, 256});
+  {
+    OutputFile f(dir / "k.gguf");
+    w.start(f);
+    std::string block(144, '\0');
+    w.write_tensor("blk.0.ffn_down.weight", block.data(), block.size());
+    w.finish();
+    f.close();
+  }
+  EXPECT_ERROR(extrapolate_gguf_pair(dir / "k.gguf", dir / "k.gguf", 1.0, o),
+               "blk.0.ffn_down.weight", "is Q4_K", "K-quant");
 }
 
 TEST(GgufExport, BadOutputsAreRefusedBeforeAnyWork) {

@@ -10,6 +10,8 @@
 #include "core/thread_pool.h"
 #include "core/units.h"
 #include "gguf/gguf_export.h"
+#include "gguf/gguf_pair.h"
+#include "io/gguf.h"
 #include "merge/expo_pair.h"
 #include "merge/extrapolate.h"
 #include "model/model_source.h"
@@ -60,6 +62,26 @@ void run_gguf(const ExtrapolateArgs& args, const std::vector<AlphaValue>& alphas
     check_gguf_output(o);
     outputs.push_back(o);
   }
+  if (is_gguf_file(args.sft) || is_gguf_file(args.aligned)) {
+    if (!is_gguf_file(args.sft) || !is_gguf_file(args.aligned))
+      usage_fail(
+          "--sft and --aligned: one is a GGUF file and the other is not; a GGUF pair is "
+          "two GGUF files of the same model");
+    if (!args.base.empty()) usage_fail("--base does not apply to a GGUF pair");
+    for (size_t k = 0; k < outputs.size(); ++k) {
+      GgufExportResult r;
+      try {
+        r = extrapolate_gguf_pair(args.sft, args.aligned, alphas[k].value, outputs[k]);
+      } catch (const Error& e) {
+        if (interrupted()) fail(e.what(), "; nothing was written");
+        throw;
+      }
+      std::printf("wrote %s: alpha %s, %llu tensors, %s, from a GGUF pair\n",
+                  outputs[k].output.c_str(), alphas[k].text.c_str(),
+                  static_cast<unsigned long long>(r.tensors), format_bytes(r.bytes).c_str());
+    }
+    return;
+  }
   const auto pair = ExpoPair::open(spec);
   for (const auto& w : pair->warnings()) std::fprintf(stderr, "expo: warning: %s\n", w.c_str());
   const Plan plan = pair->plan(PlanOptions{});
@@ -87,6 +109,10 @@ void run(const ExtrapolateArgs& args, const std::string& invocation) {
   if (!args.format.empty() && args.format != "gguf" && args.format != "safetensors")
     usage_fail("--format: '", args.format, "' is not safetensors or gguf");
   if (!gguf && !args.gguf_type.empty()) usage_fail("--gguf-type needs --format gguf");
+  if (!gguf && (is_gguf_file(args.sft) || is_gguf_file(args.aligned)))
+    usage_fail(
+        "--sft/--aligned are GGUF files: a GGUF pair is written as GGUF (--format gguf "
+        "--output model.gguf)");
   if (gguf) {
     const auto alphas = parse_alpha_list(args.alpha);
     if (alphas.size() > 1 && args.output.find("{alpha}") == std::string::npos)

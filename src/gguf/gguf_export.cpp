@@ -18,10 +18,9 @@
 
 namespace expo {
 
-namespace {
+namespace {}  // namespace
 
-// llama.cpp's general.file_type (enum llama_ftype) of an output type.
-uint32_t file_type(GgmlType t) {
+uint32_t gguf_file_type(GgmlType t) {
   switch (t) {
     case GgmlType::F32:
       return 0;
@@ -35,6 +34,8 @@ uint32_t file_type(GgmlType t) {
       fail("internal: GGUF output type ", ggml_type_name(t));
   }
 }
+
+namespace {
 
 // A plan entry's output as float64, chunk by chunk, handed to `on_chunk(values, start, count)`.
 class Float64Sink : public ChunkSink {
@@ -165,7 +166,7 @@ GgufExportResult write_gguf(const Plan& plan, double alpha, const ModelConfig& c
       writer.add_metadata(
           "general.name",
           GgufValue(options.name.empty() ? options.output.stem().string() : options.name));
-      writer.add_metadata("general.file_type", GgufValue(file_type(type)));
+      writer.add_metadata("general.file_type", GgufValue(gguf_file_type(type)));
       if (type == GgmlType::Q8_0) writer.add_metadata("general.quantization_version", uint32_t{2});
       writer.add_metadata("expo.version", GgufValue(std::string(EXPO_VERSION)));
       if (!options.alpha_text.empty())

@@ -32,6 +32,9 @@ struct GgufExportOptions {
   std::vector<std::pair<std::string, std::string>> sources;
 };
 
+// llama.cpp's general.file_type (enum llama_ftype) of a file whose matrices are of `type`.
+uint32_t gguf_file_type(GgmlType type);
+
 // The GGUF types a user may ask for, by --gguf-type name (f32, f16, bf16, q8_0).
 GgmlType parse_gguf_out_type(const std::string& text);
 

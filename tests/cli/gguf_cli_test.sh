@@ -71,4 +71,10 @@ usage "--gguf-type without gguf" "--gguf-type needs --format gguf" "$expo" extra
 usage "--dtype with gguf" "--dtype is for safetensors" "$expo" extrapolate --sft "$demo/sft" --aligned "$demo/dpo-10" --alpha 1 --output out.gguf --dtype bf16
 usage "several alphas need {alpha}" "need \{alpha\}" "$expo" extrapolate --sft "$demo/sft" --aligned "$demo/dpo-10" --alpha 1,2 --output out.gguf
 usage "--format xml" "--format: 'xml' is not safetensors or gguf" "$expo" extrapolate --sft "$demo/sft" --aligned "$demo/dpo-10" --alpha 1 --output out --format xml
+# A GGUF pair: the demo's models converted, extrapolated directly.
+check "convert dpo-10" "$expo" convert --model "$demo/dpo-10" --output dpo.gguf
+check "extrapolate a GGUF pair" "$expo" extrapolate --sft sft.gguf --aligned dpo.gguf --alpha 4 --output pair-4.gguf --gguf-type q8_0
+check "the GGUF pair's output keeps the tokenizer" bash -c "'$expo' inspect pair-4.gguf | grep -qE '^tokenizer.ggml.pre +string +\"gpt-2\"$'"
+usage "one GGUF, one folder" "one is a GGUF file and the other is not" "$expo" extrapolate --sft sft.gguf --aligned "$demo/dpo-10" --alpha 1 --output x.gguf
+usage "a GGUF pair to a folder" "a GGUF pair is written as GGUF" "$expo" extrapolate --sft sft.gguf --aligned dpo.gguf --alpha 1 --output x --format safetensors
 finish
