@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Engine speed across architectures, side by side in one run: the ~0.49B Llama of
+# bench/bench_engine.sh, a Gemma-2-shaped ~1.0B (real 256000-token vocab, tied embedding) and a
+# Mixtral-shaped MoE with ~1.0B active parameters per token (8 experts, top 2; 3.1B in all), all
+# BF16 (shapes: bench/make_model.py). Prints one markdown table: prefill, decode at batch 1 and
+# 16, weight bytes read per decoded token, and decode at batch 1 as a fraction of the
+# copy-bandwidth bound and of the read-sweep bound, each measured by that model's own run.
+#
+#   bash bench/bench_families.sh
+#   MODELS="llama gemma2" STEPS=32 PROMPT=256 bash bench/bench_families.sh
+#
+# Models are written once under bench/work/ (git-ignored; about 1, 2 and 6.3 GB); each run's
+# full bench_engine output is kept there as families-NAME.txt.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+MODELS="${MODELS:-llama gemma2 mixtral}"
+STEPS="${STEPS:-32}"
+PROMPT="${PROMPT:-256}"
+[ -x build/bench_engine ] || cmake --build build -j2 --target bench_engine >/dev/null
+
+dir_of() {
+  case "$1" in
+    llama) echo bench/work/llama-0.5b-bf16 ;;
+    gemma2) echo bench/work/gemma2-1b-bf16 ;;
+    mixtral) echo bench/work/mixtral-1b-active-bf16 ;;
+    *) echo "unknown model $1 (llama, gemma2, mixtral)" >&2; exit 2 ;;
+  esac
+}
+
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+for m in $MODELS; do
+  dir="$(dir_of "$m")"
+  [ -f "$dir/model.safetensors" ] ||
+    /usr/bin/python3 bench/make_model.py --arch "$m" --out "$dir" --dtype bf16
+  echo "== $m"
+  build/bench_engine "$dir" --steps "$STEPS" --prompt "$PROMPT" ${THREADS:+--threads "$THREADS"} |
+    tee "bench/work/families-$m.txt"
+done
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# One column per model, from the lines bench_engine prints.
+field() {  # FILE ROW
+  local f="$1"
+  case "$2" in
+    arch) sed -n 's/^model  *[^ ]* (\([^,]*\), \(.*\) of .*/\1, \2/p' "$f" ;;
+    copy) sed -n 's/^copy bandwidth  *\([0-9.]*\) GB\/s (read-only sweep \([0-9.]*\).*/\1 GB\/s (read \2)/p' "$f" ;;
+    bytes) sed -n 's/^bytes per token  *\([0-9.]*\) GB.*/\1 GB/p' "$f" ;;
+    prefill) sed -n 's/^prefill  *\([0-9.]*\) tok\/s.*/\1 tok\/s/p' "$f" ;;
+    d1) sed -n 's/^decode batch 1  *\([0-9.]*\) tok\/s.*/\1 tok\/s/p' "$f" ;;
+    copyfrac) sed -n 's/^decode batch 1 .*= \([0-9]*%\) of the copy.*/**\1**/p' "$f" ;;
+    readfrac) sed -n 's/^decode batch 1 .*(\([0-9]*%\) of read sweep).*/\1/p' "$f" ;;
+    d16) sed -n 's/^decode batch [0-9]*  *\([0-9.]*\) tok\/s = \([0-9.]*x\).*/\1 tok\/s (\2)/p' "$f" | tail -n 1 ;;
+  esac
+}
+echo
+header="| BF16, 2 threads |"
+sep="|---|"
+for m in $MODELS; do
+  header+=" $m |"
+  sep+="---|"
+done
+echo "$header"
+echo "$sep"
+for row in arch:"architecture, weights" copy:"copy bandwidth (read-only sweep)" \
+  bytes:"weight bytes read per token" prefill:"prefill ($PROMPT-token prompt)" \
+  d1:"decode, batch 1" copyfrac:"batch 1 / copy-bandwidth bound" \
+  readfrac:"batch 1 / read-sweep bound" d16:"decode, batch 16 (/ batch 1)"; do
+  line="| ${row#*:} |"
+  for m in $MODELS; do line+=" $(field "bench/work/families-$m.txt" "${row%%:*}") |"; done
+  echo "$line"
+done
