@@ -115,7 +115,7 @@ def main():
                             "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                            text=True, check=True)
         for line in p.stdout.splitlines():
-            if line.startswith("decode batch 1"):
+            if line.startswith("decode batch 1 "):
                 print("| expo's engine, the same weights as safetensors BF16 | %s |" %
                       line.split()[3])
 

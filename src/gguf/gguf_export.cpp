@@ -37,16 +37,16 @@ uint32_t gguf_file_type(GgmlType t) {
 
 namespace {
 
-// A plan entry's output as float64, chunk by chunk, handed to `on_chunk(values, start, count)`.
-class Float64Sink : public ChunkSink {
+// A plan entry's output, chunk by chunk, in its out_dtype, handed to
+// `on_chunk(bytes, start, count)`.
+class ChunkWriter : public ChunkSink {
  public:
-  using Fn = std::function<void(const double*, uint64_t, uint64_t)>;
-  Float64Sink(const PlanEntry& entry, Fn on_chunk)
-      : entry_(entry), on_chunk_(std::move(on_chunk)) {}
+  using Fn = std::function<void(uint8_t*, uint64_t, uint64_t)>;
+  ChunkWriter(const PlanEntry& entry, Fn on_chunk) : entry_(entry), on_chunk_(std::move(on_chunk)) {}
   ChunkBuffers buffers(const EntryChunk& chunk) override {
-    out_.resize(chunk.count);
-    out_ptr_ = reinterpret_cast<uint8_t*>(out_.data());
-    if (chunk.byte_copy) return {out_ptr_, nullptr, {}};  // an F64 source: read as it is
+    out_.resize(chunk.count * dtype_size(entry_.out_dtype));
+    out_ptr_ = out_.data();
+    if (chunk.byte_copy) return {out_ptr_, nullptr, {}};  // read as it is: already the output
     aligned_.resize(chunk.count * dtype_size(entry_.aligned->info->dtype));
     const DType s = entry_.sft ? entry_.sft->info->dtype : DType::F64;
     sft_.resize(chunk.count * dtype_size(s));
@@ -57,16 +57,9 @@ class Float64Sink : public ChunkSink {
  private:
   const PlanEntry& entry_;
   Fn on_chunk_;
-  std::vector<uint8_t> aligned_, sft_;
-  std::vector<double> out_;
+  std::vector<uint8_t> aligned_, sft_, out_;
   uint8_t* out_ptr_ = nullptr;
 };
-
-PlanEntry as_float64(const PlanEntry& entry) {
-  PlanEntry e = entry;
-  e.out_dtype = DType::F64;
-  return e;
-}
 
 bool ignorable(const std::string& name) { return name.ends_with(".rotary_emb.inv_freq"); }
 
@@ -193,47 +186,81 @@ GgufExportResult write_gguf(const Plan& plan, double alpha, const ModelConfig& c
   OutputFile out(temp);
   writer.start(out);
   std::vector<uint8_t> encoded;
-  std::vector<double> whole;
   for (size_t i = 0; i < recipe.tensors.size(); ++i) {
     check_interrupted();
     const GgufTensorRecipe& t = recipe.tensors[i];
     const GgmlType tt = types[i];
     const uint64_t cols = t.shape.back();
-    auto emit = [&](const double* values, uint64_t count, uint64_t first) {
-      const auto bytes = ggml_tensor_bytes(tt, {count});
-      encoded.resize(*bytes);
-      if (t.add != 0) {
-        std::vector<double> shifted(values, values + count);
-        for (double& v : shifted) v += t.add;
-        encode_from_double(tt, shifted.data(), count, encoded.data(), t.name, first);
-      } else {
-        encode_from_double(tt, values, count, encoded.data(), t.name, first);
-      }
-      writer.write(encoded.data(), encoded.size());
+    const uint64_t row_bytes = *ggml_tensor_bytes(tt, {cols});
+    // Encodes float64 values (a whole number of rows, or of Q8_0 blocks) into `out`, the pool
+    // sharing the work in pieces of 64 blocks.
+    auto encode = [&](const double* values, uint64_t count, uint64_t first, uint8_t* out) {
+      const uint64_t piece = 2048, piece_bytes = *ggml_tensor_bytes(tt, {piece});
+      pool.parallel_for((count + piece - 1) / piece, [&](size_t k) {
+        const uint64_t lo = k * piece, n = std::min(piece, count - lo);
+        encode_from_double(tt, values + lo, n, out + k * piece_bytes, t.name, first + lo);
+      });
+    };
+    // The plan entry of `source` computed straight into the output dtype (F32, F16, BF16 and
+    // no shift: the kernel of `expo extrapolate`), else into float64.
+    const bool native = t.add == 0 && tt != GgmlType::Q8_0;
+    auto entry_for = [&](const std::string& source) {
+      PlanEntry e = *entries.at(source);
+      e.out_dtype = !native ? DType::F64
+                    : tt == GgmlType::F32 ? DType::F32
+                    : tt == GgmlType::F16 ? DType::F16
+                                          : DType::BF16;
+      return e;
+    };
+    auto shift = [&](double* v, uint64_t n) {
+      if (t.add != 0)
+        for (uint64_t k = 0; k < n; ++k) v[k] += t.add;
     };
     writer.begin_tensor(t.name);
     if (t.sources.empty()) {
-      emit(t.values.data(), t.values.size(), 0);
+      std::vector<double> v = t.values;
+      encoded.resize(*ggml_tensor_bytes(tt, {v.size()}));
+      encode(v.data(), v.size(), 0, encoded.data());
+      writer.write(encoded.data(), encoded.size());
     } else if (t.rows.empty()) {
       // Streamed: the sources one after the other, chunk by chunk.
       uint64_t offset = 0;
       for (const auto& s : t.sources) {
-        const PlanEntry e = as_float64(*entries.at(s));
-        Float64Sink sink(e, [&](const double* v, uint64_t start, uint64_t count) {
-          emit(v, count, offset + start);
+        const PlanEntry e = entry_for(s);
+        ChunkWriter sink(e, [&](uint8_t* bytes, uint64_t start, uint64_t count) {
+          if (native) {
+            writer.write(bytes, count * dtype_size(e.out_dtype));
+            return;
+          }
+          auto* v = reinterpret_cast<double*>(bytes);
+          shift(v, count);
+          encoded.resize(*ggml_tensor_bytes(tt, {count}));
+          encode(v, count, offset + start, encoded.data());
+          writer.write(encoded.data(), encoded.size());
         });
         stream_entry(e, std::span<const double>(&alpha, 1), options.allow_nonfinite, sink, pool);
         offset += e.num_elements();
       }
     } else {
-      // Rows rearranged: the source whole, then its rows in the recipe's order.
-      const PlanEntry e = as_float64(*entries.at(t.sources.front()));
-      whole.resize(e.num_elements());
+      // Rows rearranged: the source whole, in the output type, then its rows in the recipe's
+      // order (a row is a whole number of Q8_0 blocks, so encoded rows move as they are).
+      const PlanEntry e = entry_for(t.sources.front());
+      const uint64_t n = e.num_elements();
+      std::vector<uint8_t> whole(n * dtype_size(e.out_dtype));
       extrapolate_entry_to_memory(e, alpha, options.allow_nonfinite, whole.data(), pool);
-      std::vector<double> rows(t.rows.size() * cols);
+      const uint8_t* src = whole.data();
+      std::vector<uint8_t> coded;
+      if (!native) {
+        auto* v = reinterpret_cast<double*>(whole.data());
+        shift(v, n);
+        coded.resize(*ggml_tensor_bytes(tt, {n}));
+        encode(v, n, 0, coded.data());
+        src = coded.data();
+      }
+      encoded.resize(t.rows.size() * row_bytes);
       for (size_t r = 0; r < t.rows.size(); ++r)
-        std::memcpy(&rows[r * cols], &whole[t.rows[r] * cols], cols * sizeof(double));
-      emit(rows.data(), rows.size(), 0);
+        std::memcpy(&encoded[r * row_bytes], src + t.rows[r] * row_bytes, row_bytes);
+      writer.write(encoded.data(), encoded.size());
     }
     writer.end_tensor();
     result.bytes += writer.tensors()[i].num_bytes;
