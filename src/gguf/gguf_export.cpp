@@ -4,12 +4,15 @@
 
 #include <algorithm>
 #include <cstring>
+#include <functional>
+#include <memory>
 #include <map>
 #include <set>
 
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/interrupt.h"
+#include "core/serial_worker.h"
 #include "core/staging_dir.h"
 #include "gguf/gguf_arch.h"
 #include "gguf/gguf_vocab.h"
@@ -183,8 +186,25 @@ GgufExportResult write_gguf(const Plan& plan, double alpha, const ModelConfig& c
 
   StagingDir staging(options.output);
   const auto temp = staging.path() / options.output.filename();
-  OutputFile out(temp);
+  OutputFile out(temp, /*direct=*/true);
   writer.start(out);
+  // The disk writes run on a background thread, in order, while the next chunk is computed,
+  // from three buffers used in turn (memory stays flat; no fresh pages per chunk).
+  SerialWorker disk;
+  struct Buffer {
+    std::vector<uint8_t> bytes;
+    uint64_t ticket = 0;  // the write job that reads it
+  };
+  Buffer buffers[3];
+  size_t next_buffer = 0;
+  auto submit = [&](std::function<void()> job) { return disk.submit(std::move(job)); };
+  auto write_bytes = [&](const uint8_t* data, uint64_t size) {
+    Buffer& b = buffers[next_buffer];
+    next_buffer = (next_buffer + 1) % 3;
+    disk.wait(b.ticket);
+    b.bytes.assign(data, data + size);
+    b.ticket = disk.submit([&writer, &b] { writer.write(b.bytes.data(), b.bytes.size()); });
+  };
   std::vector<uint8_t> encoded;
   for (size_t i = 0; i < recipe.tensors.size(); ++i) {
     check_interrupted();
@@ -216,12 +236,12 @@ GgufExportResult write_gguf(const Plan& plan, double alpha, const ModelConfig& c
       if (t.add != 0)
         for (uint64_t k = 0; k < n; ++k) v[k] += t.add;
     };
-    writer.begin_tensor(t.name);
+    submit([&writer, name = t.name] { writer.begin_tensor(name); });
     if (t.sources.empty()) {
       std::vector<double> v = t.values;
       encoded.resize(*ggml_tensor_bytes(tt, {v.size()}));
       encode(v.data(), v.size(), 0, encoded.data());
-      writer.write(encoded.data(), encoded.size());
+      write_bytes(encoded.data(), encoded.size());
     } else if (t.rows.empty()) {
       // Streamed: the sources one after the other, chunk by chunk.
       uint64_t offset = 0;
@@ -229,14 +249,14 @@ GgufExportResult write_gguf(const Plan& plan, double alpha, const ModelConfig& c
         const PlanEntry e = entry_for(s);
         ChunkWriter sink(e, [&](uint8_t* bytes, uint64_t start, uint64_t count) {
           if (native) {
-            writer.write(bytes, count * dtype_size(e.out_dtype));
+            write_bytes(bytes, count * dtype_size(e.out_dtype));
             return;
           }
           auto* v = reinterpret_cast<double*>(bytes);
           shift(v, count);
           encoded.resize(*ggml_tensor_bytes(tt, {count}));
           encode(v, count, offset + start, encoded.data());
-          writer.write(encoded.data(), encoded.size());
+          write_bytes(encoded.data(), encoded.size());
         });
         stream_entry(e, std::span<const double>(&alpha, 1), options.allow_nonfinite, sink, pool);
         offset += e.num_elements();
@@ -260,12 +280,14 @@ GgufExportResult write_gguf(const Plan& plan, double alpha, const ModelConfig& c
       encoded.resize(t.rows.size() * row_bytes);
       for (size_t r = 0; r < t.rows.size(); ++r)
         std::memcpy(&encoded[r * row_bytes], src + t.rows[r] * row_bytes, row_bytes);
-      writer.write(encoded.data(), encoded.size());
+      write_bytes(encoded.data(), encoded.size());
     }
-    writer.end_tensor();
+    submit([&writer] { writer.end_tensor(); });
     result.bytes += writer.tensors()[i].num_bytes;
   }
+  disk.wait_all();
   writer.finish();
+  out.start_writeback();
   out.close();
   std::filesystem::rename(temp, options.output);
   sync_folder(options.output.has_parent_path() ? options.output.parent_path() : ".");
