@@ -5,8 +5,8 @@
 #include <algorithm>
 #include <cstring>
 #include <functional>
-#include <memory>
 #include <map>
+#include <memory>
 #include <set>
 
 #include "core/error.h"
@@ -45,7 +45,8 @@ namespace {
 class ChunkWriter : public ChunkSink {
  public:
   using Fn = std::function<void(uint8_t*, uint64_t, uint64_t)>;
-  ChunkWriter(const PlanEntry& entry, Fn on_chunk) : entry_(entry), on_chunk_(std::move(on_chunk)) {}
+  ChunkWriter(const PlanEntry& entry, Fn on_chunk)
+      : entry_(entry), on_chunk_(std::move(on_chunk)) {}
   ChunkBuffers buffers(const EntryChunk& chunk) override {
     out_.resize(chunk.count * dtype_size(entry_.out_dtype));
     out_ptr_ = out_.data();
@@ -226,7 +227,7 @@ GgufExportResult write_gguf(const Plan& plan, double alpha, const ModelConfig& c
     const bool native = t.add == 0 && tt != GgmlType::Q8_0;
     auto entry_for = [&](const std::string& source) {
       PlanEntry e = *entries.at(source);
-      e.out_dtype = !native ? DType::F64
+      e.out_dtype = !native               ? DType::F64
                     : tt == GgmlType::F32 ? DType::F32
                     : tt == GgmlType::F16 ? DType::F16
                                           : DType::BF16;
