@@ -30,13 +30,8 @@ struct ExtrapolateArgs {
   size_t threads = 0;
 };
 
-// --format gguf: each alpha as one GGUF file for llama.cpp.
-void run_gguf(const ExtrapolateArgs& args, const std::vector<AlphaValue>& alphas) {
-  if (args.output_adapter) usage_fail("--output-adapter writes a PEFT adapter, not GGUF");
-  if (!args.dtype.empty()) usage_fail("--dtype is for safetensors; GGUF output takes --gguf-type");
-  if (!args.rules.empty()) usage_fail("--rule is not supported with --format gguf yet");
-  if (args.max_shard_size != "5GB") usage_fail("--max-shard-size does not apply to GGUF");
-  if (args.on_missing != "error") usage_fail("--on-missing does not apply to GGUF");
+// The pair the arguments name, each side's revision falling back to --revision.
+PairSpec pair_spec(const ExtrapolateArgs& args) {
   PairSpec spec;
   spec.sft = args.sft;
   spec.aligned = args.aligned;
@@ -44,6 +39,17 @@ void run_gguf(const ExtrapolateArgs& args, const std::vector<AlphaValue>& alphas
   spec.sft_revision = args.sft_revision.empty() ? args.revision : args.sft_revision;
   spec.aligned_revision = args.aligned_revision.empty() ? args.revision : args.aligned_revision;
   spec.base_revision = args.base_revision.empty() ? args.revision : args.base_revision;
+  return spec;
+}
+
+// --format gguf: each alpha as one GGUF file for llama.cpp.
+void run_gguf(const ExtrapolateArgs& args, const std::vector<AlphaValue>& alphas) {
+  if (args.output_adapter) usage_fail("--output-adapter writes a PEFT adapter, not GGUF");
+  if (!args.dtype.empty()) usage_fail("--dtype is for safetensors; GGUF output takes --gguf-type");
+  if (!args.rules.empty()) usage_fail("--rule is not supported with --format gguf yet");
+  if (args.max_shard_size != "5GB") usage_fail("--max-shard-size does not apply to GGUF");
+  if (args.on_missing != "error") usage_fail("--on-missing does not apply to GGUF");
+  const PairSpec spec = pair_spec(args);
   std::vector<GgufExportOptions> outputs;
   for (const auto& alpha : alphas) {
     GgufExportOptions o;
@@ -154,13 +160,7 @@ void run(const ExtrapolateArgs& args, const std::string& invocation) {
   options.progress = args.progress || (!args.no_progress && StatusLine::stderr_is_terminal());
   options.command_line = invocation;
 
-  PairSpec spec;
-  spec.sft = args.sft;
-  spec.aligned = args.aligned;
-  spec.base = args.base;
-  spec.sft_revision = args.sft_revision.empty() ? args.revision : args.sft_revision;
-  spec.aligned_revision = args.aligned_revision.empty() ? args.revision : args.aligned_revision;
-  spec.base_revision = args.base_revision.empty() ? args.revision : args.base_revision;
+  const PairSpec spec = pair_spec(args);
   const auto pair = ExpoPair::open(spec);
   if (pair->aligned_is_adapter() && plan_options.on_missing != OnMissing::kError)
     usage_fail(

@@ -69,6 +69,24 @@ bool ignorable(const std::string& name) { return name.ends_with(".rotary_emb.inv
 
 }  // namespace
 
+void add_gguf_provenance(GgufWriter& writer, const GgufExportOptions& options, uint32_t file_type,
+                         bool quantized) {
+  writer.add_metadata(
+      "general.name",
+      GgufValue(options.name.empty() ? options.output.stem().string() : options.name));
+  writer.add_metadata("general.file_type", GgufValue(file_type));
+  if (quantized) writer.add_metadata("general.quantization_version", uint32_t{2});
+  writer.add_metadata("expo.version", GgufValue(std::string(EXPO_VERSION)));
+  if (!options.alpha_text.empty()) writer.add_metadata("expo.alpha", GgufValue(options.alpha_text));
+  for (const auto& [role, spec] : options.sources)
+    writer.add_metadata("expo.source." + role, GgufValue(spec));
+}
+
+void publish_gguf(const std::filesystem::path& temp, const GgufExportOptions& options) {
+  std::filesystem::rename(temp, options.output);
+  sync_folder(options.output.has_parent_path() ? options.output.parent_path() : ".");
+}
+
 GgmlType parse_gguf_out_type(const std::string& text) {
   const auto t = parse_ggml_type(text);
   if (!t ||
@@ -160,16 +178,7 @@ GgufExportResult write_gguf(const Plan& plan, double alpha, const ModelConfig& c
   for (const auto& entry : recipe.metadata.entries()) {
     writer.add_metadata(entry.key, entry.value);
     if (entry.key == "general.architecture") {
-      writer.add_metadata(
-          "general.name",
-          GgufValue(options.name.empty() ? options.output.stem().string() : options.name));
-      writer.add_metadata("general.file_type", GgufValue(gguf_file_type(type)));
-      if (type == GgmlType::Q8_0) writer.add_metadata("general.quantization_version", uint32_t{2});
-      writer.add_metadata("expo.version", GgufValue(std::string(EXPO_VERSION)));
-      if (!options.alpha_text.empty())
-        writer.add_metadata("expo.alpha", GgufValue(options.alpha_text));
-      for (const auto& [role, spec] : options.sources)
-        writer.add_metadata("expo.source." + role, GgufValue(spec));
+      add_gguf_provenance(writer, options, gguf_file_type(type), type == GgmlType::Q8_0);
     }
   }
   for (const auto& entry : vocab.metadata.entries()) writer.add_metadata(entry.key, entry.value);
@@ -290,8 +299,7 @@ GgufExportResult write_gguf(const Plan& plan, double alpha, const ModelConfig& c
   writer.finish();
   out.start_writeback();
   out.close();
-  std::filesystem::rename(temp, options.output);
-  sync_folder(options.output.has_parent_path() ? options.output.parent_path() : ".");
+  publish_gguf(temp, options);
   result.tensors = recipe.tensors.size();
   return result;
 }

@@ -15,6 +15,7 @@
 
 #include "core/thread_pool.h"
 #include "io/ggml_type.h"
+#include "io/gguf_writer.h"
 #include "merge/plan.h"
 #include "model/config.h"
 
@@ -34,6 +35,16 @@ struct GgufExportOptions {
 
 // llama.cpp's general.file_type (enum llama_ftype) of a file whose matrices are of `type`.
 uint32_t gguf_file_type(GgmlType type);
+
+// What follows general.architecture in every file expo writes: general.name (options.name, else
+// the output's stem), general.file_type, general.quantization_version when `quantized`, and the
+// provenance (expo.version, expo.alpha when set, expo.source.<role>).
+void add_gguf_provenance(GgufWriter& writer, const GgufExportOptions& options, uint32_t file_type,
+                         bool quantized);
+
+// Moves the finished file `temp` (in the output's staging folder) to options.output and syncs
+// the folder.
+void publish_gguf(const std::filesystem::path& temp, const GgufExportOptions& options);
 
 // The GGUF types a user may ask for, by --gguf-type name (f32, f16, bf16, q8_0).
 GgmlType parse_gguf_out_type(const std::string& text);

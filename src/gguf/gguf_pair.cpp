@@ -1,7 +1,5 @@
 #include "gguf/gguf_pair.h"
 
-#include <expo/version.h>
-
 #include <cmath>
 
 #include "core/error.h"
@@ -81,20 +79,12 @@ GgufExportResult extrapolate_gguf_pair(const std::filesystem::path& sft_path,
     if (set_anew(e.key)) continue;
     writer.add_metadata(e.key, e.value);
     if (e.key == "general.architecture") {
-      writer.add_metadata(
-          "general.name",
-          GgufValue(options.name.empty() ? options.output.stem().string() : options.name));
       const uint32_t ftype = options.type ? gguf_file_type(*options.type)
                                           : am.find_u32("general.file_type").value_or(1);
-      writer.add_metadata("general.file_type", GgufValue(ftype));
       bool q8 = options.type == GgmlType::Q8_0;
       for (const auto& t : aligned.tensors())
         q8 = q8 || (!options.type && t.type == GgmlType::Q8_0);
-      if (q8) writer.add_metadata("general.quantization_version", uint32_t{2});
-      writer.add_metadata("expo.version", GgufValue(std::string(EXPO_VERSION)));
-      writer.add_metadata("expo.alpha", GgufValue(options.alpha_text));
-      for (const auto& [role, spec] : options.sources)
-        writer.add_metadata("expo.source." + role, GgufValue(spec));
+      add_gguf_provenance(writer, options, ftype, q8);
     }
   }
   GgufExportResult result;
@@ -162,8 +152,7 @@ GgufExportResult extrapolate_gguf_pair(const std::filesystem::path& sft_path,
   }
   writer.finish();
   out.close();
-  std::filesystem::rename(temp, options.output);
-  sync_folder(options.output.has_parent_path() ? options.output.parent_path() : ".");
+  publish_gguf(temp, options);
   result.tensors = aligned.tensors().size();
   return result;
 }
