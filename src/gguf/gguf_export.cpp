@@ -18,10 +18,9 @@
 #include "gguf/gguf_vocab.h"
 #include "io/gguf_writer.h"
 #include "merge/extrapolate_tensor.h"
+#include "model/weights.h"
 
 namespace expo {
-
-namespace {}  // namespace
 
 uint32_t gguf_file_type(GgmlType t) {
   switch (t) {
@@ -64,8 +63,6 @@ class ChunkWriter : public ChunkSink {
   std::vector<uint8_t> aligned_, sft_, out_;
   uint8_t* out_ptr_ = nullptr;
 };
-
-bool ignorable(const std::string& name) { return name.ends_with(".rotary_emb.inv_freq"); }
 
 }  // namespace
 
@@ -151,9 +148,7 @@ GgufExportResult write_gguf(const Plan& plan, double alpha, const ModelConfig& c
   }
   std::vector<std::string> unused;
   for (const auto& n : names)
-    if (!used.count(n) && !ignorable(n) &&
-        !(config.tie_word_embeddings && (n == "lm_head.weight" || n == "output.weight")))
-      unused.push_back(n);
+    if (!used.count(n) && !is_ignorable_tensor(n, config)) unused.push_back(n);
   if (!unused.empty())
     fail("GGUF: ", config.architecture, " has no tensor named '", unused.front(), "' (",
          unused.size(), " such tensor(s)); nothing in llama.cpp's ", recipe.arch, " reads it");

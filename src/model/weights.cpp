@@ -131,13 +131,6 @@ std::vector<WeightSpec> for_each_weight(const ModelConfig& c, ModelWeights& w) {
 
 bool is_engine_dtype(DType d) { return d == DType::F32 || d == DType::BF16 || d == DType::F16; }
 
-// Tensors a checkpoint may carry that the engine does not use.
-bool is_ignorable(const std::string& name, const ModelConfig& c) {
-  if (name.size() > 23 && name.ends_with(".rotary_emb.inv_freq")) return true;
-  if (c.tie_word_embeddings && (name == "lm_head.weight" || name == "output.weight")) return true;
-  return false;
-}
-
 // Checks names, shapes and dtypes of every spec against `lookup` and lists every problem at
 // once; also lists tensors the architecture does not have.
 void check_tensors(const std::vector<WeightSpec>& specs, const ModelConfig& config,
@@ -164,7 +157,8 @@ void check_tensors(const std::vector<WeightSpec>& specs, const ModelConfig& conf
   }
   std::vector<std::string> unknown;
   for (const auto& t : checkpoint.tensors())
-    if (!expected.count(t.name()) && !is_ignorable(t.name(), config)) unknown.push_back(t.name());
+    if (!expected.count(t.name()) && !is_ignorable_tensor(t.name(), config))
+      unknown.push_back(t.name());
   if (!unknown.empty()) {
     std::string list;
     for (size_t i = 0; i < unknown.size() && i < 5; ++i) list += (i ? ", " : "") + unknown[i];
@@ -189,6 +183,12 @@ void to_floats(const void* data, DType dtype, const WeightSpec& spec) {
 }
 
 }  // namespace
+
+bool is_ignorable_tensor(const std::string& name, const ModelConfig& c) {
+  if (name.size() > 23 && name.ends_with(".rotary_emb.inv_freq")) return true;
+  if (c.tie_word_embeddings && (name == "lm_head.weight" || name == "output.weight")) return true;
+  return false;
+}
 
 void check_model_tensors(const ModelConfig& config, const Checkpoint& checkpoint,
                          const std::string& what) {

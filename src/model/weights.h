@@ -79,6 +79,10 @@ class LoadedModel {
   std::vector<std::unique_ptr<uint8_t[]>> owned_;  // extrapolated tensors
 };
 
+// Tensors a checkpoint may carry that the engine (and a GGUF of it) does not use: rope's cached
+// inv_freq, and the head of a model whose config ties it to the embedding.
+bool is_ignorable_tensor(const std::string& name, const ModelConfig& config);
+
 // Checks that `checkpoint` holds the tensors the architecture of `config` needs, with their
 // shapes and a dtype the engine reads, and no others; one error lists every problem, naming
 // `what` ("model", "aligned model") and the checkpoint.
