@@ -44,6 +44,7 @@ std::optional<DType> parse_user_float_dtype(std::string_view name) {
 }
 
 std::string_view dtype_name(DType dtype) {
+  if (dtype == DType::Q8_0) return "Q8_0";
   for (const auto& info : kDTypes)
     if (info.dtype == dtype) return info.name;
   return "?";
@@ -53,6 +54,14 @@ size_t dtype_size(DType dtype) {
   for (const auto& info : kDTypes)
     if (info.dtype == dtype) return info.size;
   return 0;
+}
+
+uint64_t dtype_bytes(DType dtype, uint64_t elements) {
+  if (dtype == DType::Q8_0) {
+    if (elements % 32 != 0) fail("internal: ", elements, " Q8_0 values are not whole blocks of 32");
+    return elements / 32 * 34;
+  }
+  return elements * dtype_size(dtype);
 }
 
 bool is_arithmetic_float(DType dtype) {

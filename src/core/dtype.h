@@ -28,6 +28,9 @@ enum class DType : uint8_t {
   BF16,
   F32,
   F64,
+  // llama.cpp's Q8_0 (io/q8_0.h): blocks of 32 values in 34 bytes. Not a safetensors dtype
+  // (parse_dtype never returns it); it comes from GGUF files, and the engine multiplies by it.
+  Q8_0,
 };
 
 // Parses the safetensors spelling ("BF16", "F32", ...). Returns nullopt for anything else.
@@ -35,7 +38,10 @@ std::optional<DType> parse_dtype(std::string_view name);
 // Parses a user's --dtype value: bf16, f16, f32, f64 (case-insensitive, also float16 etc.).
 std::optional<DType> parse_user_float_dtype(std::string_view name);
 std::string_view dtype_name(DType dtype);
+// Bytes per element; 0 for Q8_0, whose elements come in blocks (use dtype_bytes).
 size_t dtype_size(DType dtype);
+// Bytes of `elements` elements of `dtype`; for Q8_0 `elements` must be a multiple of 32.
+uint64_t dtype_bytes(DType dtype, uint64_t elements);
 // Float types expo does arithmetic on. F8 types are floating but are passed through: there is
 // no agreed rounding for them, so they are treated like integer tensors (copied from aligned).
 bool is_arithmetic_float(DType dtype);
