@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "core/units.h"
+#include "gguf/gguf_checkpoint.h"
 #include "model/transformer.h"
 
 using namespace expo;
@@ -103,6 +104,7 @@ double peak_rss_bytes() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  expo::register_gguf_checkpoints();  // MODEL may be a .gguf file
   if (argc < 2) {
     std::fprintf(stderr, "usage: bench_engine MODEL_DIR [--threads N] [--prompt N] [--steps N]\n");
     return 2;

@@ -100,25 +100,39 @@ def main():
     if not os.path.exists(os.path.join(ROOT, "tests", "gguf", "node_modules", "node-llama-cpp")):
         print("decode: tests/gguf/node_modules missing (bash scripts/install-npm-deps.sh)")
         return
-    print("\n| decode, 1 thread, 64 tokens after 32 | tok/s |")
-    print("|---|---|")
-    for name, path in (("llama.cpp, expo's Q8_0 GGUF", "q8.gguf"),
-                       ("llama.cpp, expo's BF16 GGUF", "bf16.gguf")):
-        p = subprocess.run(["node", ref, "--model", os.path.join(out, path), "--bench-decode", "64",
+    print("\n| decode, 1 thread, 64 tokens after 32 | llama.cpp tok/s | expo engine tok/s | expo / llama.cpp |")
+    print("|---|---|---|---|")
+    bench_engine = os.path.join(ROOT, "build", "bench_engine")
+
+    def llama_cpp(path):
+        p = subprocess.run(["node", ref, "--model", path, "--bench-decode", "64",
                             "--prompt-tokens", "32", "--runs", "3", "--threads", "1"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, check=True)
-        d = json.loads(p.stdout)
-        print("| %s | %.2f |" % (name, d["decode_tokens_per_s"]))
-    bench_engine = os.path.join(ROOT, "build", "bench_engine")
-    if os.path.exists(bench_engine):
-        p = subprocess.run([bench_engine, os.path.join(out, "st"), "--steps", "64", "--prompt", "32",
-                            "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                           text=True, check=True)
-        for line in p.stdout.splitlines():
-            if line.startswith("decode batch 1 "):
-                print("| expo's engine, the same weights as safetensors BF16 | %s |" %
-                      line.split()[3])
+        return json.loads(p.stdout)["decode_tokens_per_s"]
 
+    def expo_engine(path):
+        rates = []
+        for _ in range(3):
+            p = subprocess.run([bench_engine, path, "--steps", "64", "--prompt", "32",
+                                "--threads", "1"], stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, check=True)
+            for line in p.stdout.splitlines():
+                if line.startswith("decode batch 1 "):
+                    rates.append(float(line.split()[3]))
+        return statistics.median(rates)
+
+    # The same file for both, alternated: llama.cpp, expo, llama.cpp, expo (medians of 3 each).
+    for name, path in (("Q8_0 GGUF", "q8.gguf"), ("BF16 GGUF", "bf16.gguf")):
+        gguf = os.path.join(out, path)
+        lc = [llama_cpp(gguf)]
+        ex = [expo_engine(gguf)]
+        lc.append(llama_cpp(gguf))
+        ex.append(expo_engine(gguf))
+        print("| %s (the same file) | %s | %s | %.2f |" % (
+            name, " / ".join("%.2f" % x for x in lc), " / ".join("%.2f" % x for x in ex),
+            statistics.mean(ex) / statistics.mean(lc)))
+    print("| expo engine, the same weights as safetensors BF16 | | %.2f | |" %
+          expo_engine(os.path.join(out, "st")))
 
 if __name__ == "__main__":
     main()

@@ -32,6 +32,8 @@ void run(const ConvertArgs& args) {
   o.sources.push_back({"model", args.model});
   check_gguf_output(o);
   const Checkpoint checkpoint = Checkpoint::open(args.model, args.revision);
+  if (checkpoint.gguf())
+    fail(args.model, ": already a GGUF file; expo convert reads Hugging Face checkpoints");
   const ModelConfig config = read_model_config(checkpoint);
   const Plan plan = copy_plan(checkpoint);
   ThreadPool pool(args.threads);

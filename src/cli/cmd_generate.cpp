@@ -288,7 +288,9 @@ void run_text(GenerateArgs& args) {
       ThreadPool pool(args.model.threads);
       const auto loaded = args.model.load(source, pool);
       Transformer model(*loaded);
-      generator = loaded->folder().filename().string();
+      generator = source.checkpoint().gguf()
+                      ? std::filesystem::path(source.checkpoint().spec()).stem().string()
+                      : loaded->folder().filename().string();
       std::unique_ptr<ProgressLine> progress;
       size_t current_turn = SIZE_MAX;
       generate_answers(

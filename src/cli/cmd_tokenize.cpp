@@ -11,6 +11,8 @@
 #include "core/error.h"
 #include "core/fs.h"
 #include "core/input_limits.h"
+#include "gguf/gguf_checkpoint.h"
+#include "io/gguf.h"
 #include "text/tokenizer.h"
 
 namespace expo::cli {
@@ -63,10 +65,17 @@ std::vector<int32_t> parse_ids(const std::string& text) {
   return ids;
 }
 
+// A folder's tokenizer, or a GGUF file's (rebuilt from its metadata).
+Tokenizer load_tokenizer(const std::string& spec) {
+  if (!is_gguf_file(spec)) return Tokenizer::load(spec);
+  const GgufTokenizerFolder folder = gguf_tokenizer_folder(spec);
+  return Tokenizer::load(folder.path.string());
+}
+
 void run_tokenize(const TokenizeArgs& args) {
   if (args.text_file.empty() == false && !args.text.empty())
     fail("give either --text or --text-file, not both");
-  const Tokenizer tokenizer = Tokenizer::load(args.tokenizer);
+  const Tokenizer tokenizer = load_tokenizer(args.tokenizer);
   const std::vector<int32_t> ids = tokenizer.encode(read_input(args), !args.no_special);
   std::string out = "[";
   for (size_t i = 0; i < ids.size(); ++i) out += (i ? ", " : "") + std::to_string(ids[i]);
@@ -76,7 +85,7 @@ void run_tokenize(const TokenizeArgs& args) {
 
 void run_detokenize(const DetokenizeArgs& args) {
   const std::vector<int32_t> ids = parse_ids(args.ids);
-  const Tokenizer tokenizer = Tokenizer::load(args.tokenizer);
+  const Tokenizer tokenizer = load_tokenizer(args.tokenizer);
   std::string text = tokenizer.decode(ids, args.skip_special);
   if (!args.no_newline) text += '\n';
   std::fwrite(text.data(), 1, text.size(), stdout);
@@ -93,7 +102,7 @@ void add_tokenize_command(CLI::App& app) {
       "tokens (such as Llama's BOS) are added as transformers adds them by default.\n"
       "Example: expo tokenize --tokenizer ./Meta-Llama-3-8B --text 'Hello'   # [128000, 9906]");
   cmd->add_option("--tokenizer", args->tokenizer,
-                  "model folder with tokenizer.json (and tokenizer_config.json)")
+                  "model folder with tokenizer.json (and tokenizer_config.json), or a .gguf file")
       ->required();
   auto* text = cmd->add_option("--text", args->text, "the text to encode (UTF-8)");
   auto* file = cmd->add_option("--text-file", args->text_file,
@@ -115,7 +124,7 @@ void add_detokenize_command(CLI::App& app) {
       "print it followed by a newline.\n"
       "Example: expo detokenize --tokenizer ./Meta-Llama-3-8B --ids 128000,9906");
   cmd->add_option("--tokenizer", args->tokenizer,
-                  "model folder with tokenizer.json (and tokenizer_config.json)")
+                  "model folder with tokenizer.json (and tokenizer_config.json), or a .gguf file")
       ->required();
   cmd->add_option("--ids", args->ids, "token ids: 1,2,3 or a JSON array [1, 2, 3]")->required();
   cmd->add_flag("--skip-special-tokens", args->skip_special,

@@ -8,6 +8,7 @@
 #include "cli/usage.h"
 #include "core/error.h"
 #include "core/interrupt.h"
+#include "gguf/gguf_checkpoint.h"
 
 namespace expo::cli {
 
@@ -34,6 +35,7 @@ std::string shell_command_line(int argc, char** argv) {
 int main(int argc, char** argv) {
   const std::string invocation = expo::cli::shell_command_line(argc, argv);
   expo::install_interrupt_handlers();
+  expo::register_gguf_checkpoints();  // model.gguf wherever a model is named
   CLI::App app{
       "expo: model extrapolation (ExPO) for aligned language models.\n"
       "theta2 = theta1 + alpha * (theta1 - theta0), from an SFT checkpoint (theta0) and its\n"

@@ -138,9 +138,12 @@ GgufExportResult write_gguf(const Plan& plan, double alpha, const ModelConfig& c
         fail("GGUF: tensor '", s, "' has shape ", TensorInfo{"", DType::F32, shape}.shape_string(),
              "; ", config.architecture, " needs ", cols, " columns for ", t.name);
     }
+    // A row: the last dimension, or one value of a 1-D tensor (a q or k bias in rope order).
+    const uint64_t row = t.shape.size() == 1 ? 1 : cols;
     uint64_t rows = 0, want = 1;
-    for (const auto& s : t.sources) rows += entries.at(s)->num_elements() / cols;
-    for (size_t i = 0; i + 1 < t.shape.size(); ++i) want *= t.shape[i];
+    for (const auto& s : t.sources) rows += entries.at(s)->num_elements() / row;
+    for (uint64_t d : t.shape) want *= d;
+    want /= row;
     if (t.sources.empty()) continue;
     if (t.rows.empty() ? rows != want : *std::max_element(t.rows.begin(), t.rows.end()) >= rows)
       fail("GGUF: the tensors of ", t.name, " (", t.sources.front(), "...) hold ", rows,
@@ -215,8 +218,8 @@ GgufExportResult write_gguf(const Plan& plan, double alpha, const ModelConfig& c
     check_interrupted();
     const GgufTensorRecipe& t = recipe.tensors[i];
     const GgmlType tt = types[i];
-    const uint64_t cols = t.shape.back();
-    const uint64_t row_bytes = *ggml_tensor_bytes(tt, {cols});
+    // What the recipe's rows move: rows, or single values of a 1-D tensor.
+    const uint64_t row_bytes = *ggml_tensor_bytes(tt, {t.shape.size() == 1 ? 1 : t.shape.back()});
     // Encodes float64 values (a whole number of rows, or of Q8_0 blocks) into `out`, the pool
     // sharing the work in pieces of 64 blocks.
     auto encode = [&](const double* values, uint64_t count, uint64_t first, uint8_t* out) {

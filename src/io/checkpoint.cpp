@@ -6,6 +6,7 @@
 
 #include "core/error.h"
 #include "core/fs.h"
+#include "io/gguf.h"
 #include "io/hf_cache.h"
 
 namespace expo {
@@ -74,7 +75,41 @@ const CheckpointTensor* find_output_head(const Checkpoint& checkpoint) {
   return nullptr;
 }
 
+namespace {
+GgufCheckpointOpener gguf_opener = nullptr;
+}  // namespace
+
+void set_gguf_checkpoint_opener(GgufCheckpointOpener opener) { gguf_opener = opener; }
+
+Checkpoint Checkpoint::from_parts(std::string spec, std::filesystem::path folder,
+                                  std::vector<std::unique_ptr<SafetensorsFile>> files,
+                                  nlohmann::json config, GgufForm form,
+                                  std::shared_ptr<const void> keep) {
+  Checkpoint ckpt;
+  ckpt.spec_ = std::move(spec);
+  ckpt.folder_ = std::move(folder);
+  ckpt.files_ = std::move(files);
+  for (const auto& file : ckpt.files_)
+    for (const auto& info : file->tensors()) ckpt.tensors_.push_back({file.get(), &info});
+  for (size_t i = 0; i < ckpt.tensors_.size(); ++i)
+    if (!ckpt.by_name_.emplace(ckpt.tensors_[i].name(), i).second)
+      fail("internal: ", ckpt.spec_, ": tensor '", ckpt.tensors_[i].name(), "' twice");
+  ckpt.config_ = std::move(config);
+  ckpt.gguf_ = std::move(form);
+  ckpt.keep_ = std::move(keep);
+  return ckpt;
+}
+
 Checkpoint Checkpoint::open(const std::string& spec, const std::string& revision) {
+  {
+    std::error_code ec;
+    const fs::path p(spec);
+    if (fs::is_regular_file(p, ec) && (p.extension() == ".gguf" || is_gguf_file(p))) {
+      if (!gguf_opener)
+        fail(spec, ": a GGUF file; this program was built without expo's GGUF reader");
+      return gguf_opener(spec);
+    }
+  }
   Checkpoint ckpt;
   ckpt.spec_ = spec;
   std::error_code ec;

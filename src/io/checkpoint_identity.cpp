@@ -46,6 +46,8 @@ void read_data(const SafetensorsFile& file, uint64_t offset, uint64_t length, vo
 }  // namespace
 
 std::string checkpoint_location(const Checkpoint& checkpoint) {
+  // A GGUF file's folder is a temporary one, made anew by each opening.
+  if (checkpoint.gguf()) return resolved(checkpoint.spec()).string();
   if (!checkpoint.folder().empty()) return resolved(checkpoint.folder()).string();
   const auto files = weight_files(checkpoint);
   return files.empty() ? checkpoint.spec() : resolved(files[0]->path()).string();
@@ -80,8 +82,9 @@ std::string checkpoint_identity(const Checkpoint& checkpoint) {
   hash.add_field(checkpoint.config() ? checkpoint.config()->dump() : "");
   const fs::path generation = checkpoint.folder() / "generation_config.json";
   std::error_code ec;
-  hash.add_field(
-      !checkpoint.folder().empty() && fs::exists(generation, ec) ? read_text_file(generation) : "");
+  hash.add_field(!checkpoint.folder().empty() && !checkpoint.gguf() && fs::exists(generation, ec)
+                     ? read_text_file(generation)
+                     : "");
   return str(checkpoint_location(checkpoint), ", content ", hash.hex(), " (", files.size(),
              files.size() == 1 ? " file, " : " files, ", format_bytes(total), ")");
 }

@@ -19,6 +19,11 @@ uint64_t page_size() {
 }
 }  // namespace
 
+MappedFile::MappedFile(const std::filesystem::path& path, std::filesystem::path name)
+    : MappedFile(path) {
+  path_ = std::move(name);
+}
+
 MappedFile::MappedFile(const std::filesystem::path& path) : path_(path) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) fail(path.string(), ": cannot open: ", std::strerror(errno));

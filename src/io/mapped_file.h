@@ -14,6 +14,9 @@ namespace expo {
 class MappedFile {
  public:
   explicit MappedFile(const std::filesystem::path& path);
+  // Maps the file at `path` and names it `name` in path() and errors (a memory file opened
+  // through /proc/self/fd, named after what it was made from).
+  MappedFile(const std::filesystem::path& path, std::filesystem::path name);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;

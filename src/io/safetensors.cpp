@@ -167,6 +167,16 @@ SafetensorsFile::SafetensorsFile(const std::filesystem::path& path)
   for (size_t i = 0; i < header_.tensors.size(); ++i) by_name_[header_.tensors[i].name] = i;
 }
 
+SafetensorsFile::SafetensorsFile(std::unique_ptr<MappedFile> file, SafetensorsHeader header)
+    : file_(std::move(file)), header_(std::move(header)) {
+  for (size_t i = 0; i < header_.tensors.size(); ++i) {
+    const TensorInfo& t = header_.tensors[i];
+    if (t.end < t.begin || header_.data_start + t.end > file_->size())
+      fail("internal: ", file_->path().string(), ": tensor '", t.name, "' lies outside the file");
+    by_name_[t.name] = i;
+  }
+}
+
 const TensorInfo* SafetensorsFile::find(const std::string& name) const {
   const auto it = by_name_.find(name);
   return it == by_name_.end() ? nullptr : &header_.tensors[it->second];

@@ -49,6 +49,9 @@ SafetensorsHeader parse_safetensors_header(const uint8_t* bytes, uint64_t availa
 class SafetensorsFile {
  public:
   explicit SafetensorsFile(const std::filesystem::path& path);
+  // Tensors another parser found in `file` (a GGUF file's data section): `header`'s offsets are
+  // relative to header.data_start and were checked against the file by that parser.
+  SafetensorsFile(std::unique_ptr<MappedFile> file, SafetensorsHeader header);
 
   const std::filesystem::path& path() const { return file_->path(); }
   const SafetensorsHeader& header() const { return header_; }

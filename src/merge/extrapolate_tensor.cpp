@@ -1,6 +1,7 @@
 #include "merge/extrapolate_tensor.h"
 
 #include <algorithm>
+#include <cmath>
 #include <optional>
 #include <string>
 #include <vector>
@@ -8,6 +9,7 @@
 #include "core/error.h"
 #include "core/interrupt.h"
 #include "core/units.h"
+#include "io/ggml_type.h"
 #include "merge/lora_kernel.h"
 
 namespace expo {
@@ -146,10 +148,80 @@ class MemorySink final : public ChunkSink {
   std::vector<uint8_t> aligned_, sft_;
 };
 
+GgmlType ggml_of(DType dtype) {
+  switch (dtype) {
+    case DType::F32:
+      return GgmlType::F32;
+    case DType::F16:
+      return GgmlType::F16;
+    case DType::BF16:
+      return GgmlType::BF16;
+    case DType::F64:
+      return GgmlType::F64;
+    case DType::Q8_0:
+      return GgmlType::Q8_0;
+    default:
+      fail("internal: no ggml type for ", dtype_name(dtype));
+  }
+}
+
+bool has_q8_0(const PlanEntry& entry) {
+  return entry.aligned->info->dtype == DType::Q8_0 || entry.out_dtype == DType::Q8_0 ||
+         (entry.sft && entry.sft->info->dtype == DType::Q8_0);
+}
+
+// An entry with a Q8_0 side (a GGUF pair's): chunks of whole blocks decoded exactly to float64,
+// extrapolated as the kernel does (a + alpha * (a - s)) and encoded once, Q8_0 blocks quantized
+// from the float64 values (io/q8_0.h), as `expo extrapolate` writes a GGUF pair.
+void extrapolate_blocks_to_memory(const PlanEntry& entry, double alpha, bool allow_nonfinite,
+                                  uint8_t* out) {
+  if (entry.action != Action::kExtrapolate && entry.action != Action::kCopyAligned)
+    fail("tensor '", entry.name(), "': Q8_0 tensors are extrapolated whole (same shapes)");
+  const CheckpointTensor& a = *entry.aligned;
+  const CheckpointTensor* s = entry.action == Action::kExtrapolate ? entry.sft : nullptr;
+  const DType a_dtype = a.info->dtype, out_dtype = entry.out_dtype;
+  const DType s_dtype = s ? s->info->dtype : a_dtype;
+  const uint64_t n = entry.num_elements();
+  const double entry_alpha = entry.alpha_for(alpha);
+  std::vector<uint8_t> bytes;
+  std::vector<double> av, sv;
+  for (uint64_t start = 0; start < n; start += kEntryChunkElements) {  // 2^21: whole blocks
+    check_interrupted();
+    const uint64_t count = std::min(kEntryChunkElements, n - start);
+    bytes.resize(dtype_bytes(a_dtype, count));
+    a.file->read(*a.info, dtype_bytes(a_dtype, start), bytes.size(), bytes.data());
+    av.resize(count);
+    decode_to_double(ggml_of(a_dtype), bytes.data(), count, av.data());
+    if (s) {
+      bytes.resize(dtype_bytes(s_dtype, count));
+      s->file->read(*s->info, dtype_bytes(s_dtype, start), bytes.size(), bytes.data());
+      sv.resize(count);
+      decode_to_double(ggml_of(s_dtype), bytes.data(), count, sv.data());
+      for (uint64_t k = 0; k < count; ++k) {
+        if (!allow_nonfinite && !(std::isfinite(av[k]) && std::isfinite(sv[k]))) {
+          const bool in_aligned = !std::isfinite(av[k]);
+          fail("tensor '", entry.name(), "' element ", start + k, " is ",
+               format_double(in_aligned ? av[k] : sv[k]), " in the ",
+               in_aligned ? "aligned model (" + a.file->path().string()
+                          : "SFT model (" + s->file->path().string(),
+               "); pass --allow-nonfinite to carry NaN/Inf through");
+        }
+        const double d = av[k] - sv[k];
+        const double m = entry_alpha * d;
+        av[k] = av[k] + m;
+      }
+    }
+    encode_from_double(ggml_of(out_dtype), av.data(), count, out + dtype_bytes(out_dtype, start),
+                       "tensor '" + entry.name() + "'", start);
+  }
+}
+
 }  // namespace
 
 void stream_entry(const PlanEntry& entry, std::span<const double> alphas, bool allow_nonfinite,
                   ChunkSink& sink, ThreadPool& pool) {
+  if (has_q8_0(entry))
+    fail("tensor '", entry.name(), "' is Q8_0: it is extrapolated in memory or into a GGUF file");
   const CheckpointTensor& a = *entry.aligned;
   const DType a_dtype = a.info->dtype;
   const size_t a_size = dtype_size(a_dtype);
@@ -231,6 +303,10 @@ void stream_entry(const PlanEntry& entry, std::span<const double> alphas, bool a
 
 void extrapolate_entry_to_memory(const PlanEntry& entry, double alpha, bool allow_nonfinite,
                                  void* out, ThreadPool& pool) {
+  if (has_q8_0(entry)) {
+    extrapolate_blocks_to_memory(entry, alpha, allow_nonfinite, static_cast<uint8_t*>(out));
+    return;
+  }
   MemorySink sink(entry, out);
   stream_entry(entry, std::span<const double>(&alpha, 1), allow_nonfinite, sink, pool);
 }

@@ -51,8 +51,10 @@ Plan make_plan(const Checkpoint& sft, const Checkpoint& aligned, const PlanOptio
     PlanEntry entry;
     entry.aligned = &a;
     const DType a_dtype = a.info->dtype;
-    const bool arithmetic = is_arithmetic_float(a_dtype);
-    entry.out_dtype = arithmetic && options.dtype ? *options.dtype : a_dtype;
+    // Q8_0 (a GGUF pair's blocks) is extrapolated in its own type: --dtype does not apply.
+    const bool q8 = a_dtype == DType::Q8_0;
+    const bool arithmetic = is_arithmetic_float(a_dtype) || q8;
+    entry.out_dtype = arithmetic && options.dtype && !q8 ? *options.dtype : a_dtype;
     entry.rule = match_rule(options.rules, a.name());
 
     const CheckpointTensor* s = sft.find(a.name());
@@ -86,7 +88,7 @@ Plan make_plan(const Checkpoint& sft, const Checkpoint& aligned, const PlanOptio
       copy_instead("tensor '" + a.name() + "' (" + shape_of(a) + ") is only in the aligned model");
       continue;
     }
-    if (!is_arithmetic_float(s->info->dtype)) {
+    if (!is_arithmetic_float(s->info->dtype) && s->info->dtype != DType::Q8_0) {
       copy_instead("tensor '" + a.name() + "' is " + shape_of(a) + " in the aligned model but " +
                    shape_of(*s) + " in the SFT model");
       continue;
@@ -98,7 +100,8 @@ Plan make_plan(const Checkpoint& sft, const Checkpoint& aligned, const PlanOptio
       continue;
     }
     const bool vocab_tensor = is_embedding_name(a.name()) || is_output_head_name(a.name());
-    if (vocab_tensor && same_shape_but_rows(*a.info, *s->info)) {
+    if (vocab_tensor && same_shape_but_rows(*a.info, *s->info) && !q8 &&
+        s->info->dtype != DType::Q8_0) {
       entry.action = Action::kExtrapolateRows;
       entry.shared_rows = std::min(a.info->shape[0], s->info->shape[0]);
       const uint64_t extra = a.info->shape[0] - entry.shared_rows;

@@ -50,7 +50,7 @@ struct PlanEntry {
   const std::string& name() const { return output_name.empty() ? aligned->name() : output_name; }
   const std::vector<uint64_t>& shape() const { return aligned->info->shape; }
   uint64_t num_elements() const { return aligned->info->num_elements(); }
-  uint64_t out_bytes() const { return num_elements() * dtype_size(out_dtype); }
+  uint64_t out_bytes() const { return dtype_bytes(out_dtype, num_elements()); }
   double alpha_for(double output_alpha) const { return rule ? rule->alpha.value : output_alpha; }
 };
 

@@ -24,7 +24,9 @@ enum class Family {
   kMixtral
 };
 
-enum class RopeKind { kDefault, kLinear, kLlama3, kDynamic, kLongRope };
+// kFreqFactors: each frequency divided by a factor of its own (llama.cpp's rope_freqs tensor,
+// how a GGUF file carries Llama 3's scaling; never read from config.json).
+enum class RopeKind { kDefault, kLinear, kLlama3, kDynamic, kLongRope, kFreqFactors };
 
 struct RopeScaling {
   RopeKind kind = RopeKind::kDefault;
@@ -36,6 +38,7 @@ struct RopeScaling {
   // the long ones past it, and the factor cos and sin are multiplied by.
   std::vector<double> short_factor, long_factor;
   double attention_factor = 1.0;
+  std::vector<double> freq_factors;  // kFreqFactors: one per frequency
 };
 
 // The MLP's activation (hidden_act, or Gemma's hidden_activation).

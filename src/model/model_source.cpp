@@ -1,5 +1,6 @@
 #include "model/model_source.h"
 
+#include <cmath>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -14,8 +15,26 @@ ModelConfig read_model_config(const Checkpoint& checkpoint) {
   if (!checkpoint.config())
     fail(where,
          ": no config.json beside the weights; the engine needs it to know the architecture");
-  ModelConfig config =
-      parse_model_config(*checkpoint.config(), (checkpoint.folder() / "config.json").string());
+  const auto& gguf = checkpoint.gguf();
+  ModelConfig config = parse_model_config(
+      *checkpoint.config(), gguf ? checkpoint.spec() + " (its GGUF metadata as config.json)"
+                                 : (checkpoint.folder() / "config.json").string());
+  if (gguf) {
+    // What llama.cpp's form holds that config.json cannot say.
+    if (gguf->norms_hold_one) config.norm_plus_one = false;
+    if (!gguf->rope_freq_factors.empty()) {
+      if (config.rope_scaling.kind != RopeKind::kDefault)
+        fail(checkpoint.spec(), ": rope_freqs.weight beside another rope scaling");
+      if (gguf->rope_freq_factors.size() != config.rotary_dim / 2)
+        fail(checkpoint.spec(), ": rope_freqs.weight has ", gguf->rope_freq_factors.size(),
+             " factors; the model rotates ", config.rotary_dim / 2, " frequencies per head");
+      for (double f : gguf->rope_freq_factors)
+        if (!(f > 0) || !std::isfinite(f))
+          fail(checkpoint.spec(), ": rope_freqs.weight holds ", f, "; factors must be positive");
+      config.rope_scaling.kind = RopeKind::kFreqFactors;
+      config.rope_scaling.freq_factors = gguf->rope_freq_factors;
+    }
+  }
   const auto gen = checkpoint.folder() / "generation_config.json";
   if (!checkpoint.folder().empty() && std::filesystem::exists(gen)) {
     nlohmann::json j;

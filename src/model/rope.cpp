@@ -38,6 +38,8 @@ RopeFrequencies rope_frequencies(const ModelConfig& c, uint64_t seq_len, bool lo
         f = (1.0 - smooth) * f / r.factor + smooth * f;
       }
     }
+  } else if (r.kind == RopeKind::kFreqFactors) {
+    for (uint64_t i = 0; i < half; ++i) inv[i] /= r.freq_factors[i];
   } else if (r.kind == RopeKind::kLongRope) {
     const auto& ext = seq_len > r.original_max_position ? r.long_factor : r.short_factor;
     for (uint64_t i = 0; i < half; ++i) inv[i] /= ext[i];

@@ -150,10 +150,15 @@ void check_tensors(const std::vector<WeightSpec>& specs, const ModelConfig& conf
       problems.push_back("tensor '" + s.name + "' has shape " + t->info->shape_string() +
                          ", config.json implies " + want.shape_string());
     }
-    if (!is_engine_dtype(t->info->dtype))
-      problems.push_back("tensor '" + s.name + "' has dtype " +
-                         std::string(dtype_name(t->info->dtype)) +
-                         " (the engine reads F32, BF16 and F16)");
+    const DType dtype = t->info->dtype;
+    if (dtype == DType::Q8_0) {
+      if (!s.matrix || s.shape[1] % 32 != 0)
+        problems.push_back("tensor '" + s.name + "' is Q8_0, which the engine reads only for " +
+                           "matrices of whole 32-value blocks per row");
+    } else if (!is_engine_dtype(dtype)) {
+      problems.push_back("tensor '" + s.name + "' has dtype " + std::string(dtype_name(dtype)) +
+                         " (the engine reads F32, BF16 and F16, and Q8_0 matrices from GGUF)");
+    }
   }
   std::vector<std::string> unknown;
   for (const auto& t : checkpoint.tensors())
@@ -188,6 +193,13 @@ bool is_ignorable_tensor(const std::string& name, const ModelConfig& c) {
   if (name.size() > 23 && name.ends_with(".rotary_emb.inv_freq")) return true;
   if (c.tie_word_embeddings && (name == "lm_head.weight" || name == "output.weight")) return true;
   return false;
+}
+
+std::vector<std::string> model_tensor_names(const ModelConfig& config) {
+  ModelWeights unused;
+  std::vector<std::string> names;
+  for (const auto& s : for_each_weight(config, unused)) names.push_back(s.name);
+  return names;
 }
 
 void check_model_tensors(const ModelConfig& config, const Checkpoint& checkpoint,

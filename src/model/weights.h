@@ -83,6 +83,9 @@ class LoadedModel {
 // inv_freq, and the head of a model whose config ties it to the embedding.
 bool is_ignorable_tensor(const std::string& name, const ModelConfig& config);
 
+// The names of the tensors a model of `config` reads, in the engine's order.
+std::vector<std::string> model_tensor_names(const ModelConfig& config);
+
 // Checks that `checkpoint` holds the tensors the architecture of `config` needs, with their
 // shapes and a dtype the engine reads, and no others; one error lists every problem, naming
 // `what` ("model", "aligned model") and the checkpoint.

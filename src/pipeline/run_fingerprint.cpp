@@ -54,7 +54,12 @@ void add_tokenizer_setting(Fingerprint& f, const std::string& name, const fs::pa
     const fs::path path = folder / file;
     hash.add_field(file).add_field(fs::exists(path, ec) ? read_text_file(path) : "");
   }
-  const fs::path location = fs::weakly_canonical(fs::absolute(folder, ec), ec);
+  // A GGUF file's tokenizer files are written to a new temporary folder each time it is opened
+  // (gguf/gguf_checkpoint.h), which names the file it came from.
+  const fs::path source = folder / ".expo-gguf-source";
+  const fs::path location = fs::exists(source, ec)
+                                ? fs::path(read_text_file(source))
+                                : fs::weakly_canonical(fs::absolute(folder, ec), ec);
   f.add(name, str(ec ? folder.string() : location.string(), ", content ", hash.hex()));
 }
 

@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/thread_pool.h"
 #include "eval/report.h"
+#include "gguf/gguf_pair.h"
 #include "io/checkpoint.h"
 #include "merge/alpha_rules.h"
 #include "merge/expo_pair.h"
@@ -53,10 +54,26 @@ struct SearchPipeline::Impl {
 
   explicit Impl(SearchPipelineOptions options) : o(std::move(options)), pool(o.threads) {}
 
+  bool gguf_pair() const { return pair && pair->model().gguf().has_value(); }
+
   bool local_generation() const { return o.endpoints.empty() && o.serve_command.empty(); }
 
   // The model (or, for --serve with an adapter, the scaled adapter) of `alpha` into `dir`.
   void write(double alpha, const fs::path& dir, const std::string& command_line, bool adapter) {
+    if (gguf_pair()) {  // written as GGUF, as `expo extrapolate` writes a GGUF pair
+      GgufExportOptions g;
+      if (dir.extension() == ".gguf") {
+        g.output = dir;
+      } else {
+        fs::create_directories(dir);
+        g.output = dir / "model.gguf";
+      }
+      g.allow_nonfinite = o.allow_nonfinite;
+      g.alpha_text = format_alpha(alpha);
+      g.sources = {{"sft", o.sft}, {"aligned", o.aligned}};
+      extrapolate_gguf_pair(o.sft, o.aligned, alpha, g);
+      return;
+    }
     ExtrapolateOptions options;
     options.outputs.push_back({dir, AlphaValue{alpha, format_alpha(alpha)}});
     options.allow_nonfinite = o.allow_nonfinite;
@@ -98,8 +115,9 @@ SearchPipeline::SearchPipeline(SearchPipelineOptions options)
                ? " (with --base, each candidate is a full model: use {model})"
                : "");
   }
-  m.aligned_folder =
-      m.pair->aligned_adapter() ? m.pair->aligned_adapter()->folder() : m.pair->model().folder();
+  m.aligned_folder = m.pair->aligned_adapter() ? m.pair->aligned_adapter()->folder()
+                     : m.gguf_pair()           ? fs::path(o.aligned)  // the file a server loads
+                                               : m.pair->model().folder();
   m.tokenizer_folder = m.pair->tokenizer_folder();
   m.policy_config = read_model_config(m.pair->model());
   if (m.policy_config.is_reward_model)
@@ -251,7 +269,8 @@ AlphaResult SearchPipeline::evaluate(double alpha) {
   const fs::path dir = alpha_dir(alpha);
   fs::create_directories(dir);
   const std::string model_id =
-      m.aligned_folder.filename().string() + "-expo-alpha" + format_alpha(alpha);
+      (m.gguf_pair() ? m.aligned_folder.stem() : m.aligned_folder.filename()).string() +
+      "-expo-alpha" + format_alpha(alpha);
   const fs::path answers_path = dir / default_answer_file_name(o.answer_format, model_id);
   const auto& prompts = o.prompts.prompts;
   const auto start = std::chrono::steady_clock::now();
@@ -294,7 +313,8 @@ AlphaResult SearchPipeline::evaluate(double alpha) {
       std::string adapter_folder = adapters ? m.aligned_folder.string() : "";
       if (alpha != 0) {
         m.report(alpha, "extrapolating", 0, "");
-        candidate = o.out_dir / "candidates" / ("alpha-" + format_alpha(alpha));
+        candidate = o.out_dir / "candidates" /
+                    ("alpha-" + format_alpha(alpha) + (m.gguf_pair() ? ".gguf" : ""));
         if (fs::exists(candidate)) fs::remove_all(candidate);  // left by an interrupted run
         fs::create_directories(candidate.parent_path());
         const std::string card = "expo search (candidate alpha " + format_alpha(alpha) + ")";

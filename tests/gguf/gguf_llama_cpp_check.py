@@ -15,7 +15,11 @@ make_arch_models.py, or the extrapolation pair against numpy. Used by gguf_llama
       - logits and greedy decoding: from prompts whose every greedy step has a clear top-2 margin in
         expo's logits, llama.cpp's 16 greedy tokens equal those of expo's engine on the Hugging Face
         model, and llama.cpp's top-10 logits at every step equal expo's (`expo forward`) within a
-        bound of the type (relative to the logit scale, max |logit| of the row).
+        bound of the type (relative to the logit scale, max |logit| of the row);
+      - expo's engine on the GGUF file itself (`expo generate/forward --model NAME.gguf`, its
+        config and tokenizer read from the file's metadata): the same greedy tokens as llama.cpp
+        on the same file, top-10 logits within the type's bound, and `expo tokenize --tokenizer
+        NAME.gguf` ids equal to `expo tokenize` with the Hugging Face tokenizer over the corpus.
   gguf_llama_cpp_check.py extrapolate EXPO MANIFEST WORK
       `expo extrapolate --format gguf` of the pair at alpha 0.5 (F32 and Q8_0): every tensor equals
       numpy's float64 aligned + alpha * (aligned - sft), in llama.cpp's layout (q/k rows permuted as
@@ -426,6 +430,66 @@ def check_greedy(expo, folder, gguf, kind, chosen, work, name):
     report(compared > 0 and worst <= tol,
            "%s %s: llama.cpp's top-10 logits at %d steps vs expo forward: max |diff| / max |logit|"
            " = %.3g <= %g" % (name, kind, compared, worst, tol))
+    return lc
+
+
+def check_engine_on_gguf(expo, gguf, kind, chosen, lc, work, name):
+    """expo's engine reading the GGUF file (config, tokenizer and weights from it) against
+    llama.cpp on the same file: greedy tokens equal up to a step whose top-2 gap (in expo's
+    logits) is within twice the type's bound, top-10 logits within the bound."""
+    lines = os.path.join(work, "gguf-prompts.jsonl")
+    with open(lines, "w") as f:
+        for i, c in enumerate(chosen):
+            f.write(json.dumps({"id": str(i), "tokens": c[0]}) + "\n")
+    out = os.path.join(work, "gguf-generated.jsonl")
+    run([expo, "generate", "--model", gguf, "--tokens-file", lines, "--output", out, "--greedy",
+         "--max-new-tokens", str(N_STEPS), "--ignore-eos", "--threads", "1", "--no-progress"])
+    generated = {int(d["id"]): d["tokens"] for d in map(json.loads, open(out))}
+    tol = TOLERANCE[kind]
+    worst, compared, same, bad = 0.0, 0, 0, []
+    for i, (c, res) in enumerate(zip(chosen, lc["results"])):
+        prompt, toks = c[0], generated[i]
+        logits = expo_logits(expo, gguf, prompt + res["tokens"][:-1], work)[len(prompt) - 1:]
+        for s, step in enumerate(res["steps"]):
+            row = logits[s]
+            scale = np.max(np.abs(row))
+            for t, v in step["top"]:
+                worst = max(worst, abs(v - row[t]) / scale)
+            compared += 1
+        for s in range(N_STEPS):
+            if toks[s] == res["tokens"][s]:
+                same += 1
+                continue
+            top = np.sort(logits[s])[-2:]
+            gap = (top[1] - top[0]) / np.max(np.abs(logits[s]))
+            if gap >= 2 * tol:
+                bad.append("prompt %d step %d: expo on the GGUF %d, llama.cpp %d, gap %.3g"
+                           % (i, s, toks[s], res["tokens"][s], gap))
+            break
+    for line in bad:
+        print("  " + line)
+    report(not bad and same >= N_STEPS,
+           "%s %s: expo generate --model %s.gguf: greedy tokens == llama.cpp's on the same file: "
+           "%d of %d steps the same" % (name, kind, kind, same, N_STEPS * len(chosen)))
+    report(compared > 0 and worst <= tol,
+           "%s %s: expo forward --model the .gguf vs llama.cpp's top-10 logits at %d steps: "
+           "max |diff| / max |logit| = %.3g <= %g" % (name, kind, compared, worst, tol))
+
+
+def check_tokenizer_from_gguf(expo, folder, gguf, work, name):
+    """`expo tokenize --tokenizer NAME.gguf` (the tokenizer rebuilt from the GGUF metadata) against
+    `expo tokenize` with the Hugging Face folder, over the corpus, without special tokens."""
+    corpus = read_json(CORPUS)
+    differ = []
+    for text in corpus:
+        a = expo_tokenize(expo, folder, text, False, work)
+        b = expo_tokenize(expo, gguf, text, False, work)
+        if a != b:
+            differ.append(text)
+    for text in differ[:5]:
+        print("  differs: %r" % text)
+    report(not differ, "%s: expo tokenize --tokenizer the .gguf == with the Hugging Face tokenizer "
+           "over %d strings (%d differ)" % (name, len(corpus), len(differ)))
 
 
 def check_model(expo, manifest, name, work):
@@ -453,12 +517,14 @@ def check_model(expo, manifest, name, work):
                 lc = check_tokenizer(expo, folder, gguf, work, name)
                 lc["gguf"] = gguf
                 check_metadata(folder, gguf, lc["metadata"], name, arch)
+                check_tokenizer_from_gguf(expo, folder, gguf, work, name)
                 chosen = pick_prompts(expo, folder, lc, work, name, specials)
             g = Gguf(gguf)
             kinds = {t[0] for n, t in g.tensors.items() if len(t[1]) > 1}
             want = {"f32": "F32", "f16": "F16", "bf16": "BF16", "q8_0": "Q8_0"}[kind]
             report(kinds == {want}, "%s %s: every matrix is %s" % (name, kind, want), str(kinds))
-            check_greedy(expo, folder, gguf, kind, chosen, work, name)
+            lc_greedy = check_greedy(expo, folder, gguf, kind, chosen, work, name)
+            check_engine_on_gguf(expo, gguf, kind, chosen, lc_greedy, work, name)
         except RuntimeError as e:
             report(False, "%s %s" % (name, kind), str(e))
         os.remove(gguf)
