@@ -77,4 +77,22 @@ check "extrapolate a GGUF pair" "$expo" extrapolate --sft sft.gguf --aligned dpo
 check "the GGUF pair's output keeps the tokenizer" bash -c "'$expo' inspect pair-4.gguf | grep -qE '^tokenizer.ggml.pre +string +\"gpt-2\"$'"
 usage "one GGUF, one folder" "one is a GGUF file and the other is not" "$expo" extrapolate --sft sft.gguf --aligned "$demo/dpo-10" --alpha 1 --output x.gguf
 usage "a GGUF pair to a folder" "a GGUF pair is written as GGUF" "$expo" extrapolate --sft sft.gguf --aligned dpo.gguf --alpha 1 --output x --format safetensors
+# The engine reads GGUF: config, tokenizer and weights from the file.
+head -n 6 "$demo/prompts.jsonl" >prompts.jsonl
+check "generate on the folder" "$expo" generate --model "$demo/sft" --prompts prompts.jsonl --output hf.jsonl --greedy --max-new-tokens 20 --no-progress
+check "generate on the converted GGUF (BF16, the source's type)" "$expo" generate --model sft.gguf --prompts prompts.jsonl --output gguf.jsonl --greedy --max-new-tokens 20 --no-progress
+check "the same greedy answers, token for token" $py -c "
+import json, sys
+a = [json.loads(l) for l in open('hf.jsonl')]
+b = [json.loads(l) for l in open('gguf.jsonl')]
+assert len(a) == 6 and [x['id'] for x in a] == [x['id'] for x in b]
+for x, y in zip(a, b):
+    assert x['tokens'] == y['tokens'] and x['text'] == y['text'], (x, y)
+"
+check "tokenize with the GGUF's tokenizer" bash -c "[ \"\$('$expo' tokenize --tokenizer sft.gguf --text 'Add 4 and 2.')\" = \"\$('$expo' tokenize --tokenizer '$demo/sft' --text 'Add 4 and 2.')\" ]"
+check "a Q8_0 GGUF generates" "$expo" generate --model expo-4.gguf --prompts prompts.jsonl --output q8.jsonl --greedy --max-new-tokens 20 --no-progress
+check "generate on a GGUF pair (extrapolation on load)" "$expo" generate --sft sft.gguf --aligned dpo.gguf --alpha 4 --prompts prompts.jsonl --output pair.jsonl --greedy --max-new-tokens 20 --no-progress
+check "search on a GGUF pair writes the best model as GGUF" "$expo" search --sft sft.gguf --aligned dpo.gguf --reward-model "$demo/reward" --prompts prompts.jsonl --alphas 0,4 --max-new-tokens 16 --output-dir search --write-best best.gguf --no-progress
+check "the best model carries its alpha" bash -c "'$expo' inspect best.gguf | grep -qE '^expo.alpha +string +\"[04]\"$'"
+expect_error "a K-quant tensor is refused by name" "model.gguf: .*is Q4_K" "$expo" generate --model model.gguf --prompt hi
 finish
