@@ -66,6 +66,8 @@ TEST_P(GgufTokenizerGolden, RebuiltTokenizerEncodesAsTheOriginal) {
   TempDir dir;
   const Tokenizer tok = load_files(files, dir.path());
 
+  // Only Qwen's NFC is worth a note (llama.cpp does not normalize).
+  EXPECT_EQ(files.notes.size(), GetParam() == "qwen3" ? 1u : 0u) << json(files.notes).dump();
   EXPECT_EQ(tok.vocab_size(), size + kExtraRows);
   for (uint64_t id = size; id < size + kExtraRows; ++id)
     EXPECT_EQ(tok.id_to_token(static_cast<int32_t>(id)), "[PAD" + std::to_string(id) + "]");
@@ -162,6 +164,17 @@ TEST(GgufTokenizer, ByteLevelDefaultsAsLlamaCpp) {
   EXPECT_EQ(config2["add_bos_token"], false);
   EXPECT_EQ(config2["chat_template"], "{{ messages }}");
   EXPECT_EQ(config2["model_max_length"], 4096);
+}
+
+TEST(GgufTokenizer, EveryKnownPreTokenizerLoads) {
+  for (const char* pre : {"gpt-2", "phi-2", "mpt", "olmo", "llama-bpe", "llama3", "llama-v3",
+                          "dbrx", "smaug-bpe", "qwen2", "smollm", "starcoder"}) {
+    TempDir dir;
+    const Tokenizer tok = load_files(
+        gguf_tokenizer_files(with(tiny_gpt2(), "tokenizer.ggml.pre", GgufValue(pre)), "tiny.gguf"),
+        dir.path());
+    EXPECT_EQ(show(tok.encode("ab ab", false)), "[2,4]") << pre;
+  }
 }
 
 TEST(GgufTokenizer, SentencePieceMergesFollowScores) {
