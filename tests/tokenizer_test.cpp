@@ -19,6 +19,7 @@
 #include "text/regex.h"
 #include "text/tokenizer.h"
 #include "text/unicode_text.h"
+#include "tokenizer_goldens.h"
 
 namespace expo {
 namespace {
@@ -43,52 +44,8 @@ class TokenizerGolden : public ::testing::TestWithParam<std::string> {
     return loaded.emplace(name, Tokenizer::load(tokenizer_folder(golden, folder))).first->second;
   }
 
-  // The folder holding the golden's tokenizer.json and tokenizer_config.json: the package's, or
-  // a temporary one with the files derived from it.
   static fs::path tokenizer_folder(const json& golden, const fs::path& folder) {
-    static std::map<std::string, fs::path> derived;
-    static std::vector<std::unique_ptr<TempDir>> dirs;
-    const std::string name = golden["tokenizer"];
-    if (auto it = derived.find(name); it != derived.end()) return it->second;
-    fs::path dir = folder;
-    const json post_processor = golden.value("post_processor", json());
-    const json config_folder = golden.value("config_folder", json());
-    if (!post_processor.is_null() || !config_folder.is_null()) {
-      // The package's files changed as make_goldens.mjs (deriveTokenizer) changes them.
-      dirs.push_back(std::make_unique<TempDir>());
-      dir = dirs.back()->path();
-      json tj = json::parse(read_text_file(folder / "tokenizer.json"));
-      fs::path config = folder / "tokenizer_config.json";
-      if (!config_folder.is_null()) {
-        // OLMo 2: its tokenizer_config.json, whose added tokens go into the tokenizer's added
-        // tokens and into the model's vocabulary.
-        config = kTextGolden / config_folder.get<std::string>() / "tokenizer_config.json";
-        const json cfg = json::parse(read_text_file(config));
-        std::vector<std::pair<int, json>> tokens;
-        for (const auto& [id, t] : cfg["added_tokens_decoder"].items())
-          tokens.emplace_back(std::stoi(id), t);
-        std::sort(tokens.begin(), tokens.end(),
-                  [](const auto& a, const auto& b) { return a.first < b.first; });
-        json added = json::array();
-        for (const auto& [id, t] : tokens) {
-          added.push_back({{"id", id},
-                           {"content", t["content"]},
-                           {"single_word", t["single_word"]},
-                           {"lstrip", t["lstrip"]},
-                           {"rstrip", t["rstrip"]},
-                           {"normalized", t["normalized"]},
-                           {"special", t["special"]}});
-          tj["model"]["vocab"][t["content"].get<std::string>()] = id;
-        }
-        tj["added_tokens"] = added;
-      }
-      if (!post_processor.is_null())
-        tj["post_processor"] =
-            json::parse(read_text_file(kTextGolden / post_processor.get<std::string>()));
-      write_text_file(dir / "tokenizer.json", tj.dump());
-      fs::copy_file(config, dir / "tokenizer_config.json");
-    }
-    return derived.emplace(name, dir).first->second;
+    return golden_tokenizer_folder(golden, folder);
   }
 };
 

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <regex>
+#include <unordered_map>
 
 #include "core/error.h"
 #include "core/fs.h"
@@ -208,28 +209,49 @@ GgufVocab gguf_vocab(const std::filesystem::path& folder, uint64_t vocab_size,
          ": a BPE tokenizer that is neither byte-level nor SentencePiece-style (byte_fallback); "
          "llama.cpp's vocabularies cannot reproduce it");
   }
+  // The merges, as pairs.
+  std::vector<std::pair<std::string, std::string>> merges;
+  if (model.contains("merges") && model["merges"].is_array())
+    for (const auto& x : model["merges"]) {
+      const size_t space = x.is_string() ? x.get<std::string>().find(' ') : std::string::npos;
+      if (space != std::string::npos) {
+        const std::string line = x.get<std::string>();
+        merges.emplace_back(line.substr(0, space), line.substr(space + 1));
+      } else if (x.is_array() && x.size() == 2 && x[0].is_string() && x[1].is_string()) {
+        merges.emplace_back(x[0].get<std::string>(), x[1].get<std::string>());
+      } else {
+        fail(where, ": a merge that is not \"a b\" or [a, b]: ", x.dump());
+      }
+    }
   m.add("tokenizer.ggml.tokens", GgufValue(tokens));
   if (!byte_level) {
+    // llama.cpp's SPM tokenizer merges first the adjacent pair whose merged piece scores
+    // highest, and a tokenizer rebuilt from the GGUF (gguf_tokenizer.h) ranks merges the same
+    // way; so a piece scores minus the rank of the first merge that builds it, and both merge in
+    // tokenizer.json's order. (The ids are not that order: SentencePiece gives Llama 2's "▁▁"
+    // runs, ids 259 and up, a score of -1e9, and its tokenizer.json ranks their merges last.)
+    // Pieces no merge builds come after, by id.
+    std::unordered_map<std::string_view, uint64_t> ids;
+    for (uint64_t i = 0; i < vocab_size; ++i)
+      if (filled[i]) ids.emplace(tokens[i], i);
     std::vector<float> scores(vocab_size);
-    for (uint64_t i = 0; i < vocab_size; ++i) scores[i] = -static_cast<float>(i);
+    std::vector<bool> ranked(vocab_size, false);
+    for (uint64_t i = 0; i < vocab_size; ++i) scores[i] = -static_cast<float>(merges.size() + i);
+    for (size_t rank = 0; rank < merges.size(); ++rank) {
+      const auto it = ids.find(merges[rank].first + merges[rank].second);
+      if (it == ids.end() || ranked[it->second]) continue;
+      ranked[it->second] = true;
+      scores[it->second] = -static_cast<float>(rank);
+    }
     m.add("tokenizer.ggml.scores", GgufValue(scores));
   }
   std::vector<int32_t> type_ids;
   for (auto t : types) type_ids.push_back(static_cast<int32_t>(t));
   m.add("tokenizer.ggml.token_type", GgufValue(type_ids));
   if (byte_level) {
-    std::vector<std::string> merges;
-    if (model.contains("merges") && model["merges"].is_array())
-      for (const auto& x : model["merges"]) {
-        if (x.is_string()) {
-          merges.push_back(x.get<std::string>());
-        } else if (x.is_array() && x.size() == 2 && x[0].is_string() && x[1].is_string()) {
-          merges.push_back(x[0].get<std::string>() + " " + x[1].get<std::string>());
-        } else {
-          fail(where, ": a merge that is not \"a b\" or [a, b]: ", x.dump());
-        }
-      }
-    m.add("tokenizer.ggml.merges", GgufValue(merges));
+    std::vector<std::string> lines;
+    for (const auto& [a, b] : merges) lines.push_back(a + " " + b);
+    m.add("tokenizer.ggml.merges", GgufValue(lines));
   }
 
   // Special tokens: the tokenizer files' names, else config.json's ids.

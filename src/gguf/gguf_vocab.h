@@ -7,8 +7,8 @@
 //     with the same split: "gpt-2" (ByteLevel's own regex), "llama-bpe" (Llama 3's, with
 //     ignore_merges), "dbrx" (the same regex without), "qwen2" (digits one by one);
 //   - SentencePiece-style BPE (byte_fallback, "▁" for spaces) as "llama": tokens, scores that
-//     rank the pieces as their ids do (what SentencePiece's own scores do), types (byte tokens
-//     <0xNN> as byte), and tokenizer.ggml.add_space_prefix;
+//     rank the pieces as tokenizer.json's merges build them (llama.cpp merges by score), types
+//     (byte tokens <0xNN> as byte), and tokenizer.ggml.add_space_prefix;
 // plus the bos/eos/unk/padding ids, add_bos_token/add_eos_token and the chat template.
 // Ids the tokenizer does not fill up to the model's vocab_size become "[PAD<id>]" tokens of
 // type unused, as llama.cpp's converter writes them. Any other tokenizer is refused by name.

@@ -188,15 +188,6 @@ def expo_tokenize(expo, folder, text, special, work):
     return json.loads(run(cmd))
 
 
-def spm_input(text, specials, prepend):
-    """The text a SentencePiece-style tokenizer merges: split at special-token text, each piece
-    with a space prepended (llama.cpp's add_space_prefix after BOS/specials, HF's Prepend)."""
-    pieces = [text]
-    for sp in specials:
-        pieces = [q for piece in pieces for q in piece.split(sp)]
-    return [("▁" if prepend else "") + q.replace(" ", "▁") for q in pieces if q]
-
-
 def check_tokenizer(expo, folder, gguf, work, name):
     """See the module's doc. Differences that come from llama.cpp's own tokenizer rather than from
     the conversion are named, each with its reason, and only those: (1) NFC: llama.cpp's BPE
@@ -205,16 +196,15 @@ def check_tokenizer(expo, folder, gguf, work, name):
     llama.cpp's load forces tokens whose text is on its EOT/EOG/FIM lists (llama-vocab.cpp,
     "control-looking token ... will be overridden": Qwen's and Gemma's ordinary '</s>', '<s>',
     Qwen's non-special <|fim_*|>, <|repo_name|>, <|file_sep|>) to CONTROL, so text spelling them
-    becomes one token; (3) runs of "▁" in SentencePiece-style BPE: llama.cpp's SPM merges by the
-    score of the merged piece (tokenizer.ggml.scores = -id, as SentencePiece's own scores order
-    them: '▁▁' is id 259 in Llama 2) while transformers merges by tokenizer.json's merge rank,
-    and tokenizer.json ranks the '▁ ▁' merges last (rank 58876 of 58980 in Llama 2's)."""
+    becomes one token. (llama.cpp's SPM merges by the score of the merged piece where
+    transformers merges by tokenizer.json's merge rank; expo scores each piece by the rank of the
+    first merge that builds it, so runs of "▁", whose merges Llama 2's tokenizer.json ranks last
+    though their ids are low, merge the same in both.)"""
     import re
     import unicodedata
     corpus = read_json(CORPUS)
     tok = read_json(os.path.join(folder, "tokenizer.json"))
     nfc = "NFC" in json.dumps(tok.get("normalizer"))
-    spm = bool(tok["model"].get("byte_fallback"))
     queries = list(corpus)
     if nfc:
         queries += [unicodedata.normalize("NFC", t) for t in corpus
@@ -274,10 +264,6 @@ def check_tokenizer(expo, folder, gguf, work, name):
         if any(f in text for f in forced.values()):
             explained.setdefault("llama.cpp forces %s to CONTROL" % sorted(
                 {f for f in forced.values() if f in text}), []).append(text)
-        elif spm and any("▁▁" in q for q in spm_input(text, list(specials.values()),
-                                                       "Prepend" in json.dumps(tok.get("normalizer")))):
-            explained.setdefault("a run of '▁' (SPM score order vs tokenizer.json merge rank)",
-                                 []).append(text)
         else:
             bad.append((text, got, want))
     for why, texts in explained.items():
