@@ -71,18 +71,21 @@ struct BF16Weights : ElementRows<uint16_t> {
 
 struct F16Weights : ElementRows<uint16_t> {
   static HWY_INLINE VF Load(DF d, const T* HWY_RESTRICT p) {
+    return Widen(d, hn::LoadU(hn::Rebind<uint16_t, DF>(), p));
+  }
+  // F16 bits (one per lane) to float32, exactly.
+  static HWY_INLINE VF Widen(DF d, hn::Vec<hn::Rebind<uint16_t, DF>> h16) {
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
     // F16C's vcvtph2ps: exact (a signalling NaN comes back quiet, still a NaN).
     const hn::Rebind<hwy::float16_t, DF> dh;
-    return hn::PromoteTo(d, hn::LoadU(dh, reinterpret_cast<const hwy::float16_t*>(p)));
+    return hn::PromoteTo(d, hn::BitCast(dh, h16));
 #else
     // Highway 1.0.3 emulates this promotion without the infinities and NaNs, so by hand:
     // the exponent and mantissa moved into float32 position give the value times 2^-112
     // (subnormal halves become subnormal floats), exactly; multiplying by 2^112 is exact too.
     // Exponent 31 (infinity, NaN) maps to exponent 255 with the mantissa kept.
-    const hn::Rebind<uint16_t, DF> d16;
     const hn::Rebind<uint32_t, DF> d32;
-    const auto h = hn::PromoteTo(d32, hn::LoadU(d16, p));
+    const auto h = hn::PromoteTo(d32, h16);
     const auto magnitude = hn::ShiftLeft<13>(hn::And(h, hn::Set(d32, 0x7fffu)));
     const auto finite = hn::BitCast(
         d32, hn::Mul(hn::BitCast(d, magnitude), hn::Set(d, 5.192296858534828e33f)));  // 2^112
@@ -112,25 +115,11 @@ struct Q8_0Weights {
   static HWY_INLINE const T* Row(const void* base, size_t r, size_t cols) {
     return static_cast<const T*>(base) + r * (cols / kValues) * kBytes;
   }
-  // The block's scale, exactly: the F16 exponent and mantissa moved into float32 position give
-  // the value times 2^-112 (subnormal halves become subnormal floats), and multiplying by
-  // 2^112 is exact. Exponent 31 (infinity, NaN: a corrupt file) becomes exponent 255.
-  static HWY_INLINE float Scale(const T* HWY_RESTRICT block) {
-    const uint32_t h = block[0] | (uint32_t{block[1]} << 8);
-    const uint32_t magnitude = (h & 0x7fffu) << 13;
-    uint32_t bits;
-    if ((h & 0x7c00u) == 0x7c00u) {
-      bits = magnitude | 0x7f800000u;
-    } else {
-      float scaled;
-      memcpy(&scaled, &magnitude, 4);
-      scaled *= 5.192296858534828e33f;  // 2^112
-      memcpy(&bits, &scaled, 4);
-    }
-    bits |= (h & 0x8000u) << 16;
-    float value;
-    memcpy(&value, &bits, 4);
-    return value;
+  // The block's scale d in every lane, exactly, by F16Weights' widening (vcvtph2ps where the
+  // CPU has it: a scalar conversion per block and row cost as much as the block's products).
+  static HWY_INLINE VF Scale(DF d, const T* HWY_RESTRICT block) {
+    const auto bits = static_cast<uint16_t>(block[0] | (block[1] << 8));  // little-endian
+    return F16Weights::Widen(d, hn::Set(hn::Rebind<uint16_t, DF>(), bits));
   }
   // Lanes weights of a block from its q at `q`: q * d, exact (see above).
   static HWY_INLINE VF Load(DF d, const T* HWY_RESTRICT q, VF scale) {
@@ -255,14 +244,14 @@ HWY_INLINE void Q8_0Tile(const uint8_t* HWY_RESTRICT w, const uint8_t* next,
 #pragma GCC unroll 16
       for (size_t i = 0; i < RW; ++i) hwy::Prefetch(next + i * row_bytes + at);
     }
-    float scale[RW];
+    VF scale[RW];
 #pragma GCC unroll 16
-    for (size_t i = 0; i < RW; ++i) scale[i] = W::Scale(w + i * row_bytes + at);
+    for (size_t i = 0; i < RW; ++i) scale[i] = W::Scale(d, w + i * row_bytes + at);
     for (size_t v = 0; v < W::kValues; v += lanes) {
       VF wv[RW];
 #pragma GCC unroll 16
       for (size_t i = 0; i < RW; ++i) {
-        wv[i] = W::Load(d, w + i * row_bytes + at + W::kScaleBytes + v, hn::Set(d, scale[i]));
+        wv[i] = W::Load(d, w + i * row_bytes + at + W::kScaleBytes + v, scale[i]);
       }
 #pragma GCC unroll 16
       for (size_t j = 0; j < BX; ++j) {
@@ -310,7 +299,7 @@ HWY_INLINE void ConvertQ8_0(const void* data, size_t count, float* HWY_RESTRICT 
   const size_t lanes = hn::Lanes(d);
   const auto* block = static_cast<const uint8_t*>(data);
   for (size_t k = 0; k < count; k += W::kValues, block += W::kBytes) {
-    const VF scale = hn::Set(d, W::Scale(block));
+    const VF scale = W::Scale(d, block);
     for (size_t v = 0; v < W::kValues; v += lanes) {
       hn::StoreU(W::Load(d, block + W::kScaleBytes + v, scale), d, out + k + v);
     }
