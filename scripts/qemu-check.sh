@@ -27,7 +27,7 @@ fi
 
 out=build-qemu
 mkdir -p "$out"
-sources=(src/core/dtype.cpp src/core/thread_pool.cpp src/core/simd_targets.cpp
+sources=(src/core/dtype.cpp src/core/thread_pool.cpp src/core/simd_targets.cpp src/io/q8_0.cpp
          src/merge/extrapolate_kernel.cpp src/model/matmul.cpp src/model/matmul_simd.cpp
          src/model/vector_ops.cpp tests/kernel_test.cpp tests/vector_ops_test.cpp
          tests/matmul_test.cpp tests/simd_targets_test.cpp tests/test_main.cpp)

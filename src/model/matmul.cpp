@@ -5,6 +5,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "io/q8_0.h"
 #include "model/matmul_simd.h"
 
 namespace expo {
@@ -30,14 +31,18 @@ constexpr size_t kMinParallelMacs = size_t{1} << 19;
 size_t ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
 size_t round_up(size_t a, size_t multiple) { return ceil_div(a, multiple) * multiple; }
 
-void check_float_dtype(DType dtype, const char* what) {
-  if (dtype != DType::F32 && dtype != DType::BF16 && dtype != DType::F16) {
-    fail(what, ": weights must be F32, BF16 or F16, not ", dtype_name(dtype));
+void check_weight_dtype(DType dtype, const char* what) {
+  if (dtype != DType::F32 && dtype != DType::BF16 && dtype != DType::F16 && dtype != DType::Q8_0) {
+    fail(what, ": weights must be F32, BF16, F16 or Q8_0, not ", dtype_name(dtype));
   }
 }
 
 void check_weights(const WeightView& w, const char* what) {
-  check_float_dtype(w.dtype, what);
+  check_weight_dtype(w.dtype, what);
+  if (w.dtype == DType::Q8_0 && w.cols % kQ8_0BlockValues != 0) {
+    fail(what, ": Q8_0 weights of ", w.rows, " x ", w.cols, " (rows x cols): cols must be a ",
+         "multiple of ", kQ8_0BlockValues, ", the Q8_0 block size (each row is whole blocks)");
+  }
   if (!w.data && w.rows != 0 && w.cols != 0) fail(what, ": null weight data");
   size_t elements = 0;
   if (__builtin_mul_overflow(w.rows, w.cols, &elements)) {
@@ -45,11 +50,19 @@ void check_weights(const WeightView& w, const char* what) {
   }
 }
 
+// Weight `index` (= r * cols + k) as a double, exactly. Q8_0 rows are whole blocks, so element
+// index sits in block index / 32 of the whole matrix, whatever its row.
 double weight_as_double(const unsigned char* bytes, DType dtype, size_t index) {
   if (dtype == DType::F32) {
     float v;
     std::memcpy(&v, bytes + index * 4, 4);
     return v;
+  }
+  if (dtype == DType::Q8_0) {
+    const unsigned char* block = bytes + index / kQ8_0BlockValues * kQ8_0BlockBytes;
+    const uint16_t d = static_cast<uint16_t>(block[0] | (block[1] << 8));  // little-endian
+    const auto q = static_cast<int8_t>(block[2 + index % kQ8_0BlockValues]);
+    return q * f16_to_double(d);
   }
   uint16_t bits;
   std::memcpy(&bits, bytes + index * 2, 2);
@@ -115,9 +128,13 @@ void matmul(const WeightView& w, const float* bias, const float* x, size_t batch
 }
 
 void convert_row_to_f32(const void* data, DType dtype, size_t first, size_t count, float* out) {
-  check_float_dtype(dtype, "convert_row_to_f32");
+  check_weight_dtype(dtype, "convert_row_to_f32");
+  if (dtype == DType::Q8_0 && (first % kQ8_0BlockValues != 0 || count % kQ8_0BlockValues != 0)) {
+    fail("convert_row_to_f32: Q8_0 elements ", first, " .. ", first + count,
+         " are not whole blocks: first and count must be multiples of ", kQ8_0BlockValues);
+  }
   if (count == 0) return;
-  const auto* bytes = static_cast<const unsigned char*>(data) + first * dtype_size(dtype);
+  const auto* bytes = static_cast<const unsigned char*>(data) + dtype_bytes(dtype, first);
   matmul_detail::convert_to_f32(bytes, dtype, count, out);
 }
 

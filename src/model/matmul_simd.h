@@ -11,7 +11,7 @@ namespace expo::matmul_detail {
 
 struct MatmulProblem {
   const void* w = nullptr;   // rows * cols elements of dtype, row-major, any alignment
-  DType dtype = DType::F32;  // F32, BF16 or F16
+  DType dtype = DType::F32;  // F32, BF16, F16 or Q8_0 (cols a multiple of 32)
   size_t rows = 0;
   size_t cols = 0;
   const float* bias = nullptr;  // [rows] or null
@@ -29,7 +29,7 @@ struct TileShape {
 // operations whatever the block bounds (see matmul.h, batch invariance).
 void matmul_block(const MatmulProblem& p, size_t r0, size_t r1, size_t b0, size_t b1);
 TileShape matmul_tile_shape();
-// Exact widening of F32/BF16/F16 elements to float32.
+// Exact widening of F32/BF16/F16 elements, or count / 32 Q8_0 blocks, to float32.
 void convert_to_f32(const void* data, DType dtype, size_t count, float* out);
 // The target the dispatch chose (src/core/simd_targets.h lists, forces and disables them).
 const char* simd_target_name();
