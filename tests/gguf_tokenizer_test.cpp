@@ -199,6 +199,19 @@ TEST(GgufTokenizer, ByteLevelDefaultsAsLlamaCpp) {
   EXPECT_EQ(config2["model_max_length"], 4096);
 }
 
+// llama.cpp strips the whitespace after special tokens of a model it names Phi-3 (general.name);
+// the rebuilt tokenizer does the same on the same file, and nothing for other names.
+TEST(GgufTokenizer, Phi3NamesStripAfterSpecialTokens) {
+  TempDir dir, other;
+  const GgufMetadata m = with(tiny_gpt2(), "general.name", GgufValue("Phi-3-mini-4k-instruct"));
+  const Tokenizer tok = load_files(gguf_tokenizer_files(m, "tiny.gguf"), dir.path());
+  EXPECT_EQ(show(tok.encode("<x> ab", false)), "[6,2]");  // the space after <x> is gone
+  EXPECT_EQ(show(tok.encode("<s> ab", false)), "[5,4]");  // but not after <s>, as llama.cpp
+  const GgufMetadata n = with(tiny_gpt2(), "general.name", GgufValue("tiny"));
+  const Tokenizer plain = load_files(gguf_tokenizer_files(n, "tiny.gguf"), other.path());
+  EXPECT_EQ(show(plain.encode("<x> ab", false)), "[6,4]");
+}
+
 TEST(GgufTokenizer, EveryKnownPreTokenizerLoads) {
   for (const char* pre : {"gpt-2", "phi-2", "mpt", "olmo", "llama-bpe", "llama3", "llama-v3",
                           "dbrx", "smaug-bpe", "qwen2", "smollm", "starcoder"}) {

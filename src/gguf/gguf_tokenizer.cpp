@@ -1,6 +1,7 @@
 #include "gguf/gguf_tokenizer.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -352,18 +353,29 @@ GgufTokenizerFiles gguf_tokenizer_files(const GgufMetadata& metadata, const std:
   model["vocab"] = std::move(vocab);
   model["merges"] = std::move(merges);
 
-  // Added tokens: what the text is split on before the model sees it.
+  // Added tokens: what the text is split on before the model sees it. GGUF has no lstrip or
+  // rstrip; llama.cpp sets one rule by the model's name, which we follow on the same file: a
+  // model named Phi-3 strips the whitespace after every special token but <unk>, <s> and
+  // <|endoftext|> (llama-vocab.cpp, "phi-3"/"phi3" in general.name, case-insensitively).
+  std::string model_title;
+  if (const auto* title = keys.find<std::string>("general.name", "string"))
+    for (char c : *title)
+      model_title += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  const bool phi3_rstrip = model_title.find("phi-3") != std::string::npos ||
+                           model_title.find("phi3") != std::string::npos;
   json added = json::array();
   for (size_t i = 0; i < n; ++i) {
     const GgufTokenType t = types[i];
     if (t != GgufTokenType::kControl && t != GgufTokenType::kUserDefined &&
         t != GgufTokenType::kUnknown)
       continue;
+    const bool rstrip =
+        phi3_rstrip && tokens[i] != "<unk>" && tokens[i] != "<s>" && tokens[i] != "<|endoftext|>";
     added.push_back({{"id", i},
                      {"content", tokens[i]},
                      {"single_word", false},
                      {"lstrip", false},
-                     {"rstrip", false},
+                     {"rstrip", rstrip},
                      {"normalized", false},
                      {"special", t != GgufTokenType::kUserDefined}});
   }
