@@ -32,6 +32,10 @@ using testing::TempDir;
 
 const fs::path kEngineGoldens = fs::path(EXPO_GOLDEN_DIR) / "engine";
 
+// As the command line's main does: Checkpoint::open reads .gguf files through the gguf layer.
+// (Here, not in the test runner's main, which also links the SIMD tests alone under qemu.)
+const bool kGgufRegistered = (register_gguf_checkpoints(), true);
+
 // A byte-level BPE tokenizer of 96 single-character tokens (the goldens' vocabulary size): the
 // 94 printable ASCII bytes, then the space and the newline as ByteLevel spells them.
 fs::path tiny_tokenizer(const fs::path& dir) {

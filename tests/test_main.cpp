@@ -17,7 +17,6 @@
 #include <vector>
 
 #include "core/simd_targets.h"
-#include "gguf/gguf_checkpoint.h"
 #include "simd_test_util.h"
 
 namespace expo::testing {
@@ -53,7 +52,6 @@ std::vector<std::string> targets_to_disable(const std::string& list) {
 
 int main(int argc, char** argv) {
   ::testing::InitGoogleTest(&argc, argv);
-  expo::register_gguf_checkpoints();  // as the command line does
   if (const char* list = std::getenv("EXPO_TEST_SIMD_DISABLE"); list && *list) {
     try {
       expo::testing::disabled_by_main = targets_to_disable(list);

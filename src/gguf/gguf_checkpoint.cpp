@@ -72,19 +72,10 @@ std::vector<double> f32_values(const GgufContents& g, const uint8_t* data, const
   return out;
 }
 
+// The types the engine multiplies by (not F64).
 std::optional<DType> engine_dtype(GgmlType t) {
-  switch (t) {
-    case GgmlType::F32:
-      return DType::F32;
-    case GgmlType::F16:
-      return DType::F16;
-    case GgmlType::BF16:
-      return DType::BF16;
-    case GgmlType::Q8_0:
-      return DType::Q8_0;
-    default:
-      return std::nullopt;
-  }
+  const auto dtype = dtype_of_ggml(t);
+  return dtype == DType::F64 ? std::nullopt : dtype;
 }
 
 // A folder under the system's temporary directory, removed with everything in it when the last

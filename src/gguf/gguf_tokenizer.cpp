@@ -17,17 +17,6 @@ namespace {
 
 using nlohmann::json;
 
-// Llama 3's Split regex (cl100k_base's), as its tokenizer.json writes it; llama.cpp's
-// "llama-bpe", "dbrx" and "smaug-bpe" are this regex with the case-insensitive group spelled
-// out.
-constexpr const char* kLlama3Regex =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
-    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-// Qwen2's: Llama 3's with single digits.
-constexpr const char* kQwen2Regex =
-    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
-    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
-
 // How a byte-level vocabulary is pre-tokenized, by llama.cpp's name for it.
 struct BytePre {
   enum class Split { kNone, kLlama3, kQwen2, kDigits } split;

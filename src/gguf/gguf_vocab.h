@@ -21,6 +21,16 @@
 
 namespace expo {
 
+// The Split regexes of llama.cpp's pre-tokenizers, as tokenizer.json files write them: Llama 3's
+// (cl100k_base's; llama.cpp's "llama-bpe", "dbrx" and "smaug-bpe") and Qwen2's (the same with
+// single digits).
+inline constexpr const char* kLlama3Regex =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| "
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+inline constexpr const char* kQwen2Regex =
+    "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| "
+    "?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+";
+
 // llama.cpp's token types (tokenizer.ggml.token_type).
 enum class GgufTokenType : int32_t {
   kNormal = 1,

@@ -116,8 +116,7 @@ bool ggml_type_is_codable(GgmlType type) {
          type == GgmlType::F64 || type == GgmlType::Q8_0;
 }
 
-namespace {
-DType plain_dtype(GgmlType type) {
+std::optional<DType> dtype_of_ggml(GgmlType type) {
   switch (type) {
     case GgmlType::F32:
       return DType::F32;
@@ -127,9 +126,26 @@ DType plain_dtype(GgmlType type) {
       return DType::BF16;
     case GgmlType::F64:
       return DType::F64;
+    case GgmlType::Q8_0:
+      return DType::Q8_0;
     default:
-      fail("internal: expo does not encode or decode ggml type ", ggml_type_name(type));
+      return std::nullopt;
   }
+}
+
+std::optional<GgmlType> ggml_of_dtype(DType dtype) {
+  for (GgmlType t : {GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::F64, GgmlType::Q8_0})
+    if (dtype_of_ggml(t) == dtype) return t;
+  return std::nullopt;
+}
+
+namespace {
+// The element-wise types (Q8_0 is coded in blocks, apart).
+DType plain_dtype(GgmlType type) {
+  const auto dtype = dtype_of_ggml(type);
+  if (!dtype || *dtype == DType::Q8_0)
+    fail("internal: expo does not encode or decode ggml type ", ggml_type_name(type));
+  return *dtype;
 }
 }  // namespace
 

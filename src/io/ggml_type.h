@@ -9,6 +9,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/dtype.h"
+
 namespace expo {
 
 // The numeric values are the ids stored in GGUF files (ggml.h's enum ggml_type). Ids 4, 5
@@ -83,6 +85,10 @@ std::optional<uint64_t> ggml_tensor_bytes(GgmlType type, const std::vector<uint6
 // A value the type cannot hold (overflow, or for Q8_0 a non-finite value or a block whose scale
 // overflows F16) throws expo::Error "<what>: element <first_index + i> ...".
 bool ggml_type_is_codable(GgmlType type);
+// The dtype expo holds each codable type in (Q8_0 as DType::Q8_0), and back; nullopt for the
+// others.
+std::optional<DType> dtype_of_ggml(GgmlType type);
+std::optional<GgmlType> ggml_of_dtype(DType dtype);
 void encode_from_double(GgmlType type, const double* values, uint64_t count, uint8_t* out,
                         const std::string& what, uint64_t first_index = 0);
 void decode_to_double(GgmlType type, const uint8_t* bytes, uint64_t count, double* out);

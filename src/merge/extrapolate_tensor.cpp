@@ -149,20 +149,9 @@ class MemorySink final : public ChunkSink {
 };
 
 GgmlType ggml_of(DType dtype) {
-  switch (dtype) {
-    case DType::F32:
-      return GgmlType::F32;
-    case DType::F16:
-      return GgmlType::F16;
-    case DType::BF16:
-      return GgmlType::BF16;
-    case DType::F64:
-      return GgmlType::F64;
-    case DType::Q8_0:
-      return GgmlType::Q8_0;
-    default:
-      fail("internal: no ggml type for ", dtype_name(dtype));
-  }
+  const auto type = ggml_of_dtype(dtype);
+  if (!type) fail("internal: no ggml type for ", dtype_name(dtype));
+  return *type;
 }
 
 bool has_q8_0(const PlanEntry& entry) {
