@@ -6,17 +6,13 @@
 #include "core/fs.h"
 #include "core/interrupt.h"
 #include "core/staging_dir.h"
+#include "io/ggml_type.h"
 #include "io/gguf.h"
 #include "io/gguf_writer.h"
 
 namespace expo {
 
 namespace {
-
-bool decodable(GgmlType t) {
-  return t == GgmlType::F32 || t == GgmlType::F16 || t == GgmlType::BF16 || t == GgmlType::F64 ||
-         t == GgmlType::Q8_0;
-}
 
 // Metadata both files must agree on: the architecture, its hyperparameters and the tokenizer.
 bool must_match(const std::string& key, const std::string& arch) {
@@ -97,7 +93,7 @@ GgufExportResult extrapolate_gguf_pair(const std::filesystem::path& sft_path,
       fail("tensor ", a.name, " is ", a.shape_string(), " in the aligned ", a_name, " but ",
            s->shape_string(), " in the SFT ", s_name);
     for (const auto* t : {&a, s})
-      if (!decodable(t->type))
+      if (!ggml_type_is_codable(t->type))
         fail("tensor ", t->name, " of ", t == s ? s_name : a_name, " is ", ggml_type_name(t->type),
              ": expo extrapolates F32, F16, BF16 and Q8_0 tensors, whose values it reads "
              "exactly; a K-quant's values come from a per-block search expo does not "
