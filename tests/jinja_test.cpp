@@ -145,6 +145,19 @@ TEST(JinjaScoping, LoopsIfsMacrosNamespaces) {
             "t:1:23: cannot assign attribute on non-namespace object");
 }
 
+TEST(JinjaScoping, NamespacesHoldingThemselves) {
+  // A namespace given itself, directly or in a tuple or another namespace, is a reference cycle
+  // the renderer breaks when it ends (the sanitizer run reports a leak otherwise: the fuzzer
+  // found the tuple form).
+  EXPECT_EQ(render("{% set ns = namespace(a=1) %}{% set ns.me = ns %}{{ ns.me.me.me.a }}"), "1");
+  EXPECT_EQ(render("{% set ns = namespace(s='x') %}{% set ns.t = ns, 2 %}{{ ns.t[0].t[1] }}"), "2");
+  EXPECT_EQ(render("{% set a = namespace() %}{% set b = namespace(a=a) %}{% set a.b = b %}"
+                   "{{ a.b.a.b is defined }}"),
+            "True");
+  EXPECT_CONTAINS(error_of("{% set ns = namespace() %}{% set ns.me = ns %}{{ ns.me.me.x() }}"),
+                  "t:1:");
+}
+
 TEST(JinjaMacros, ArgumentsCallerVarargs) {
   EXPECT_EQ(
       render(

@@ -42,10 +42,16 @@ class Interpreter {
  public:
   explicit Interpreter(const RenderOptions& options) : options_(options) {}
 
-  // Macros live in the scope that defines them and hold it: break those cycles at the end.
+  // Macros live in the scope that defines them and hold it, and a namespace can be given itself
+  // as an attribute ({% set ns.x = ns %}): break those cycles at the end.
   ~Interpreter() {
     for (const auto& weak : cycle_roots_)
       if (auto scope = weak.lock()) scope->vars.clear();
+    for (const auto& [address, weak] : assigned_namespaces_)
+      if (auto attributes = weak.lock()) {
+        attributes->entries.clear();
+        attributes->index.clear();
+      }
   }
 
   std::string run(const Body& body, const Value& variables) {
@@ -68,6 +74,7 @@ class Interpreter {
   uint64_t ops_ = 0;
   int depth_ = 0;
   std::vector<std::weak_ptr<Scope>> cycle_roots_;
+  std::unordered_map<const Dict*, std::weak_ptr<Dict>> assigned_namespaces_;
 
   struct DepthGuard {
     explicit DepthGuard(Interpreter& i) : interp(i) {
@@ -229,6 +236,8 @@ class Interpreter {
           if (!ns.is_namespace())
             throw TemplateError("cannot assign attribute on non-namespace object");
           ns.dict_data().set(Value(target.attr), value);
+          std::weak_ptr<Dict>& seen = assigned_namespaces_[ns.dict_ptr().get()];
+          if (seen.expired()) seen = ns.dict_ptr();
           break;
         }
         default:
