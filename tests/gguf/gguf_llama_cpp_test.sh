@@ -4,9 +4,11 @@
 # (make_arch_models.py: llama, mistral and mixtral as llama, qwen2, qwen3, gemma2, gemma3, olmo2,
 # phi3, internlm2), each with a real tokenizer, converted to F32 and some to BF16 / Q8_0; for each
 # (gguf_llama_cpp_check.py): llama.cpp's tokenizer against expo tokenize over the hard corpus,
-# metadata, llama.cpp's greedy tokens and logits against expo's engine on the Hugging Face model.
+# metadata, llama.cpp's greedy tokens and logits against expo's engine on the Hugging Face model,
+# expo's engine on the same GGUF files, and on files llama.cpp's own quantizer wrote (Q8_0, F16).
 # Then the refusals of expo convert (a reward model, Gemma 2 with query_pre_attn_scalar other than
-# head_dim, an existing output) and `expo extrapolate --format gguf` against numpy bit for bit.
+# head_dim, an existing output) and `expo extrapolate --format gguf` against numpy bit for bit,
+# from the Hugging Face pair and from the pair as llama.cpp's quantizer rewrote it.
 # Skipped without node or the npm packages (a failure in CI, CI=true).
 # Usage: gguf_llama_cpp_test.sh PATH/TO/expo [MODEL,MODEL...]
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
