@@ -398,11 +398,6 @@ def top_logit_diff(row, step):
     return max(abs(v - row[t]) / scale for t, v in step["top"])
 
 
-def is_moe(gguf):
-    g = Gguf(gguf)
-    return "%s.expert_count" % g.meta["general.architecture"] in g.meta
-
-
 def logits_within(diffs, tol, moe):
     """(ok, text): every step's top-10 logit difference (relative, top_logit_diff) within tol.
     With experts, up to one step in 16 may exceed it: where two experts' router scores are within
@@ -422,7 +417,7 @@ def logits_within(diffs, tol, moe):
     return len(over) <= allowed, text
 
 
-def check_greedy(expo, folder, gguf, kind, chosen, work, name):
+def check_greedy(expo, folder, gguf, kind, chosen, work, name, moe):
     """llama.cpp's greedy tokens equal expo's up to the first step whose top-2 gap in expo's
     logits is within twice the type's bound (there float differences may choose either token);
     llama.cpp's top-10 logits equal expo's within the bound at every step of the same prefix."""
@@ -453,13 +448,13 @@ def check_greedy(expo, folder, gguf, kind, chosen, work, name):
            "%s %s: llama.cpp's greedy tokens == expo's engine on the HF model: %d of %d steps "
            "over %d prompts the same" % (name, kind, steps_same, N_STEPS * len(chosen),
                                          len(chosen)))
-    ok, within = logits_within(diffs, tol, is_moe(gguf))
+    ok, within = logits_within(diffs, tol, moe)
     report(ok, "%s %s: llama.cpp's top-10 logits at %d steps vs expo forward: %s"
            % (name, kind, len(diffs), within))
     return lc
 
 
-def check_engine_on_gguf(expo, gguf, kind, chosen, lc, work, name):
+def check_engine_on_gguf(expo, gguf, kind, chosen, lc, work, name, moe):
     """expo's engine reading the GGUF file (config, tokenizer and weights from it) against
     llama.cpp on the same file: greedy tokens equal up to a step whose top-2 gap (in expo's
     logits) is within twice the type's bound, top-10 logits within the bound."""
@@ -491,7 +486,7 @@ def check_engine_on_gguf(expo, gguf, kind, chosen, lc, work, name):
     report(not bad and same >= N_STEPS,
            "%s %s: expo generate --model %s.gguf: greedy tokens == llama.cpp's on the same file: "
            "%d of %d steps the same" % (name, kind, kind, same, N_STEPS * len(chosen)))
-    ok, within = logits_within(diffs, tol, is_moe(gguf))
+    ok, within = logits_within(diffs, tol, moe)
     report(ok, "%s %s: expo forward --model the .gguf vs llama.cpp's top-10 logits at %d steps: "
            "%s" % (name, kind, len(diffs), within))
 
@@ -540,6 +535,7 @@ def check_model(expo, manifest, name, work):
             "Gemma3ForCausalLM": "gemma3", "Olmo2ForCausalLM": "olmo2",
             "Phi3ForCausalLM": "phi3", "InternLM2ForCausalLM": "internlm2"}[m["architecture"]]
     specials = control_tokens(folder)
+    moe = "num_local_experts" in read_json(os.path.join(folder, "config.json"))
     lc = None
     chosen = None
     for kind in m["types"]:
@@ -562,11 +558,11 @@ def check_model(expo, manifest, name, work):
             kinds = {t[0] for n, t in g.tensors.items() if len(t[1]) > 1}
             want = {"f32": "F32", "f16": "F16", "bf16": "BF16", "q8_0": "Q8_0"}[kind]
             report(kinds == {want}, "%s %s: every matrix is %s" % (name, kind, want), str(kinds))
-            lc_greedy = check_greedy(expo, folder, gguf, kind, chosen, work, name)
-            check_engine_on_gguf(expo, gguf, kind, chosen, lc_greedy, work, name)
+            lc_greedy = check_greedy(expo, folder, gguf, kind, chosen, work, name, moe)
+            check_engine_on_gguf(expo, gguf, kind, chosen, lc_greedy, work, name, moe)
             if kind == "f32":
                 for lc_kind in LLAMA_CPP_WRITTEN:
-                    check_llama_cpp_written(expo, folder, gguf, lc_kind, chosen, work, name)
+                    check_llama_cpp_written(expo, folder, gguf, lc_kind, chosen, work, name, moe)
         except RuntimeError as e:
             report(False, "%s %s" % (name, kind), str(e))
         os.remove(gguf)
@@ -577,7 +573,7 @@ def llama_cpp_quantize(src, dst, kind):
     run([sys.executable, QUANTIZE, src, dst, kind])
 
 
-def check_llama_cpp_written(expo, folder, f32_gguf, kind, chosen, work, name):
+def check_llama_cpp_written(expo, folder, f32_gguf, kind, chosen, work, name, moe):
     """A file llama.cpp wrote, not expo: expo's F32 GGUF quantized to `kind` by llama.cpp's
     llama_model_quantize (its metadata copied and extended by llama.cpp, its tensors in llama.cpp's
     order, Q8_0 blocks from ggml's quantizer). llama.cpp's greedy tokens and logits on it against
@@ -596,8 +592,8 @@ def check_llama_cpp_written(expo, folder, f32_gguf, kind, chosen, work, name):
            "general.file_type %d" % (name, kind, want, LLAMA_FTYPE[kind]),
            "%s, file_type %s" % (kinds, g.meta.get("general.file_type")))
     label = name + " (llama.cpp-written)"
-    lc_greedy = check_greedy(expo, folder, gguf, kind, chosen, work, label)
-    check_engine_on_gguf(expo, gguf, kind, chosen, lc_greedy, work, label)
+    lc_greedy = check_greedy(expo, folder, gguf, kind, chosen, work, label, moe)
+    check_engine_on_gguf(expo, gguf, kind, chosen, lc_greedy, work, label, moe)
     os.remove(gguf)
 
 
@@ -614,15 +610,23 @@ def read_safetensors(path):
         if k == "__metadata__":
             continue
         b, e = v["data_offsets"]
-        buf = data[8 + n + b:8 + n + e]
-        if v["dtype"] == "BF16":
-            a = (np.frombuffer(buf, "<u2").astype("<u4") << 16).view("<f4")
-        elif v["dtype"] == "F32":
-            a = np.frombuffer(buf, "<f4")
-        else:
-            raise ValueError(v["dtype"])
-        out[k] = a.astype(np.float64).reshape(v["shape"])
+        out[k] = widen(data[8 + n + b:8 + n + e], v["dtype"]).reshape(v["shape"])
     return out
+
+
+def widen(raw, kind):
+    """Stored values as float64, exactly: F32, F16 and BF16 widen; a Q8_0 block is d * q."""
+    if kind == "F32":
+        return np.frombuffer(raw, "<f4").astype(np.float64)
+    if kind == "F16":
+        return np.frombuffer(raw, "<f2").astype(np.float64)
+    if kind == "BF16":
+        return (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view("<f4").astype(np.float64)
+    if kind == "Q8_0":
+        b = np.frombuffer(raw, np.uint8).reshape(-1, 34)
+        d = b[:, :2].copy().view("<f2").astype(np.float64)
+        return (d * b[:, 2:].copy().view(np.int8).astype(np.float64)).ravel()
+    raise ValueError(kind)
 
 
 def permute(w, n_head):
@@ -672,14 +676,22 @@ def check_extrapolate(expo, manifest, work):
         want[b + "attn_output.weight"] = theta[p + "self_attn.o_proj.weight"]
         for g, h in (("ffn_gate", "gate_proj"), ("ffn_up", "up_proj"), ("ffn_down", "down_proj")):
             want[b + g + ".weight"] = theta[p + "mlp." + h + ".weight"]
+    check_extrapolated(expo, pair["sft"], pair["aligned"], alpha, want, work, "expo-%s.gguf",
+                       "extrapolate --format gguf", "aligned + alpha (aligned - sft), q/k permuted")
+
+
+def check_extrapolated(expo, sft, aligned, alpha, want, work, out_name, what, expected):
+    """`expo extrapolate --format gguf` of `sft` and `aligned` at `alpha`, as F32 and as Q8_0:
+    every tensor equals want[name] (float64) rounded to F32, or quantized to Q8_0 blocks by
+    q8_0() (1-D tensors F32), bit for bit."""
     for kind in ("f32", "q8_0"):
-        out = os.path.join(work, "expo-%s.gguf" % kind)
+        out = os.path.join(work, out_name % kind)
         try:
-            run([expo, "extrapolate", "--sft", pair["sft"], "--aligned", pair["aligned"],
+            run([expo, "extrapolate", "--sft", sft, "--aligned", aligned,
                  "--alpha", str(alpha), "--format", "gguf", "--output", out, "--gguf-type", kind,
                  "--threads", "1", "--no-progress"])
         except RuntimeError as e:
-            report(False, "expo extrapolate --format gguf --gguf-type %s" % kind, str(e))
+            report(False, "%s --gguf-type %s" % (what, kind), str(e))
             continue
         g = Gguf(out)
         bad = []
@@ -710,28 +722,16 @@ def check_extrapolate(expo, manifest, work):
                     bad.append("%s: %d of %d Q8_0 blocks differ" % (n, k, gb.shape[0]))
         for line in bad[:10]:
             print("  " + line)
-        report(not bad, "extrapolate --format gguf --gguf-type %s, alpha %g: %d tensors == numpy "
-               "float64 aligned + alpha (aligned - sft), q/k permuted, %s" %
-               (kind, alpha, len(want), "as F32 bit for bit" if kind == "f32"
+        report(not bad, "%s --gguf-type %s, alpha %g: %d tensors == numpy float64 %s, %s" %
+               (what, kind, alpha, len(want), expected, "as F32 bit for bit" if kind == "f32"
                 else "Q8_0 blocks bit for bit (1-D tensors F32)"))
         os.remove(out)
 
 
 def dequantize(g, name):
-    """A tensor of a GGUF file as float64 values (exact: F32, F16, BF16 widen; Q8_0 is d * q)."""
+    """A tensor of a GGUF file as float64 values (widen)."""
     kind, shape, _ = g.tensors[name]
-    raw = g.raw(name)
-    if kind == "F32":
-        v = np.frombuffer(raw, "<f4").astype(np.float64)
-    elif kind == "F16":
-        v = np.frombuffer(raw, "<f2").astype(np.float64)
-    elif kind == "BF16":
-        v = (np.frombuffer(raw, "<u2").astype(np.uint32) << 16).view("<f4").astype(np.float64)
-    else:
-        b = np.frombuffer(raw, np.uint8).reshape(-1, 34)
-        d = b[:, :2].copy().view("<f2").astype(np.float64)
-        v = (d * b[:, 2:].copy().view(np.int8).astype(np.float64)).ravel()
-    return v.reshape(shape)
+    return widen(g.raw(name), kind).reshape(shape)
 
 
 def check_extrapolate_llama_cpp_pair(expo, manifest, work):
@@ -757,37 +757,10 @@ def check_extrapolate_llama_cpp_pair(expo, manifest, work):
            {t[0] for n, t in aligned.tensors.items() if len(t[1]) > 1} == {"Q8_0"},
            "the pair rewritten by llama.cpp's quantizer: the same %d tensors, matrices Q8_0"
            % len(aligned.tensors))
-    for kind in ("f32", "q8_0"):
-        out = os.path.join(work, "expo-from-llama.cpp-%s.gguf" % kind)
-        try:
-            run([expo, "extrapolate", "--sft", files["sft"], "--aligned", files["aligned"],
-                 "--alpha", str(alpha), "--format", "gguf", "--output", out, "--gguf-type", kind,
-                 "--threads", "1", "--no-progress"])
-        except RuntimeError as e:
-            report(False, "expo extrapolate of llama.cpp's Q8_0 pair --gguf-type %s" % kind, str(e))
-            continue
-        g = Gguf(out)
-        bad = []
-        if set(g.tensors) != set(want):
-            bad.append("tensor names: extra %s, missing %s" % (sorted(set(g.tensors) - set(want)),
-                                                               sorted(set(want) - set(g.tensors))))
-        for n in sorted(set(g.tensors) & set(want)):
-            w = want[n]
-            if w.ndim == 1 or kind == "f32":
-                exp_t, exp = "F32", w.astype("<f4").tobytes()
-            else:
-                exp_t, exp = "Q8_0", q8_0(w)
-            if g.tensors[n][0] != exp_t:
-                bad.append("%s: type %s, want %s" % (n, g.tensors[n][0], exp_t))
-            elif g.raw(n) != exp:
-                bad.append("%s: the bytes differ" % n)
-        for line in bad[:10]:
-            print("  " + line)
-        report(not bad, "expo extrapolate --sft/--aligned llama.cpp's Q8_0 files --gguf-type %s, "
-               "alpha %g: %d tensors == numpy float64 of the files' exact values, %s"
-               % (kind, alpha, len(want), "as F32 bit for bit" if kind == "f32"
-                  else "Q8_0 blocks bit for bit (1-D tensors F32)"))
-        os.remove(out)
+    check_extrapolated(expo, files["sft"], files["aligned"], alpha, want, work,
+                       "expo-from-llama.cpp-%s.gguf",
+                       "expo extrapolate --sft/--aligned llama.cpp's Q8_0 files",
+                       "aligned + alpha (aligned - sft) of the files' exact values")
     for f in files.values():
         os.remove(f)
 
